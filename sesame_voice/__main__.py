@@ -1,0 +1,7 @@
+"""``python -m sesame_voice``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

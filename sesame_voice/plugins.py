@@ -1,0 +1,103 @@
+"""Plugin manager: loads built-in and third-party plugins from the ``sesame_voice`` entry points."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Iterable
+
+import pluggy
+
+from . import hookspecs
+from .frontend import Frontend
+from .provider import Provider
+
+_LOGGER = logging.getLogger(__name__)
+ENTRY_POINT_GROUP = "sesame_voice"
+
+
+class PluginClash(Exception):
+    """Two plugins registered the same provider or frontend name."""
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager, remembering which distribution supplied each plugin."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.distributions: dict[str, tuple[str, str]] = {}
+        self.failed: dict[str, str] = {}
+
+    def load_entry_points(self) -> None:
+        """Like ``load_setuptools_entrypoints`` but one broken plugin does not stop the others."""
+        for dist in metadata.distributions():
+            for ep in dist.entry_points:
+                if ep.group != ENTRY_POINT_GROUP or self.get_plugin(ep.name) or self.is_blocked(ep.name):
+                    continue
+                try:
+                    plugin = ep.load()
+                    self.register(plugin, name=ep.name)
+                except Exception as err:  # noqa: BLE001 - report and carry on without it
+                    _LOGGER.exception("Plugin %s (%s) failed to load; skipped", ep.name, ep.value)
+                    self.failed[ep.name] = f"{type(err).__name__}: {err}"
+                    continue
+                self.distributions[ep.name] = (dist.metadata["Name"], dist.version)
+
+
+def make_plugin_manager(disabled: Iterable[str] = (), load_entry_points: bool = True) -> PluginManager:
+    """A fresh PluginManager with every entry-point plugin loaded except the ``disabled`` names."""
+    pm = PluginManager()
+    for name in disabled:
+        pm.set_blocked(name)
+    if load_entry_points:
+        pm.load_entry_points()
+    return pm
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A class supplied by a plugin."""
+
+    cls: type
+    plugin: str
+
+
+def _collect(pm: pluggy.PluginManager, hook_name: str, base: type) -> dict[str, Registration]:
+    found: dict[str, Registration] = {}
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        def register(cls: type, _plugin: str = impl.plugin_name) -> None:
+            if not (isinstance(cls, type) and issubclass(cls, base)) or not cls.name:
+                raise TypeError(f"plugin {_plugin} registered {cls!r}, not a named {base.__name__}")
+            if cls.name in found:
+                raise PluginClash(
+                    f"{base.__name__.lower()} {cls.name!r} registered by both "
+                    f"{found[cls.name].plugin} and {_plugin}"
+                )
+            found[cls.name] = Registration(cls, _plugin)
+
+        impl.function(register)
+    return found
+
+
+def collect_providers(pm: pluggy.PluginManager) -> dict[str, Registration]:
+    """Provider classes by provider name."""
+    return _collect(pm, "register_providers", Provider)
+
+
+def collect_frontends(pm: pluggy.PluginManager) -> dict[str, Registration]:
+    """Frontend classes by frontend name."""
+    return _collect(pm, "register_frontends", Frontend)
+
+
+def plugin_rows(pm: PluginManager) -> list[dict]:
+    """One row per loaded plugin: name, distribution, version, hooks it implements."""
+    rows = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:
+            continue
+        dist, version = pm.distributions.get(name, (None, None))
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        rows.append({"name": name, "distribution": dist, "version": version, "hooks": hooks})
+    return rows

@@ -1,0 +1,178 @@
+"""The Server: owns settings, plugins, providers, voices, engine, HTTP app and frontends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__
+from .config import Settings
+from .engine import Engine
+from .frontend import Announcement, Frontend
+from .plugins import PluginManager, collect_frontends, collect_providers, make_plugin_manager
+from .provider import Provider
+from .voices import VoiceLibrary
+
+_LOGGER = logging.getLogger(__name__)
+SERVER_KEY = web.AppKey("sesame_server", object)
+
+
+class Server:
+    """Runtime state of one sesame-voice server; no module-level globals anywhere.
+
+    ``async with Server(settings) as server:`` starts providers, the voices watcher, the HTTP app,
+    frontends and zeroconf on one exit stack, and tears them down in reverse.
+    """
+
+    def __init__(self, settings: Settings, pm: PluginManager | None = None) -> None:
+        self.settings = settings
+        self.pm = pm or make_plugin_manager(disabled=settings.disabled_plugins)
+        self.providers: dict[str, Provider] = {
+            name: reg.cls(settings) for name, reg in collect_providers(self.pm).items()
+        }
+        self.frontend_classes = collect_frontends(self.pm)
+        self.voices = VoiceLibrary(
+            Path(settings.voices_dir), self.providers, settings.default_voice,
+        )
+        self.engine = Engine(self.providers, self.voices, settings)
+        self.engine.resolve_hook = self._resolve_voice_hook
+        self.frontends: list[Frontend] = []
+        self.http_properties: dict[str, str] = {}
+        """TXT properties for the HTTP zeroconf service; route plugins add theirs."""
+        self.openapi_paths: dict[str, Any] = {}
+        """OpenAPI path items contributed by route plugins, served at /openapi.json."""
+        self.app: web.Application | None = None
+        self.http_port: int | None = None
+        self.discovery = None
+        self._stack = contextlib.AsyncExitStack()
+
+    # -- lifecycle -------------------------------------------------------------
+    async def __aenter__(self) -> "Server":
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._stack.aclose()
+
+    async def _start(self) -> None:
+        stack = self._stack
+        await asyncio.to_thread(self.voices.reload)
+        self.voices.listeners.append(self._on_voices_changed)
+        stack.push_async_callback(self.engine.aclose)
+        watcher = asyncio.create_task(self.voices.watch(self.settings.voices_poll_interval), name="voices-watch")
+        stack.callback(watcher.cancel)
+        await self._start_http()
+        for name, registration in self.frontend_classes.items():
+            if not registration.cls.enabled(self.settings):
+                _LOGGER.info("Frontend %s disabled by configuration", name)
+                continue
+            frontend = registration.cls(self)
+            await frontend.start()
+            stack.push_async_callback(frontend.stop)
+            self.frontends.append(frontend)
+        for lifespan in self.pm.hook.server_lifespan(server=self):
+            if lifespan is not None:
+                await stack.enter_async_context(lifespan)
+        if self.settings.zeroconf_enabled:
+            from .discovery import Discovery
+
+            self.discovery = Discovery(self.settings)
+            await self.discovery.start(self.announcements())
+            stack.push_async_callback(self.discovery.stop)
+
+    async def _start_http(self) -> None:
+        self.app = web.Application(client_max_size=4 * 1024 * 1024)
+        self.app[SERVER_KEY] = self
+        self.app.router.add_get("/health", self._health)
+        self.app.router.add_get("/openapi.json", self._openapi)
+        self.pm.hook.register_routes(app=self.app, server=self)
+        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        await runner.setup()
+        self._stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, self.settings.host, self.settings.port, reuse_address=True)
+        await site.start()
+        self.http_port = runner.addresses[0][1] if runner.addresses else self.settings.port
+        _LOGGER.info("HTTP API on http://%s:%s", self.settings.host, self.http_port)
+
+    def announcements(self) -> list[Announcement]:
+        """Every service to advertise: the HTTP API plus each frontend's."""
+        found = [
+            Announcement(
+                "_http._tcp.local.",
+                self.http_port or self.settings.port,
+                {"version": __version__, "default_voice": self.settings.default_voice, **self.http_properties},
+            )
+        ]
+        for frontend in self.frontends:
+            found.extend(frontend.announcements())
+        return found
+
+    async def _on_voices_changed(self, added: list[str], removed: list[str]) -> None:
+        for frontend in self.frontends:
+            try:
+                await frontend.voices_changed(added, removed)
+            except Exception:  # noqa: BLE001 - one frontend's failure must not stop the others
+                _LOGGER.exception("Frontend %s failed to refresh voices", frontend.name)
+        self.pm.hook.voices_changed(server=self, added=added, removed=removed)
+        if self.discovery is not None:
+            await self.discovery.update(self.announcements())
+
+    def _resolve_voice_hook(self, name: str, frontend: str):
+        return self.pm.hook.resolve_voice(name=name, frontend=frontend, voices=self.voices)
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled (Ctrl-C / SIGTERM)."""
+        await asyncio.Event().wait()
+
+    # -- core HTTP routes ------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Status, providers (and whether each is loaded), voices."""
+        providers = {name: p.status() for name, p in self.providers.items()}
+        default_ok = True
+        try:
+            self.voices.get(None)
+        except Exception:  # noqa: BLE001
+            default_ok = False
+        return {
+            "status": "ok" if default_ok else "degraded",
+            "version": __version__,
+            "providers": providers,
+            "voices": len(self.voices.list()),
+            "voice_errors": self.voices.errors,
+            "default_voice": self.settings.default_voice,
+            "frontends": [f.name for f in self.frontends],
+            "requests": dict(self.engine.counters),
+        }
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response(self.health())
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(self.openapi())
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of every HTTP route."""
+        paths = {
+            "/health": {
+                "get": {
+                    "summary": "Server health: providers, whether each is loaded, voice count",
+                    "responses": {"200": {"description": "Health report"}},
+                }
+            },
+            **self.openapi_paths,
+        }
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": "sesame-voice", "version": __version__},
+            "paths": paths,
+        }
+

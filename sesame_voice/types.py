@@ -1,0 +1,147 @@
+"""Data types that cross the frontend → engine → provider boundaries."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+RESPONSE_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+
+
+class SesameVoiceError(Exception):
+    """Base class of the errors a frontend turns into its protocol's error shape."""
+
+    code = "internal_error"
+
+
+class InvalidRequest(SesameVoiceError):
+    """The request is malformed or out of range."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.param = param
+        if code:
+            self.code = code
+
+
+class UnknownVoice(InvalidRequest):
+    """No voice of that name (or alias) exists."""
+
+    code = "voice_not_found"
+
+
+class ProviderUnavailable(SesameVoiceError):
+    """A provider cannot serve now: missing weights, failed load, absent dependency."""
+
+    code = "provider_unavailable"
+
+
+class ProviderFailed(SesameVoiceError):
+    """A provider raised while synthesising."""
+
+    code = "provider_error"
+
+
+class Overloaded(SesameVoiceError):
+    """Too many requests are queued for a provider."""
+
+    code = "overloaded"
+
+
+class Cancelled(SesameVoiceError):
+    """The client went away, so its generation was stopped."""
+
+    code = "cancelled"
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """Mono float32 PCM in [-1, 1] at ``sample_rate``."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / float(self.sample_rate)
+
+
+@dataclass(frozen=True)
+class ContextSegment:
+    """One earlier utterance of a conversation, for conversational providers (CSM)."""
+
+    text: str
+    speaker: int = 0
+    audio: np.ndarray | None = None
+    """Mono float32 samples of the utterance, if known."""
+    sample_rate: int | None = None
+
+
+@dataclass
+class SynthesisRequest:
+    """What every frontend asks of the engine, whatever its protocol."""
+
+    text: str
+    voice: str | None = None
+    """Voice name or alias; None means the default voice."""
+    speed: float = 1.0
+    """Tempo factor 0.25–4.0; pitch is kept."""
+    response_format: str = "mp3"
+    context: list[ContextSegment] = field(default_factory=list)
+    max_audio_length_ms: int | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
+    """Per-request overrides of the voice's sampling parameters (temperature, top_k…)."""
+    instructions: str | None = None
+    """Free-text delivery hints (OpenAI ``instructions``); providers may ignore them."""
+    frontend: str = ""
+    """Name of the frontend that asked, for logs and voice resolution."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A named voice: a provider plus its parameters, with fallbacks."""
+
+    name: str
+    provider: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ("en",)
+    fallbacks: tuple[Mapping[str, Any], ...] = ()
+    """Each a mapping with ``provider`` and optional parameters, tried in order."""
+    speakers: tuple[str, ...] = ()
+    source: Path | None = None
+    """File the voice was loaded from, if any."""
+
+    def candidates(self) -> list[tuple[str, Mapping[str, Any]]]:
+        """(provider, params) pairs in the order they should be tried."""
+        pairs: list[tuple[str, Mapping[str, Any]]] = [(self.provider, self.params)]
+        for fallback in self.fallbacks:
+            params = {k: v for k, v in fallback.items() if k != "provider"}
+            pairs.append((str(fallback["provider"]), params))
+        return pairs
+
+
+@dataclass
+class ProviderJob:
+    """One unit of work handed to a provider in its worker thread."""
+
+    sentences: list[str]
+    """The text, already split into sentences, in order."""
+    voice: Voice
+    params: Mapping[str, Any]
+    """The voice's parameters for this provider, merged with request overrides."""
+    request: SynthesisRequest
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def text(self) -> str:
+        """All sentences joined by spaces."""
+        return " ".join(self.sentences)

@@ -1,0 +1,286 @@
+"""The voices folder: YAML presets, speaker-clip clones and provider voice files, hot-reloaded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import yaml
+
+from .types import UnknownVoice, Voice
+
+_LOGGER = logging.getLogger(__name__)
+
+VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+PRESET_SUFFIXES = (".yaml", ".yml")
+CLIP_SUFFIX = ".wav"
+TRANSCRIPT_SUFFIX = ".txt"
+MAX_CLIP_SECONDS = 60.0
+PATH_PARAMS = ("prompt_audio", "model")
+"""Voice parameters holding file names; they must resolve inside the voices folder."""
+
+
+class VoiceFileError(ValueError):
+    """A file in the voices folder cannot become a voice; the message says why."""
+
+
+@dataclass
+class VoiceSet:
+    """One scan of the voices folder."""
+
+    voices: dict[str, Voice] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    """File name → why it was skipped."""
+
+
+def _inside(folder: Path, candidate: Path) -> Path:
+    """Resolve ``candidate`` against ``folder`` and refuse anything outside it."""
+    resolved = (folder / candidate).resolve()
+    if not resolved.is_relative_to(folder.resolve()):
+        raise VoiceFileError(f"path {str(candidate)!r} points outside the voices folder")
+    return resolved
+
+
+def _check_name(name: str) -> str:
+    if not VOICE_NAME.match(name):
+        raise VoiceFileError(f"voice name {name!r} must be letters, digits, '_', '.', '-' (max 64)")
+    return name
+
+
+def _resolve_paths(folder: Path, params: Mapping[str, Any]) -> dict[str, Any]:
+    resolved = dict(params)
+    for key in PATH_PARAMS:
+        if key in resolved and resolved[key] is not None:
+            path = _inside(folder, Path(str(resolved[key])))
+            if not path.is_file():
+                raise VoiceFileError(f"{key} file {resolved[key]!r} does not exist")
+            resolved[key] = str(path)
+    return resolved
+
+
+def load_preset(path: Path, folder: Path) -> Voice:
+    """A Voice from one YAML preset file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise VoiceFileError(f"unreadable YAML: {err}") from None
+    if not isinstance(data, Mapping):
+        raise VoiceFileError("expected a mapping with at least 'provider'")
+    name = _check_name(str(data.get("name") or path.stem))
+    provider = data.get("provider")
+    if not isinstance(provider, str) or not provider:
+        raise VoiceFileError("'provider' must name a voice provider")
+    params = data.get("params") or {}
+    if not isinstance(params, Mapping):
+        raise VoiceFileError("'params' must be a mapping")
+    fallbacks = []
+    for item in data.get("fallbacks") or []:
+        if isinstance(item, str):
+            item = {"provider": item}
+        if not isinstance(item, Mapping) or not isinstance(item.get("provider"), str):
+            raise VoiceFileError("each fallback must be a provider name or a mapping with 'provider'")
+        fallbacks.append(_resolve_paths(folder, item))
+    aliases = data.get("aliases") or []
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise VoiceFileError("'aliases' must be a list of names")
+    languages = data.get("languages") or ["en"]
+    speakers = data.get("speakers") or []
+    return Voice(
+        name=name,
+        provider=provider,
+        params=_resolve_paths(folder, params),
+        description=str(data.get("description") or "").strip(),
+        aliases=tuple(a.lower() for a in aliases),
+        languages=tuple(str(lang) for lang in languages),
+        fallbacks=tuple(fallbacks),
+        speakers=tuple(str(s) for s in speakers),
+        source=path,
+    )
+
+
+def load_clone(clip: Path, clone_provider: str, fallback: str | None) -> Voice:
+    """A Voice whose prompt is a speaker clip ``NAME.wav`` with its transcript ``NAME.txt``."""
+    import numpy as np
+    import soundfile as sf
+
+    name = _check_name(clip.stem)
+    transcript_path = clip.with_suffix(TRANSCRIPT_SUFFIX)
+    if not transcript_path.is_file():
+        raise VoiceFileError(f"clip has no transcript: add {transcript_path.name}")
+    transcript = transcript_path.read_text(encoding="utf-8", errors="replace").strip()
+    if not transcript:
+        raise VoiceFileError(f"transcript {transcript_path.name} is empty")
+    try:
+        samples, rate = sf.read(str(clip), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        raise VoiceFileError(f"not a readable audio file: {err}") from None
+    duration = len(samples) / float(rate)
+    if duration < 0.5 or duration > MAX_CLIP_SECONDS:
+        raise VoiceFileError(f"clip is {duration:.1f} s long; use 0.5–{MAX_CLIP_SECONDS:.0f} s of speech")
+    if float(np.sqrt(np.mean(np.square(samples)))) < 1e-4:
+        raise VoiceFileError("clip is silent")
+    return Voice(
+        name=name,
+        provider=clone_provider,
+        params={"prompt_audio": str(clip.resolve()), "prompt_text": transcript},
+        description=f"Voice cloned from {clip.name}",
+        fallbacks=({"provider": fallback},) if fallback else (),
+        source=clip,
+    )
+
+
+def folder_signature(folder: Path) -> tuple:
+    """Cheap fingerprint of the folder (names, sizes, mtimes) to detect changes."""
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return ()
+    signature = []
+    for entry in entries:
+        try:
+            stat = entry.stat()
+        except OSError:
+            continue
+        signature.append((entry.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(signature)
+
+
+class VoiceLibrary:
+    """All voices: provider defaults plus what the voices folder holds; re-scanned on change.
+
+    ``providers`` maps provider names to objects with ``default_voices()``, ``discover_voices(files)``
+    and ``voice_file_suffixes`` (``Provider`` instances).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        providers: Mapping[str, Any],
+        default_voice: str,
+        clone_provider: str = "csm",
+        clone_fallback: str | None = "piper",
+    ) -> None:
+        self.folder = Path(folder)
+        self.providers = providers
+        self.default_voice = default_voice
+        self.clone_provider = clone_provider
+        self.clone_fallback = clone_fallback
+        self.current = VoiceSet()
+        self._signature: tuple | None = None
+        self.listeners: list[Callable[[list[str], list[str]], Any]] = []
+
+    # -- scanning ------------------------------------------------------------
+    def scan(self) -> VoiceSet:
+        """Read the folder now (blocking IO) and return what it holds."""
+        found = VoiceSet()
+
+        def add(voice: Voice, origin: str) -> None:
+            key = voice.name.lower()
+            if key in found.voices:
+                found.errors[origin] = f"voice {voice.name!r} already defined by {found.voices[key].source or 'a provider'}"
+                return
+            found.voices[key] = voice
+
+        for provider in self.providers.values():
+            for voice in _safely(provider.default_voices, found.errors, f"provider {provider.name}"):
+                add(voice, f"provider {provider.name}")
+        files = sorted(p for p in self.folder.iterdir() if p.is_file()) if self.folder.is_dir() else []
+        claimed: set[Path] = set()
+        for path in files:
+            if path.suffix.lower() in PRESET_SUFFIXES:
+                claimed.add(path)
+                self._load_into(found, path, lambda p=path: load_preset(p, self.folder), add)
+            elif path.suffix.lower() == CLIP_SUFFIX:
+                claimed.update({path, path.with_suffix(TRANSCRIPT_SUFFIX)})
+                self._load_into(
+                    found, path, lambda p=path: load_clone(p, self.clone_provider, self.clone_fallback), add
+                )
+        for provider in self.providers.values():
+            suffixes = tuple(getattr(provider, "voice_file_suffixes", ()))
+            mine = [p for p in files if p not in claimed and p.name.endswith(suffixes)] if suffixes else []
+            if not mine:
+                continue
+            for voice in _safely(lambda: provider.discover_voices(mine), found.errors, f"provider {provider.name}"):
+                add(voice, str(voice.source or provider.name))
+        for voice in found.voices.values():
+            for alias in voice.aliases:
+                if alias in found.voices or alias in found.aliases:
+                    found.errors[str(voice.source)] = f"alias {alias!r} is already taken"
+                    continue
+                found.aliases[alias] = voice.name.lower()
+        for name, error in found.errors.items():
+            _LOGGER.warning("Voice file %s skipped: %s", name, error)
+        return found
+
+    def _load_into(self, found: VoiceSet, path: Path, loader: Callable[[], Voice], add) -> None:
+        try:
+            add(loader(), path.name)
+        except VoiceFileError as err:
+            found.errors[path.name] = str(err)
+        except Exception as err:  # noqa: BLE001 - one bad file must never stop the others
+            found.errors[path.name] = f"{type(err).__name__}: {err}"
+
+    def reload(self) -> tuple[list[str], list[str]]:
+        """Re-scan; return (added, removed) voice names and remember the new set."""
+        self._signature = folder_signature(self.folder)
+        before = self.current
+        self.current = self.scan()
+        added = sorted(v.name for k, v in self.current.voices.items() if before.voices.get(k) != v)
+        removed = sorted(v.name for k, v in before.voices.items() if k not in self.current.voices)
+        return added, removed
+
+    def changed_on_disk(self) -> bool:
+        """True if the folder differs from the last scan."""
+        return folder_signature(self.folder) != self._signature
+
+    async def watch(self, interval: float) -> None:
+        """Poll the folder forever; re-scan and notify listeners when it changes."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await asyncio.to_thread(self.changed_on_disk):
+                    continue
+                added, removed = await asyncio.to_thread(self.reload)
+            except Exception:  # noqa: BLE001 - keep watching whatever happens
+                _LOGGER.exception("Re-scanning %s failed", self.folder)
+                continue
+            if added or removed:
+                _LOGGER.info("Voices changed: added %s, removed %s", added, removed)
+                for listener in list(self.listeners):
+                    result = listener(added, removed)
+                    if asyncio.iscoroutine(result):
+                        await result
+
+    # -- lookups ---------------------------------------------------------------
+    def list(self) -> list[Voice]:
+        """Every voice, sorted by name."""
+        return sorted(self.current.voices.values(), key=lambda v: v.name.lower())
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Files skipped in the last scan, with reasons."""
+        return dict(self.current.errors)
+
+    def get(self, name: str | None) -> Voice:
+        """The voice called ``name`` (or one of its aliases); None means the default voice."""
+        key = (name or self.default_voice).strip().lower()
+        voice = self.current.voices.get(key) or self.current.voices.get(self.current.aliases.get(key, ""))
+        if voice is None:
+            if name is None or key == self.default_voice.lower():
+                raise UnknownVoice(f"default voice {self.default_voice!r} does not exist", param="voice")
+            shown = name if VOICE_NAME.match(name or "") else repr(name)[:70]
+            raise UnknownVoice(f"voice {shown} does not exist; GET /v1/audio/voices lists them", param="voice")
+        return voice
+
+
+def _safely(produce: Callable[[], Iterable[Voice]], errors: dict[str, str], origin: str) -> list[Voice]:
+    try:
+        return list(produce())
+    except Exception as err:  # noqa: BLE001 - a provider bug must not hide other voices
+        errors[origin] = f"{type(err).__name__}: {err}"
+        return []
