@@ -1,0 +1,116 @@
+"""Configuration layering and fail-fast errors; the CLI's commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sesame_voice.audio import decode_audio
+from sesame_voice.cli import main
+from sesame_voice.config import ConfigError, load_settings
+from sesame_voice.text import SentenceStream, split_sentences
+
+
+def test_defaults_match_the_documented_ones():
+    settings = load_settings(env={}, dotenv_file=None)
+    assert (settings.host, settings.port, settings.model_id) == ("0.0.0.0", 8880, "sesame/csm-1b")
+    assert settings.cache_dir == Path("~/.cache/sesame-tts").expanduser()
+    assert (settings.default_voice, settings.default_format, settings.max_input_length) == ("conversational", "mp3", 4096)
+    assert settings.api_key is None
+
+
+def test_env_beats_dotenv_beats_yaml(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("port: 9000\ndefault_voice: fast\nmax_input_length: 100\nplugins:\n  csm:\n    first_chunk_frames: 4\n")
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PORT=9100\nDEFAULT_VOICE=whisper\nAPI_KEY=from-dotenv\n")
+    settings = load_settings(config_file=config, env={"PORT": "9200"}, dotenv_file=dotenv)
+    assert settings.port == 9200
+    assert settings.default_voice == "whisper"
+    assert settings.max_input_length == 100
+    assert settings.api_key == "from-dotenv"
+    assert settings.plugin_config("csm") == {"first_chunk_frames": 4}
+
+
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({"PORT": "eighty"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"DEFAULT_FORMAT": "ogg"}, "DEFAULT_FORMAT"),
+        ({"MAX_INPUT_LENGTH": "0"}, "MAX_INPUT_LENGTH"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+        ({"ZEROCONF_ENABLED": "maybe"}, "ZEROCONF_ENABLED"),
+        ({"ZEROCONF_INTERFACES": "eth0"}, "ZEROCONF_INTERFACES"),
+        ({"WYOMING_URI": "10200"}, "WYOMING_URI"),
+    ],
+)
+def test_bad_values_fail_fast_naming_the_setting(env, named):
+    with pytest.raises(ConfigError, match=named):
+        load_settings(env=env, dotenv_file=None)
+
+
+def test_unknown_yaml_setting_is_an_error(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("prot: 1\n")
+    with pytest.raises(ConfigError, match="unknown setting 'prot'"):
+        load_settings(config_file=config, env={}, dotenv_file=None)
+
+
+def test_cli_reports_config_errors_and_exits_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "sesame_voice", "voices"], env={"PORT": "nope", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 2
+    assert "PORT" in result.stderr and "nope" in result.stderr
+
+
+def test_say_writes_a_decodable_file(tmp_path, voices_dir, monkeypatch, transcribe, wer):
+    monkeypatch.setenv("MODEL_ID", str(tmp_path))
+    out = tmp_path / "hello.ogg"
+    text = "Good morning, the coffee is ready."
+    assert main(["say", text, "-o", str(out), "--voices-dir", str(voices_dir), "--voice", "joe"]) == 0
+    samples, rate = decode_audio(out.read_bytes(), "opus")
+    assert rate == 48000 and len(samples) / rate > 1.0
+    assert wer(text, transcribe(samples, rate)) <= 0.1
+
+
+def test_voices_command_lists_voices_and_broken_files(voices_dir, capsys):
+    (voices_dir / "oops.yaml").write_text(": : :\n")
+    assert main(["voices", "--json", "--voices-dir", str(voices_dir)]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    names = {v["name"] for v in listing["voices"]}
+    assert {"conversational", "professional", "fast", "whisper", "joe"} <= names
+    assert "oops.yaml" in listing["errors"]
+    conversational = next(v for v in listing["voices"] if v["name"] == "conversational")
+    assert conversational["fallbacks"] == ["piper"] and "alloy" in conversational["aliases"]
+
+
+def test_help_describes_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("serve", "voices", "say", "plugins", "discover"):
+        assert command in text
+
+
+def test_sentence_splitting_keeps_every_word():
+    text = "Dr. Smith arrived at 3.30 p.m. today! Did he? " + ", ".join(["word"] * 300) + " end."
+    sentences = split_sentences(text)
+    assert sentences[0].startswith("Dr. Smith")
+    assert all(len(s) <= 400 for s in sentences)
+    assert " ".join(sentences).split() == text.split()
+
+
+def test_sentence_stream_handles_mid_word_chunks():
+    stream = SentenceStream()
+    done = []
+    for piece in ["Hel", "lo the", "re. How a", "re you? I am f", "ine"]:
+        done += stream.add(piece)
+    assert done == ["Hello there.", "How are you?"]
+    assert stream.finish() == ["I am fine"]
