@@ -18,6 +18,8 @@ from .errors import error_response, from_exception
 
 _LOGGER = logging.getLogger(__name__)
 STREAM_FORMATS = ("audio", "sse")
+ENCODE_SLICE_SECONDS = 0.5
+"""Chunks are encoded and sent in slices this long, so the first bytes leave sooner."""
 FRAME_SECONDS = 0.08
 """Usage reports output tokens as 80 ms audio frames (CSM's Mimi frame rate)."""
 
@@ -110,8 +112,11 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
         await response.prepare(request)
         async for chunk in synthesis:
             seconds += chunk.duration
-            await _send(response, encoder.encode(chunk.samples), sse)
-        await _send(response, encoder.finish(), sse)
+            step = max(1, int(chunk.sample_rate * ENCODE_SLICE_SECONDS))
+            for start in range(0, len(chunk.samples), step):
+                data = await asyncio.to_thread(encoder.encode, chunk.samples[start : start + step])
+                await _send(response, data, sse)
+        await _send(response, await asyncio.to_thread(encoder.finish), sse)
         if sse:
             await response.write(_sse_event(_done_event(speech.text, seconds)))
         await response.write_eof()
