@@ -43,6 +43,8 @@ class Settings:
     mp3_bitrate: int = 64
     opus_bitrate: int = 32
     aac_bitrate: int = 64
+    preload: bool = True
+    """Load every provider at start-up (in its worker thread) instead of on first use."""
     max_queue: int = 16
     """Requests waiting per provider before new ones get an 'overloaded' error."""
     voices_poll_interval: float = 1.0

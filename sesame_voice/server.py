@@ -68,6 +68,10 @@ class Server:
         await asyncio.to_thread(self.voices.reload)
         self.voices.listeners.append(self._on_voices_changed)
         stack.push_async_callback(self.engine.aclose)
+        if self.settings.preload:
+            for worker in self.engine.workers.values():
+                preload = asyncio.create_task(self._preload(worker), name=f"preload-{worker.provider.name}")
+                stack.callback(preload.cancel)
         watcher = asyncio.create_task(self.voices.watch(self.settings.voices_poll_interval), name="voices-watch")
         stack.callback(watcher.cancel)
         await self._start_http()
@@ -88,6 +92,14 @@ class Server:
             self.discovery = Discovery(self.settings)
             await self.discovery.start(self.announcements())
             stack.push_async_callback(self.discovery.stop)
+
+    @staticmethod
+    async def _preload(worker) -> None:
+        """Load a provider in its worker thread at start-up, so /health shows progress early."""
+        try:
+            await worker.call(worker.provider.ensure_loaded)
+        except Exception as err:  # noqa: BLE001 - remembered by the provider, shown in /health
+            _LOGGER.info("Provider %s not available yet: %s", worker.provider.name, err)
 
     async def _start_http(self) -> None:
         self.app = web.Application(client_max_size=4 * 1024 * 1024)

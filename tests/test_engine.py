@@ -1,0 +1,110 @@
+"""The engine on deterministic providers: sentences, speed, limits, fallbacks, the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from fakes import FakePlugin
+from sesame_voice import InvalidRequest, SynthesisRequest
+
+
+async def _collect(server, **request):
+    async with server.engine.session(SynthesisRequest(**request)) as synthesis:
+        chunks = [chunk async for chunk in synthesis]
+    return synthesis, np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate
+
+
+async def test_long_input_is_spoken_whole_sentence_by_sentence(start_server):
+    async with start_server(plugins=[FakePlugin()]) as server:
+        sentences = [f"This is sentence number {i} of the long text." for i in range(80)]
+        _, samples, rate = await _collect(server, text=" ".join(sentences), voice="tone")
+        assert server.providers["tone"].sentences_done == sentences
+        assert len(samples) == 80 * rate // 2
+
+
+@pytest.mark.parametrize("speed", [0.5, 2.0])
+async def test_speed_time_stretches_providers_without_native_speed(start_server, speed):
+    async with start_server(plugins=[FakePlugin()]) as server:
+        text = "One. Two. Three. Four. Five. Six."
+        _, normal, rate = await _collect(server, text=text, voice="tone")
+        _, changed, _ = await _collect(server, text=text, voice="tone", speed=speed)
+        assert len(normal) / len(changed) == pytest.approx(speed, rel=0.05)
+        # Pitch is kept: the first tone's dominant frequency (300 Hz) survives the stretch.
+        window = changed[: rate // 4]
+        peak = np.argmax(np.abs(np.fft.rfft(window))) * rate / len(window)
+        assert abs(peak - 300) < 10
+
+
+async def test_max_audio_length_caps_output(start_server):
+    async with start_server(plugins=[FakePlugin()]) as server:
+        _, samples, rate = await _collect(server, text="First one. Second one. Third one.", voice="tone", max_audio_length_ms=700)
+        assert len(samples) == int(0.7 * rate)
+
+
+async def test_failed_load_is_remembered_and_health_says_why(start_server):
+    async with start_server(plugins=[FakePlugin()], preload=False) as server:
+        provider = server.providers["unloadable"]
+        type(provider).load_attempts = 0
+        for _ in range(3):
+            synthesis, _, _ = await _collect(server, text="Hi.", voice="needs-fallback")
+            assert synthesis.provider == "tone" and synthesis.fell_back_from == ["unloadable"]
+        assert type(provider).load_attempts == 1
+        health = server.health()
+        assert health["providers"]["unloadable"]["state"] == "failed"
+        assert "MODEL_ID" in health["providers"]["unloadable"]["error"]
+        assert health["providers"]["tone"]["loaded"] is True
+
+
+async def test_inference_never_blocks_the_event_loop(start_server):
+    async with start_server(plugins=[FakePlugin()]) as server:
+        gaps = []
+
+        async def ticker():
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        await _collect(server, text="Slow one. Slow two. Slow three.", voice="slowtone")
+        task.cancel()
+        assert len(gaps) > 30
+        assert max(gaps) < 0.25, f"event loop stalled for {max(gaps):.3f}s"
+
+
+async def test_validation_errors_name_the_parameter(server):
+    with pytest.raises(InvalidRequest) as caught:
+        await server.engine.synthesize(SynthesisRequest(text="hi", speed=5))
+    assert caught.value.param == "speed"
+    with pytest.raises(InvalidRequest) as caught:
+        await server.engine.synthesize(SynthesisRequest(text="hi", response_format="mp4"))
+    assert caught.value.param == "response_format"
+
+
+async def test_health_endpoint_reports_providers_and_voices(server, base_url):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{base_url}/health") as response:
+            health = await response.json()
+        async with session.get(f"{base_url}/openapi.json") as response:
+            spec = await response.json()
+        async with session.get(f"{base_url}/v1/models") as response:
+            models = await response.json()
+        async with session.get(f"{base_url}/v1/models/csm-1b") as response:
+            model = await response.json()
+        async with session.get(f"{base_url}/v1/models/gpt-5") as response:
+            missing = response.status, await response.json()
+    assert health["status"] == "ok" and health["voices"] >= 5
+    assert "piper" in health["providers"]
+    assert "/v1/audio/speech" in spec["paths"] and spec["openapi"].startswith("3.")
+    assert models["object"] == "list"
+    assert {m["id"] for m in models["data"]} >= {"csm-1b", "tts-1", "tts-1-hd", "gpt-4o-mini-tts"}
+    assert model["id"] == "csm-1b" and model["object"] == "model"
+    assert missing[0] == 404 and missing[1]["error"]["code"] == "model_not_found"
