@@ -186,11 +186,17 @@ class Engine:
         sentences = split_sentences(request.text)
         skipped: list[str] = []
         last_error: SesameVoiceError | None = None
-        for provider_name, params in voice.candidates():
+        candidates = voice.candidates()
+        for index, (provider_name, params) in enumerate(candidates):
             worker = self.workers.get(provider_name)
             if worker is None:
                 skipped.append(provider_name)
                 last_error = ProviderUnavailable(f"provider {provider_name!r} is not installed")
+                continue
+            if worker.provider.state == "loading" and index < len(candidates) - 1:
+                # A model still downloading or loading must not hold up a voice that has a fallback.
+                skipped.append(provider_name)
+                last_error = ProviderUnavailable(f"provider {provider_name!r} is still loading")
                 continue
             job = ProviderJob(
                 sentences=sentences, voice=voice, params={**params, **request.sampling}, request=request

@@ -108,3 +108,12 @@ async def test_health_endpoint_reports_providers_and_voices(server, base_url):
     assert {m["id"] for m in models["data"]} >= {"csm-1b", "tts-1", "tts-1-hd", "gpt-4o-mini-tts"}
     assert model["id"] == "csm-1b" and model["object"] == "model"
     assert missing[0] == 404 and missing[1]["error"]["code"] == "model_not_found"
+
+
+async def test_a_loading_provider_is_skipped_when_the_voice_has_a_fallback(start_server):
+    async with start_server(plugins=[FakePlugin()], preload=False) as server:
+        provider = server.providers["unloadable"]
+        provider.state = "loading"  # as while a checkpoint downloads
+        synthesis, _, _ = await _collect(server, text="Hi.", voice="needs-fallback")
+        assert synthesis.provider == "tone" and synthesis.fell_back_from == ["unloadable"]
+        assert provider.state == "loading", "the loading provider must not have been asked to load again"
