@@ -136,6 +136,8 @@ class Engine:
         self.workers = {name: ProviderWorker(p, settings.max_queue) for name, p in providers.items()}
         self.resolve_hook: Callable[[str | None, str], Voice | None] | None = None
         self.counters = {"requests": 0, "errors": 0, "cancelled": 0, "fallbacks": 0}
+        self._logged_fallbacks: set[tuple] = set()
+        """Fallback routes already logged at INFO; repeats go to DEBUG."""
 
     # -- validation ------------------------------------------------------------
     def validate(self, request: SynthesisRequest) -> SynthesisRequest:
@@ -208,7 +210,7 @@ class Engine:
                 first = None
             except ProviderUnavailable as err:
                 await stream.aclose()
-                _LOGGER.warning("Provider %s unavailable for voice %s: %s", provider_name, voice.name, err)
+                _LOGGER.debug("Provider %s unavailable for voice %s: %s", provider_name, voice.name, err)
                 skipped.append(provider_name)
                 last_error = err
                 continue
@@ -218,7 +220,11 @@ class Engine:
                 raise
             if skipped:
                 self.counters["fallbacks"] += 1
-                _LOGGER.info("Voice %s served by %s (fell back from %s)", voice.name, provider_name, skipped)
+                route = (voice.name, provider_name, tuple(skipped))
+                level = logging.DEBUG if route in self._logged_fallbacks else logging.INFO
+                self._logged_fallbacks.add(route)
+                _LOGGER.log(level, "Voice %s served by %s (fell back from %s: %s)", voice.name, provider_name,
+                            ", ".join(skipped), last_error)
             rate = first.sample_rate if first is not None else 24000
             return Synthesis(voice, provider_name, rate, job, skipped, first, stream)
         self.counters["errors"] += 1

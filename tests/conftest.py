@@ -15,14 +15,7 @@ from sesame_voice.config import Settings, load_settings
 from sesame_voice.plugins import make_plugin_manager
 from sesame_voice.server import Server
 
-REPO = Path(__file__).resolve().parent.parent
-VOICES = REPO / "voices"
-
-SENTENCES = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Please turn on the kitchen lights at seven.",
-    "Today the weather is sunny with a light breeze.",
-]
+from support import VOICES
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import SENTENCES
+from support import SENTENCES
 from sesame_voice.audio import decode_audio
 
 FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from support import REPO
 from fakes import FakePlugin, ToneProvider
 from sesame_voice import hookspecs
 from sesame_voice.cli import main

@@ -1,0 +1,121 @@
+"""Speed-ups over mlx-audio's reference frame step; same maths, same weights.
+
+* ``FrameStep`` runs the backbone as mlx-audio does, then the 31-step depth decoder (and codebook
+  sampling) as one ``mx.compile``d function: one graph per frame instead of hundreds of small ops.
+* ``install_fast_convtr`` swaps Mimi's transposed convolutions for a matmul + overlap-add that is
+  exact and, on MLX's CPU backend, an order of magnitude faster than ``mx.conv_transpose1d``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import mlx.core as mx
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class FrameStep:
+    """``core.generate_frame`` with a compiled depth decoder, one compiled function per sampler."""
+
+    def __init__(self, core, compiled: bool = True) -> None:
+        self.core = core
+        self.compiled = compiled
+        self._functions: dict = {}
+
+    def __call__(self, tokens: mx.array, mask: mx.array, sampler: Callable, sampler_key) -> mx.array:
+        core = self.core
+        embeds = core._embed_tokens(tokens)
+        h = mx.sum(embeds * mx.expand_dims(mask, -1), axis=2)
+        h = core.backbone(h, cache=core.backbone_cache)
+        return self._depth(sampler, sampler_key)(h[:, -1, :])
+
+    def _depth(self, sampler: Callable, key):
+        function = self._functions.get(key)
+        if function is None:
+            function = _depth_decoder(self.core, sampler)
+            if self.compiled:
+                state = mx.random.state
+                function = mx.compile(function, inputs=state, outputs=state)
+            self._functions[key] = function
+        return function
+
+
+def _depth_decoder(core, sampler: Callable):
+    """The codebook loop of mlx-audio's ``SesameModel.generate_frame`` as a pure function of ``last_h``."""
+    from mlx_audio.lm.models.cache import make_prompt_cache
+
+    codebooks = core.args.audio_num_codebooks
+
+    def depth(last_h: mx.array) -> mx.array:
+        c0 = mx.expand_dims(sampler(core.codebook0_head(last_h)), axis=-1)
+        h = mx.concatenate([mx.expand_dims(last_h, 1), core._embed_audio(0, c0)], axis=1)
+        cache = make_prompt_cache(core.decoder)
+        samples = [c0]
+        for i in range(1, codebooks):
+            out = core.decoder(core.projection(h), cache=cache)
+            ci = mx.expand_dims(sampler(mx.matmul(out[:, -1, :], core.audio_head[i - 1])), axis=-1)
+            samples.append(ci)
+            h = core._embed_audio(i, ci)
+        return mx.concatenate(samples, axis=1)
+
+    return depth
+
+
+# -- Mimi transposed convolutions ------------------------------------------------
+def install_fast_convtr(mimi) -> int:
+    """Make every plain or depthwise, unpadded ``ConvTranspose1d`` in ``mimi`` use :class:`OverlapAdd`."""
+    from mlx_audio.codec.models.mimi.modules.conv import ConvTranspose1d
+
+    class FastConvTranspose1d(ConvTranspose1d):
+        def __call__(self, xs: mx.array) -> mx.array:
+            if getattr(self, "_overlap_add", None) is None:
+                self._overlap_add = OverlapAdd(self._expanded_weight, self._stride, self._expanded_groups)
+            y = self._overlap_add(xs.swapaxes(-1, -2))
+            if self.bias is not None:
+                y = y + self.bias
+            return y.swapaxes(-1, -2)
+
+    swapped = 0
+    for module in mimi.modules():
+        if type(module) is ConvTranspose1d and module._padding == 0:
+            out_channels, _, in_per_group = module._expanded_weight.shape
+            if module._expanded_groups == 1 or (module._expanded_groups == out_channels and in_per_group == 1):
+                module.__class__ = FastConvTranspose1d
+                swapped += 1
+    return swapped
+
+
+class OverlapAdd:
+    """``mx.conv_transpose1d(x, weight, stride, groups=groups)`` for groups 1 or depthwise, as matmul + overlap-add.
+
+    ``weight`` is (out, kernel, in / groups); calls map (batch, time, in) to
+    (batch, (time - 1) * stride + kernel, out).
+    """
+
+    def __init__(self, weight: mx.array, stride: int, groups: int = 1) -> None:
+        out_channels, kernel, in_per_group = weight.shape
+        self.stride, self.kernel, self.out_channels = stride, kernel, out_channels
+        self.taps = -(-kernel // stride)  # kernel rounded up to whole strides
+        if self.taps * stride != kernel:
+            weight = mx.pad(weight, [(0, 0), (0, self.taps * stride - kernel), (0, 0)])
+        self.depthwise = groups != 1
+        if self.depthwise:
+            self.weight = weight[:, :, 0].T  # (kernel, out)
+        else:
+            self.weight = weight.transpose(2, 1, 0).reshape(in_per_group, self.taps * stride * out_channels)
+        mx.eval(self.weight)
+
+    def __call__(self, x: mx.array) -> mx.array:
+        batch, steps, _ = x.shape
+        taps, stride, out_channels = self.taps, self.stride, self.out_channels
+        parts = x[:, :, None, :] * self.weight[None, None] if self.depthwise else x @ self.weight
+        parts = parts.reshape(batch, steps, taps, stride, out_channels)
+        y = parts[:, :, 0]
+        if taps > 1:
+            y = mx.pad(y, [(0, 0), (0, taps - 1), (0, 0), (0, 0)])
+            for j in range(1, taps):
+                y = y + mx.pad(parts[:, :, j], [(0, 0), (j, taps - 1 - j), (0, 0), (0, 0)])
+        y = y.reshape(batch, (steps + taps - 1) * stride, out_channels)
+        return y[:, : (steps - 1) * stride + self.kernel]

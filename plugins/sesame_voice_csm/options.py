@@ -1,0 +1,77 @@
+"""The CSM plugin's own settings: the ``plugins: csm:`` table of the config file, plus a few env vars."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from sesame_voice.config import ConfigError
+
+ENV_OVERRIDES = {"tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI"}
+
+
+@dataclass(frozen=True)
+class CsmOptions:
+    """Tuning and offline overrides of the CSM provider."""
+
+    tokenizer: str | None = None
+    """Llama 3 tokenizer: local folder or hub id (default: the model folder's own, else unsloth/Llama-3.2-1B)."""
+    mimi: str | None = None
+    """Mimi codec: a .safetensors file, a folder holding it, or a hub id (default kyutai/moshiko-pytorch-bf16)."""
+    first_chunk_frames: int = 2
+    """80 ms frames generated before the first chunk leaves (lower = earlier first audio)."""
+    chunk_frames: int = 6
+    """Frames per later chunk."""
+    max_prompt_seconds: float = 30.0
+    """Longest voice prompt clip accepted."""
+    frame_budget_base_ms: int = 1500
+    frame_budget_per_char_ms: int = 110
+    """Per-group audio budget = base + per_char × characters (stops runaway silence without EOS)."""
+    watermark: bool = True
+    """Apply CSM's audio watermark when ``silentcipher`` is installed."""
+    quantize_bits: int | None = None
+    """Quantise backbone and decoder weights to 4 or 8 bits after loading (faster, slightly lower quality)."""
+    compile: bool = False
+    """Compile the per-codebook decoder step with ``mx.compile``."""
+    prefix_cache_size: int = 8
+    """Voice prompts whose backbone KV cache stays in memory."""
+
+    @classmethod
+    def from_settings(cls, settings, env: Mapping[str, str] | None = None) -> "CsmOptions":
+        """Options from ``settings.plugin_config('csm')`` with CSM_TOKENIZER / CSM_MIMI env overrides."""
+        env = os.environ if env is None else env
+        raw: dict[str, Any] = dict(settings.plugin_config("csm"))
+        for key, var in ENV_OVERRIDES.items():
+            if env.get(var):
+                raw[key] = env[var]
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key not in fields:
+                raise ConfigError(f"plugins.csm: unknown setting {key!r} (known: {', '.join(fields)})")
+            values[key] = _convert(key, fields[key].type, value)
+        options = cls(**values)
+        if options.first_chunk_frames < 1 or options.chunk_frames < 1:
+            raise ConfigError("plugins.csm: first_chunk_frames and chunk_frames must be at least 1")
+        if options.quantize_bits not in (None, 4, 8):
+            raise ConfigError(f"plugins.csm: quantize_bits must be 4 or 8, got {options.quantize_bits}")
+        return options
+
+
+def _convert(key: str, kind: str, value: Any) -> Any:
+    try:
+        if value is None or kind.startswith("str"):
+            return None if value in (None, "") else str(value)
+        if kind == "bool":
+            return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+        if kind.startswith("int"):
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"plugins.csm: {key} has an invalid value {value!r} (expected {kind})")

@@ -1,0 +1,157 @@
+"""The ``csm`` provider: Sesame CSM-1B on MLX via mlx-audio."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from sesame_voice.provider import Provider
+from sesame_voice.types import AudioChunk, InvalidRequest, ProviderJob
+
+from .loading import import_mlx, load_csm
+from .options import CsmOptions
+from .window import FRAME_MS, MIN_GROUP_POSITIONS, WINDOW, frame_budget, plan_groups
+
+_LOGGER = logging.getLogger(__name__)
+SAMPLE_RATE = 24_000
+DEFAULTS = {"speaker": 0, "temperature": 0.9, "top_k": 50, "max_audio_length_ms": 90_000}
+
+
+class CsmProvider(Provider):
+    """Conversational speech with voice prompts (clones), context and streaming, on Apple MLX."""
+
+    name = "csm"
+    description = "Sesame CSM-1B (MLX): expressive, conversational, clones a voice from a short clip"
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.options = CsmOptions.from_settings(settings)
+        self.loaded = None
+        self.generator = None
+        self.prompts = None
+        self._warned: set[str] = set()
+
+    # -- lifecycle ---------------------------------------------------------
+    def load(self) -> None:
+        """Resolve and load weights, tokenizer and Mimi; raise ProviderUnavailable with advice."""
+        import_mlx()
+        from .generation import Generator
+        from .prompts import PromptStore
+
+        def progress(message: str) -> None:
+            self.progress = message
+            _LOGGER.info("CSM: %s", message)
+
+        cache_dir = Path(self.settings.cache_dir).expanduser()
+        options = self.options
+        self.loaded = load_csm(self.settings.model_id, cache_dir, options.tokenizer, options.mimi, progress,
+                               quantize_bits=options.quantize_bits)
+        self.generator = Generator(self.loaded.model, prefix_cache_size=options.prefix_cache_size,
+                                   watermark=options.watermark, compiled=options.compile)
+        self.prompts = PromptStore(self.generator.encode, cache_dir / "csm" / "prompts" / self.loaded.codec_tag,
+                                   max_seconds=options.max_prompt_seconds)
+        self.progress = None
+        watermarked = getattr(self.loaded.model, "_watermarker", None) is not None and options.watermark
+        _LOGGER.info("CSM ready from %s (watermark %s)", self.loaded.model_dir, "on" if watermarked else "off")
+
+    def close(self) -> None:
+        """Drop the model."""
+        self.loaded = self.generator = self.prompts = None
+
+    # -- work --------------------------------------------------------------
+    def synthesize(self, job: ProviderJob) -> Iterator[AudioChunk]:
+        """Stream the job's sentences in the voice its params describe."""
+        plan = self.plan(job)
+        volume = _number({"volume": (job.params or {}).get("volume", 1.0)}, "volume", float, 0.0, 4.0)
+        for samples in self.generator.run(plan, job.cancelled):
+            if volume != 1.0:
+                samples = np.clip(samples * volume, -1.0, 1.0).astype(np.float32)
+            yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE)
+        if self.generator.stats.frames:
+            stats = self.generator.stats
+            _LOGGER.debug("CSM: %d frames, %.0f ms/frame, first audio after %.2f s", stats.frames,
+                          1000 * stats.frame_seconds / stats.frames, stats.first_audio or 0.0)
+
+    def plan(self, job: ProviderJob):
+        """Turn a job into a generation plan (tokens, groups, sampling)."""
+        from .generation import Plan
+
+        params = {**DEFAULTS, **dict(job.params or {})}
+        speaker = _number(params, "speaker", int, 0, 1000)
+        temperature = _number(params, "temperature", float, 0.0, 5.0)
+        top_k = _number(params, "top_k", int, 0, 100_000)
+        limit_ms = job.request.max_audio_length_ms or _number(params, "max_audio_length_ms", int, 80, 3_600_000)
+        seed = _number(params, "seed", int, 0, 2**63) if params.get("seed") is not None else None
+        first_chunk = _number({"first_chunk_frames": params.get("first_chunk_frames", self.options.first_chunk_frames)},
+                              "first_chunk_frames", int, 1, 100)
+        generator = self.generator
+        prefix, prefix_key = self._prompt(params, speaker)
+        context = self._context(job)
+        fixed = sum(map(len, prefix)) + sum(map(len, context))
+        while context and fixed > WINDOW - 2 * MIN_GROUP_POSITIONS - 200:
+            fixed -= len(context.pop(0))  # oldest turns go first when the window is full
+            _LOGGER.info("CSM: dropped the oldest context turn to fit the %d-position window", WINDOW)
+        cap = max(1, math.ceil(limit_ms / FRAME_MS))
+        options = self.options
+
+        def budget(text: str) -> int:
+            return frame_budget(text, options.frame_budget_base_ms, options.frame_budget_per_char_ms, cap)
+
+        groups = plan_groups(job.sentences, lambda text: generator.count_text_tokens(text, speaker), fixed, budget)
+        return Plan(groups=groups, speaker=speaker, prefix=prefix, prefix_key=prefix_key, context=context,
+                    temperature=temperature, top_k=top_k, seed=seed, first_chunk_frames=first_chunk,
+                    chunk_frames=options.chunk_frames, max_frames=cap if job.request.max_audio_length_ms else None)
+
+    def _prompt(self, params: Mapping[str, Any], speaker: int):
+        """Prefix rows of the voice prompt (clip + transcript) and a key for its cached KV state."""
+        from .builtin import builtin_prompt
+
+        audio, text = params.get("prompt_audio"), params.get("prompt_text")
+        if not audio and params.get("prompt"):
+            found = builtin_prompt(str(params["prompt"]), self.loaded, Path(self.settings.cache_dir).expanduser())
+            if found is None:
+                if params["prompt"] not in self._warned:
+                    self._warned.add(params["prompt"])
+                    _LOGGER.warning("CSM built-in prompt %r is unavailable; speaking without a voice prompt",
+                                    params["prompt"])
+                return [], None
+            audio, text = found
+        if not audio:
+            return [], None
+        path = Path(str(audio)).expanduser()
+        if not path.is_absolute():
+            path = Path(self.settings.voices_dir) / path
+        prompt = self.prompts.clip(path, text)
+        tokens = self.generator.segment(prompt.text, speaker, prompt.codes)
+        text_digest = hashlib.sha256(prompt.text.encode()).hexdigest()[:16]
+        return [tokens], f"{prompt.digest}:{speaker}:{text_digest}"
+
+    def _context(self, job: ProviderJob) -> list:
+        """Rows of the request's earlier conversation turns."""
+        rows = []
+        for index, segment in enumerate(job.request.context or []):
+            if not segment.text or not str(segment.text).strip():
+                raise InvalidRequest(f"context[{index}] has no text", param="context")
+            codes = None
+            if segment.audio is not None and len(segment.audio):
+                if not segment.sample_rate:
+                    raise InvalidRequest(f"context[{index}] has audio without a sample rate", param="context")
+                codes = self.prompts.audio(segment.audio, int(segment.sample_rate))
+            rows.append(self.generator.segment(str(segment.text), int(segment.speaker or 0), codes))
+        return rows
+
+
+def _number(params: Mapping[str, Any], name: str, kind: type, low: float, high: float):
+    value = params.get(name)
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{name} must be a number, got {value!r}", param=name) from None
+    if not low <= number <= high:
+        raise InvalidRequest(f"{name} must be between {low} and {high}, got {number}", param=name)
+    return number

@@ -1,0 +1,70 @@
+"""Which voice a Wyoming request means: a name (+ speaker), a language, or the default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sesame_voice import InvalidRequest, SesameVoiceError, SynthesisRequest, UnknownVoice, Voice
+
+FRONTEND = "wyoming"
+
+
+@dataclass(frozen=True)
+class VoiceChoice:
+    """The voice a client asked for, checked against the voices folder."""
+
+    voice: Voice
+    requested: str | None
+    """The name as the client sent it (None: the default voice); the engine resolves it again."""
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+    def request(self, text: str) -> SynthesisRequest:
+        """The engine request for ``text`` in this voice."""
+        return SynthesisRequest(
+            text=text, voice=self.requested, frontend=FRONTEND, response_format="pcm", sampling=dict(self.sampling)
+        )
+
+
+def choose_voice(server, data: Any) -> VoiceChoice:
+    """Resolve a Wyoming ``voice`` object (name + speaker, or language, or nothing)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict) or not all(isinstance(v, (str, type(None))) for v in data.values()):
+        raise InvalidRequest("'voice' must be an object of strings (name, speaker, language)", param="voice")
+    name, speaker, language = data.get("name") or None, data.get("speaker") or None, data.get("language") or None
+    if name is None and language is not None:
+        name = _voice_for_language(server, language)
+    voice = server.engine.resolve_voice(SynthesisRequest(text="", voice=name, frontend=FRONTEND))
+    sampling: dict[str, Any] = {}
+    if speaker is not None:
+        if speaker not in voice.speakers and not (voice.speakers and speaker.isdigit()):
+            shown = ", ".join(voice.speakers) or "none"
+            raise UnknownVoice(
+                f"voice {voice.name} has no speaker {speaker[:64]!r} (speakers: {shown})", param="speaker",
+                code="speaker_not_found",
+            )
+        sampling["speaker"] = int(speaker) if speaker.isdigit() and speaker not in voice.speakers else speaker
+    return VoiceChoice(voice, name, sampling)
+
+
+def _voice_for_language(server, language: str) -> str | None:
+    """The default voice if it speaks ``language`` (or a variant: en ~ en_US), else the first that does."""
+    wanted = language.replace("-", "_").lower()
+
+    def speaks(voice: Voice) -> bool:
+        return any(
+            lang.replace("-", "_").lower() in (wanted, wanted.split("_")[0]) or lang.lower().startswith(wanted + "_")
+            for lang in voice.languages
+        )
+
+    try:
+        default: Voice | None = server.engine.resolve_voice(SynthesisRequest(text="", frontend=FRONTEND))
+    except SesameVoiceError:
+        default = None
+    if default is not None and speaks(default):
+        return None
+    for voice in server.voices.list():
+        if speaks(voice):
+            return voice.name
+    raise UnknownVoice(f"no voice speaks language {language[:32]!r}", param="language", code="language_not_found")

@@ -1,0 +1,214 @@
+"""Loading CSM: offline overrides, one clear message for every missing or broken part, format conversion."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from .csm_helpers import collect
+
+from sesame_voice.config import ConfigError, Settings
+from sesame_voice.types import ProviderUnavailable
+
+ADVICE = ("huggingface-cli login", "accept the licence", "MODEL_ID")
+
+
+def _provider(tmp_path, model_id, **plugin):
+    from sesame_voice_csm import CsmProvider
+
+    settings = Settings(model_id=str(model_id), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
+                        plugins={"csm": plugin})
+    return CsmProvider(settings)
+
+
+def _failure(provider) -> str:
+    with pytest.raises(ProviderUnavailable) as err:
+        provider.ensure_loaded()
+    status = provider.status()
+    assert status["state"] == "failed" and status["error"] == str(err.value)
+    with pytest.raises(ProviderUnavailable):  # remembered: no retry per request
+        provider.ensure_loaded()
+    return str(err.value)
+
+
+def test_empty_model_folder_gives_the_checkpoint_advice(tmp_path, csm_checkpoint):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    message = _failure(_provider(tmp_path, empty, mimi=str(csm_checkpoint.mimi_file)))
+    assert all(part in message for part in ADVICE), message
+
+
+def test_unreachable_or_gated_hub_model_gives_the_checkpoint_advice(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    message = _failure(_provider(tmp_path, "sesame/csm-1b"))
+    assert all(part in message for part in ADVICE), message
+    assert "https://huggingface.co/sesame/csm-1b" in message
+
+
+def test_corrupt_weights_give_the_checkpoint_advice(tmp_path, csm_checkpoint):
+    broken = tmp_path / "broken"
+    shutil.copytree(csm_checkpoint.model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 64)
+    message = _failure(_provider(tmp_path, broken, mimi=str(csm_checkpoint.mimi_file)))
+    assert "could not be loaded" in message and all(part in message for part in ADVICE), message
+
+
+def test_weights_of_another_shape_give_the_checkpoint_advice(tmp_path, csm_checkpoint):
+    other = tmp_path / "other"
+    shutil.copytree(csm_checkpoint.model_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    config["hidden_size"] = 128
+    (other / "config.json").write_text(json.dumps(config))
+    message = _failure(_provider(tmp_path, other, mimi=str(csm_checkpoint.mimi_file)))
+    assert "could not be loaded" in message, message
+
+
+def test_missing_mimi_names_the_override(tmp_path, csm_checkpoint):
+    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(tmp_path / "nowhere.safetensors")))
+    assert "CSM_MIMI" in message
+
+
+def test_corrupt_mimi_is_reported(tmp_path, csm_checkpoint):
+    bad = tmp_path / "mimi.safetensors"
+    bad.write_bytes(b"junk" * 10)
+    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(bad)))
+    assert "not a Mimi checkpoint" in message
+
+
+def test_missing_tokenizer_names_the_override(tmp_path, csm_checkpoint, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(csm_checkpoint.model_dir / name, bare / name)
+    message = _failure(_provider(tmp_path, bare, mimi=str(csm_checkpoint.mimi_file)))
+    assert "CSM_TOKENIZER" in message
+
+
+def test_tokenizer_and_mimi_from_env_overrides(tmp_path, csm_checkpoint, monkeypatch, make_job):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(csm_checkpoint.model_dir / name, bare / name)
+    monkeypatch.setenv("CSM_TOKENIZER", str(csm_checkpoint.model_dir))
+    monkeypatch.setenv("CSM_MIMI", str(csm_checkpoint.mimi_file.parent))  # a folder holding the file works too
+    provider = _provider(tmp_path, bare, frame_budget_base_ms=160, frame_budget_per_char_ms=0)
+    provider.ensure_loaded()
+    assert provider.status()["state"] == "ready"
+    assert len(collect(provider, make_job(seed=1))) > 0
+
+
+def test_transformers_format_checkpoint_is_converted_and_generates_the_same(tmp_path, csm_checkpoint, make_job):
+    """sesame/csm-1b also ships transformers names with rotary-permuted q/k; both layouts must agree."""
+    import mlx.core as mx
+
+    from sesame_voice_csm.checkpoint import original_name
+
+    hf = tmp_path / "hf"
+    shutil.copytree(csm_checkpoint.model_dir, hf)
+    config = json.loads((hf / "config.json").read_text())
+    renames = {
+        "text_embeddings.weight": "embed_text_tokens.weight",
+        "audio_embeddings.weight": "backbone_model.embed_tokens.embed_audio_tokens.weight",
+        "codebook0_head.weight": "lm_head.weight",
+        "audio_head": "depth_decoder.codebooks_head.weight",
+        "projection.weight": "depth_decoder.model.inputs_embeds_projector.weight",
+        "backbone.norm.scale": "backbone_model.norm.weight",
+        "decoder.norm.scale": "depth_decoder.model.norm.weight",
+    }
+    weights = {}
+    for key, value in mx.load(str(hf / "model.safetensors")).items():
+        name = renames.get(key)
+        if name is None:
+            name = key.replace("backbone.layers.", "backbone_model.layers.")
+            name = name.replace("decoder.layers.", "depth_decoder.model.layers.").replace(".attn.", ".self_attn.")
+            name = name.replace(".output_proj.", ".o_proj.").replace(".w1.", ".gate_proj.")
+            name = name.replace(".w2.", ".down_proj.").replace(".w3.", ".up_proj.")
+            name = name.replace(".sa_norm.scale", ".input_layernorm.weight")
+            name = name.replace(".mlp_norm.scale", ".post_attention_layernorm.weight")
+        if ".q_proj." in name or ".k_proj." in name:  # transformers' permute_for_rope
+            part = config if name.startswith("backbone") else config["depth_decoder_config"]
+            heads = part["num_attention_heads" if ".q_proj." in name else "num_key_value_heads"]
+            rows, cols = value.shape
+            value = value.reshape(heads, rows // heads // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
+        assert original_name(name) == key
+        weights[name] = value
+    weights["depth_decoder.model.embed_tokens.embed_audio_tokens.weight"] = weights[
+        "backbone_model.embed_tokens.embed_audio_tokens.weight"]
+    weights["codec_model.decoder.weight"] = mx.zeros((2, 2))
+    mx.save_safetensors(str(hf / "model.safetensors"), weights)
+
+    fast = {"frame_budget_base_ms": 400, "frame_budget_per_char_ms": 0, "mimi": str(csm_checkpoint.mimi_file)}
+    original = _provider(tmp_path / "a", csm_checkpoint.model_dir, **fast)
+    converted = _provider(tmp_path / "b", hf, **fast)
+    original.ensure_loaded()
+    converted.ensure_loaded()
+    assert (tmp_path / "b" / "cache" / "csm" / "converted").is_dir()
+    np.testing.assert_array_equal(collect(original, make_job(seed=3)), collect(converted, make_job(seed=3)))
+
+
+def test_load_reports_progress_and_ready_status(tmp_path, csm_checkpoint, caplog):
+    provider = _provider(tmp_path, csm_checkpoint.model_dir, mimi=str(csm_checkpoint.mimi_file))
+    caplog.set_level("INFO", logger="sesame_voice_csm")
+    provider.ensure_loaded()
+    assert "CSM: loading CSM weights" in caplog.text
+    assert provider.status() == {"state": "ready", "loaded": True}  # progress cleared once ready
+
+
+def test_download_progress_reaches_status(tmp_path):
+    from sesame_voice_csm.loading import progress_bar
+
+    seen = []
+    bar = progress_bar(seen.append, "CSM weights")(total=200_000_000, unit="B", unit_scale=True)
+    bar.update(100_000_000)
+    bar.close()
+    assert any("downloading CSM weights: 100/200 MB (50%)" in message for message in seen), seen
+
+
+def test_plugin_imports_without_mlx_and_load_gives_install_advice(tmp_path):
+    code = (
+        "import sys\n"
+        "sys.modules['mlx'] = None; sys.modules['mlx.core'] = None; sys.modules['mlx_audio'] = None\n"
+        "from sesame_voice.config import Settings\n"
+        "from sesame_voice.types import ProviderUnavailable\n"
+        "import sesame_voice_csm\n"
+        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(tmp_path)!r}))\n"
+        "try:\n"
+        "    p.ensure_loaded()\n"
+        "except ProviderUnavailable as err:\n"
+        "    print('UNAVAILABLE', err)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "UNAVAILABLE" in result.stdout, result.stderr
+    assert "pip install 'sesame-voice[csm]'" in result.stdout
+
+
+def test_unknown_plugin_setting_is_a_config_error(tmp_path):
+    from sesame_voice_csm.options import CsmOptions
+
+    with pytest.raises(ConfigError, match="unknown setting 'chunk_size'"):
+        CsmOptions.from_settings(Settings(plugins={"csm": {"chunk_size": 3}}), env={})
+    with pytest.raises(ConfigError, match="first_chunk_frames"):
+        CsmOptions.from_settings(Settings(plugins={"csm": {"first_chunk_frames": 0}}), env={})
+    options = CsmOptions.from_settings(Settings(plugins={"csm": {"chunk_frames": "4"}}), env={"CSM_MIMI": "/m"})
+    assert options.chunk_frames == 4 and options.mimi == "/m"
+
+
+def test_registered_through_the_hook():
+    from sesame_voice.plugins import make_plugin_manager
+
+    import sesame_voice_csm
+
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.register(sesame_voice_csm, name="csm-test")
+    registered = []
+    pm.hook.register_providers(register=registered.append)
+    assert [cls.name for cls in registered] == ["csm"]

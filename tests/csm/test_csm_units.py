@@ -1,0 +1,91 @@
+"""Pure parts of the CSM plugin: window planning, the fast transposed convolution, compiled frame step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sesame_voice.types import InvalidRequest
+from sesame_voice_csm.window import WINDOW, finish_sentence, frame_budget, plan_groups
+
+
+def _words(text: str) -> int:
+    return len(text.split()) + 3
+
+
+def test_frame_budget_grows_with_text_and_respects_the_cap():
+    assert frame_budget("Hi.", 1500, 110, 10_000) == 23
+    assert frame_budget("x" * 100, 1500, 110, 10_000) > frame_budget("x" * 10, 1500, 110, 10_000)
+    assert frame_budget("x" * 1000, 1500, 110, 50) == 50
+
+
+def test_sentences_end_with_punctuation_so_the_last_word_is_spoken():
+    assert finish_sentence("and then") == "and then."
+    assert finish_sentence("Really?") == "Really?"
+
+
+def test_plan_groups_keeps_sentences_whole_and_within_half_the_free_room():
+    sentences = [f"Sentence {i} has several words in it." for i in range(50)]
+    budget = lambda text: frame_budget(text, 1000, 80, 1125)  # noqa: E731
+    groups = plan_groups(sentences, _words, fixed_positions=300, budget=budget)
+    room = (WINDOW - 300) // 2
+    assert len(groups) > 1
+    assert all(_words(g.text) + g.max_frames + 2 <= room for g in groups)
+    assert " ".join(g.text for g in groups) == " ".join(sentences)
+
+
+def test_a_sentence_longer_than_the_room_is_split_at_words():
+    sentence = " ".join(["word"] * 1200) + "."
+    groups = plan_groups([sentence], _words, fixed_positions=0, budget=lambda text: len(text) // 8)
+    assert len(groups) > 1
+    assert " ".join(g.text for g in groups).split() == sentence.split()
+
+
+def test_no_room_left_is_an_invalid_request():
+    with pytest.raises(InvalidRequest, match="shorter prompt clip"):
+        plan_groups(["Hi."], _words, fixed_positions=2000, budget=lambda text: 5)
+
+
+def test_overlap_add_equals_mlx_conv_transpose():
+    mx = pytest.importorskip("mlx.core")
+    from sesame_voice_csm.fast import OverlapAdd
+
+    for steps, cin, cout, kernel, stride, groups in [(2, 64, 32, 16, 8, 1), (7, 16, 8, 7, 3, 1), (3, 24, 24, 4, 2, 24)]:
+        x = mx.random.normal((1, steps, cin))
+        w = mx.random.normal((cout, kernel, cin // groups))
+        expected = mx.conv_transpose1d(x, w, stride=stride, groups=groups)
+        np.testing.assert_allclose(np.array(OverlapAdd(w, stride, groups)(x)), np.array(expected), atol=1e-4)
+
+
+def test_fast_mimi_decodes_like_stock_mimi(csm_checkpoint):
+    mx = pytest.importorskip("mlx.core")
+    from mlx_audio.codec.models.mimi.mimi import MimiStreamingDecoder
+
+    from sesame_voice_csm.fast import install_fast_convtr
+    from sesame_voice_csm.loading import load_mimi
+
+    stock, fast = load_mimi(csm_checkpoint.mimi_file), load_mimi(csm_checkpoint.mimi_file)
+    assert install_fast_convtr(fast) >= 4
+    codes = mx.array(np.random.default_rng(0).integers(0, 2048, (1, 32, 3)).astype(np.uint32))
+    a = np.array(MimiStreamingDecoder(stock).decode_frames(codes))
+    b = np.array(MimiStreamingDecoder(fast).decode_frames(codes))
+    scale = float(np.abs(a).max())
+    np.testing.assert_allclose(b, a, atol=1e-3 * scale)
+
+
+def test_compiled_frame_step_runs_and_is_repeatable(csm_checkpoint, tmp_path, make_job):
+    pytest.importorskip("mlx.core")
+    from .csm_helpers import collect
+
+    from sesame_voice.config import Settings
+    from sesame_voice_csm import CsmProvider
+
+    settings = Settings(model_id=str(csm_checkpoint.model_dir), cache_dir=tmp_path, voices_dir=tmp_path,
+                        plugins={"csm": {"mimi": str(csm_checkpoint.mimi_file), "compile": True,
+                                         "frame_budget_base_ms": 240, "frame_budget_per_char_ms": 0}})
+    provider = CsmProvider(settings)
+    provider.ensure_loaded()
+    first = collect(provider, make_job(seed=5))
+    second = collect(provider, make_job(seed=5))
+    assert len(first) == 3 * 1920
+    np.testing.assert_array_equal(first, second)
