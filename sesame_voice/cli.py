@@ -189,7 +189,9 @@ async def _discover(args: argparse.Namespace) -> int:
     else:
         for item in found:
             addresses = ", ".join(item.get("addresses", []))
-            print(f"{item['name']}  {item['type']}  {addresses}:{item['port']}  {item.get('properties', {})}")
+            voices = item.get("tts_voices")
+            spoken = f"  voices: {', '.join(voices)}" if voices else ""
+            print(f"{item['name']}  {item['type']}  {addresses}:{item['port']}  {item.get('properties', {})}{spoken}")
         if not found:
             print("no sesame-voice or Wyoming TTS servers found", file=sys.stderr)
     return 0

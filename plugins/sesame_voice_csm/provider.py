@@ -34,7 +34,8 @@ class CsmProvider(Provider):
         self.loaded = None
         self.generator = None
         self.prompts = None
-        self._warned: set[str] = set()
+        self._builtin_prompts: dict[str, tuple[str, str] | None] = {}
+        """Built-in prompt lookups, found or not: an offline hub is asked once, not per request."""
 
     # -- lifecycle ---------------------------------------------------------
     def load(self) -> None:
@@ -113,12 +114,14 @@ class CsmProvider(Provider):
 
         audio, text = params.get("prompt_audio"), params.get("prompt_text")
         if not audio and params.get("prompt"):
-            found = builtin_prompt(str(params["prompt"]), self.loaded, Path(self.settings.cache_dir).expanduser())
+            name = str(params["prompt"])
+            if name not in self._builtin_prompts:
+                found = builtin_prompt(name, self.loaded, Path(self.settings.cache_dir).expanduser())
+                self._builtin_prompts[name] = found
+                if found is None:
+                    _LOGGER.warning("CSM built-in prompt %r is unavailable; speaking without a voice prompt", name)
+            found = self._builtin_prompts[name]
             if found is None:
-                if params["prompt"] not in self._warned:
-                    self._warned.add(params["prompt"])
-                    _LOGGER.warning("CSM built-in prompt %r is unavailable; speaking without a voice prompt",
-                                    params["prompt"])
                 return [], None
             audio, text = found
         if not audio:

@@ -5,36 +5,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
-from importlib import metadata
 
 import aiohttp
 
 
-def _csm_plugins() -> list:
-    """The csm plugin module unless the installed entry points already load it."""
-    import sesame_voice_csm
-
-    names = {ep.name for ep in metadata.entry_points(group="sesame_voice")}
-    return [] if "csm" in names else [sesame_voice_csm]
-
-
-async def _sse(url: str, body: dict) -> tuple[dict, list[tuple[float, dict]]]:
+async def _sse(url: str, body: dict, on_event=None) -> tuple[dict, list[dict]]:
     events = []
     async with aiohttp.ClientSession() as session:
-        started = time.perf_counter()
         async with session.post(url, json=body) as response:
             assert response.status == 200, await response.text()
             headers = dict(response.headers)
             async for line in response.content:
                 if line.startswith(b"data: "):
-                    events.append((time.perf_counter() - started, json.loads(line[6:])))
+                    events.append(json.loads(line[6:]))
+                    if on_event is not None:
+                        on_event(events[-1])
     return headers, events
 
 
 async def test_openai_sse_stream_carries_csm_chunks_as_they_are_generated(start_server, csm_checkpoint, monkeypatch):
     monkeypatch.setenv("CSM_MIMI", str(csm_checkpoint.mimi_file))  # the tiny checkpoint's codec
-    async with start_server(plugins=_csm_plugins(), model_id=str(csm_checkpoint.model_dir)) as server:
+    async with start_server(model_id=str(csm_checkpoint.model_dir)) as server:
         provider = server.engine.workers["csm"].provider
         for _ in range(600):  # the engine serves a still-loading CSM voice from its fallback
             if provider.state in ("ready", "failed"):
@@ -42,22 +33,29 @@ async def test_openai_sse_stream_carries_csm_chunks_as_they_are_generated(start_
             await asyncio.sleep(0.1)
         assert provider.status() == {"state": "ready", "loaded": True}
         url = f"http://127.0.0.1:{server.http_port}/v1/audio/speech"
-        body = {"model": "csm-1b", "voice": "conversational", "input": "Hi.", "response_format": "pcm",
+        body = {"model": "csm-1b", "voice": "professional", "input": "Hi.", "response_format": "pcm",
                 "stream_format": "sse"}
-        headers, events = await _sse(url, body)
+        worker = server.engine.workers["csm"]
+        busy_at_first_audio = []
+
+        def on_event(event: dict) -> None:
+            if event["type"] == "speech.audio.delta" and not busy_at_first_audio:
+                busy_at_first_audio.append(worker.pending)
+
+        headers, events = await _sse(url, body, on_event)
     assert headers["X-Sesame-Provider"] == "csm"
-    deltas = [(t, e) for t, e in events if e["type"] == "speech.audio.delta"]
-    assert events[-1][1]["type"] == "speech.audio.done"
+    deltas = [e for e in events if e["type"] == "speech.audio.delta"]
+    assert events[-1]["type"] == "speech.audio.done"
     assert len(deltas) >= 3
-    assert deltas[0][0] < 0.8 * events[-1][0]  # the first audio arrived well before the stream ended
-    pcm = b"".join(base64.b64decode(e["audio"]) for _, e in deltas)
+    assert busy_at_first_audio == [1], "the first audio must reach the client while CSM is still generating"
+    pcm = b"".join(base64.b64decode(e["audio"]) for e in deltas)
     assert len(pcm) // 2 >= 10 * 1920  # random weights never say EOS: the whole frame budget is spoken
 
 
 async def test_empty_model_folder_falls_back_to_piper(start_server, tmp_path):
     empty = tmp_path / "empty-model"
     empty.mkdir()
-    async with start_server(plugins=_csm_plugins(), model_id=str(empty)) as server:
+    async with start_server(model_id=str(empty)) as server:
         url = f"http://127.0.0.1:{server.http_port}/v1/audio/speech"
         async with aiohttp.ClientSession() as session:
             async with session.post(url, json={"model": "csm-1b", "voice": "conversational", "input": "Hello.",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from wyoming_helpers import wyoming_plugins
 
 
 @pytest.fixture
@@ -14,7 +13,7 @@ def start_wyoming(start_server):
 
     @contextlib.asynccontextmanager
     async def start(plugins: list | None = None, **overrides):
-        async with start_server(plugins=[*wyoming_plugins(), *(plugins or [])], **overrides) as server:
+        async with start_server(plugins=plugins, **overrides) as server:
             frontend = next(f for f in server.frontends if f.name == "wyoming")
             yield server, frontend
 

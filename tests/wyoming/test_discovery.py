@@ -10,7 +10,6 @@ import uuid
 
 import pytest
 from fakes import FakePlugin, ToneProvider
-from wyoming_helpers import wyoming_plugins
 from zeroconf import ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -78,7 +77,7 @@ def zeroconf_name() -> str:
 
 @contextlib.asynccontextmanager
 async def advertising_server(start_server, name: str):
-    plugins = [*wyoming_plugins(), FakePlugin(ToneProvider)]
+    plugins = [FakePlugin(ToneProvider)]
     overrides = dict(zeroconf_enabled=True, zeroconf_name=name, zeroconf_interfaces=("127.0.0.1",))
     async with start_server(plugins=plugins, default_voice="tone", disabled_plugins=("piper",), **overrides) as server:
         yield server, next(f for f in server.frontends if f.name == "wyoming")

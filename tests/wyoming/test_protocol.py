@@ -14,7 +14,7 @@ from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
-from wyoming_helpers import read_reply, split_mid_word, wyoming_plugins
+from wyoming_helpers import read_reply, split_mid_word
 
 from sesame_voice import AudioChunk as EngineChunk
 from sesame_voice import Provider, Voice
@@ -121,7 +121,6 @@ async def test_first_clause_is_spoken_on_its_own(fake_wyoming):
 
 
 def test_split_first_clause():
-    wyoming_plugins()  # importable even before the entry point is installed
     from sesame_voice_wyoming.answer import split_first_clause
 
     assert split_first_clause("Well, yes.") == ["Well, yes."]  # too short to be worth it
@@ -297,7 +296,7 @@ async def test_four_clients_at_once(fake_wyoming):
 
 
 async def test_frontend_can_be_disabled(start_server):
-    plugins = [*wyoming_plugins(), PLUGIN]
+    plugins = [PLUGIN]
     async with start_server(plugins=plugins, default_voice="tone", wyoming_enabled=False) as server:
         assert "wyoming" in server.frontend_classes and not server.frontends
 

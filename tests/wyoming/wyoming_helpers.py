@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import io
-import sys
 import wave
 from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
-
-PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
-
-
-def wyoming_plugins() -> list:
-    """The Wyoming plugin module, unless the installed entry points already load it."""
-    if any(ep.name == "wyoming" for ep in metadata.entry_points(group="sesame_voice")):
-        return []
-    if str(PROTOCOLS) not in sys.path:  # not installed yet (editable install predating the plugin)
-        sys.path.insert(0, str(PROTOCOLS))
-    return [importlib.import_module("sesame_voice_wyoming")]
 
 
 @dataclass
