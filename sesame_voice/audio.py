@@ -185,6 +185,10 @@ class _AvWriter:
         self._stream = self._container.add_stream(codec, rate=sample_rate)
         ctx = self._stream.codec_context
         ctx.layout = "mono"
+        if fmt == "mp3":
+            # LAME quality 7: about a third less CPU than the default at 64 kbit/s speech, where the
+            # difference is inaudible; encoding competes with synthesis for the same cores.
+            ctx.options = {"compression_level": "7"}
         if bit_rate:
             ctx.bit_rate = bit_rate
         self._rate = sample_rate
