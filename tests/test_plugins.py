@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,11 @@ EXAMPLE = REPO / "examples" / "sesame-voice-example"
 def example_site(tmp_path_factory) -> Path:
     """The example plugin, pip-installed as its own distribution into a private folder."""
     target = tmp_path_factory.mktemp("example-site")
+    source = tmp_path_factory.mktemp("example-src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source)  # building writes build/ beside the sources: keep the tree clean
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(EXAMPLE)],
+         "--no-index", "--target", str(target), str(source)],
         check=True,
     )
     return target
