@@ -99,7 +99,7 @@ class Server:
         try:
             await worker.call(worker.provider.ensure_loaded)
         except Exception as err:  # noqa: BLE001 - remembered by the provider, shown in /health
-            _LOGGER.info("Provider %s not available yet: %s", worker.provider.name, err)
+            _LOGGER.debug("Provider %s not available: %s", worker.provider.name, err)
 
     async def _start_http(self) -> None:
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
