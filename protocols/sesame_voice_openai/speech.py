@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import math
@@ -80,15 +81,22 @@ async def read_json(request: web.Request) -> Any:
 
 async def create_speech(request: web.Request, server) -> web.StreamResponse:
     """Handle one createSpeech call; the audio streams as it is synthesised."""
-    try:
-        body = await read_json(request)
-        speech, stream_format = parse_speech_body(body, server.settings)
-        synthesis = await server.engine.synthesize(speech)
-    except InvalidRequest as err:
-        status = 415 if err.code == "unsupported_media_type" else 400
-        return error_response(status, str(err), param=err.param, code=err.code)
-    except SesameVoiceError as err:
-        return from_exception(err)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            body = await read_json(request)
+            speech, stream_format = parse_speech_body(body, server.settings)
+            # The engine's session stops the generation, and counts it, if the client goes away.
+            synthesis = await stack.enter_async_context(server.engine.session(speech))
+        except InvalidRequest as err:
+            status = 415 if err.code == "unsupported_media_type" else 400
+            return error_response(status, str(err), param=err.param, code=err.code)
+        except SesameVoiceError as err:
+            return from_exception(err)
+        return await _stream(request, server, speech, stream_format == "sse", synthesis)
+
+
+async def _stream(request: web.Request, server, speech, sse: bool, synthesis) -> web.StreamResponse:
+    """Write the synthesis to the client as encoded audio (or SSE events) as it arrives."""
     encoder = StreamEncoder(
         speech.response_format,
         synthesis.sample_rate,
@@ -100,11 +108,10 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
         "X-Sesame-Provider": synthesis.provider,
         "X-Sesame-Voice": synthesis.voice.name,
         "X-Sample-Rate": str(encoder.sample_rate),
+        "Content-Type": "text/event-stream" if sse else encoder.content_type,
     }
     if synthesis.fell_back_from:
         headers["X-Sesame-Fallback-From"] = ",".join(synthesis.fell_back_from)
-    sse = stream_format == "sse"
-    headers["Content-Type"] = "text/event-stream" if sse else encoder.content_type
     response = web.StreamResponse(headers=headers)
     response.enable_chunked_encoding()
     seconds = 0.0
@@ -121,19 +128,15 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
             await response.write(_sse_event(_done_event(speech.text, seconds)))
         await response.write_eof()
     except (asyncio.CancelledError, ConnectionResetError):
-        server.engine.counters["cancelled"] += 1
         _LOGGER.info("Client went away; generation for voice %s stopped", synthesis.voice.name)
         raise
     except SesameVoiceError as err:
         # Headers are gone: an SSE client gets an error event, an audio client a broken stream.
         _LOGGER.error("Synthesis failed mid-stream: %s", err)
-        if sse:
-            await response.write(_sse_event({"type": "error", "error": {"message": str(err), "code": err.code}}))
-            await response.write_eof()
-        else:
+        if not sse:
             raise
-    finally:
-        await synthesis.aclose()
+        await response.write(_sse_event({"type": "error", "error": {"message": str(err), "code": err.code}}))
+        await response.write_eof()
     return response
 
 
