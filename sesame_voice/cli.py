@@ -109,7 +109,13 @@ async def _serve(settings: Settings) -> None:
             pass
     async with Server(settings) as server:
         voices = ", ".join(v.name for v in server.voices.list())
-        _LOGGER.info("sesame-voice %s ready on port %s; voices: %s", __version__, server.http_port, voices)
+        try:
+            server.voices.get(None)
+        except SesameVoiceError as err:
+            _LOGGER.error("NOT READY: %s. Requests without a voice will fail. Voices folder: %s; "
+                          "available voices: %s", err, settings.voices_dir, voices or "none")
+        else:
+            _LOGGER.info("sesame-voice %s ready on port %s; voices: %s", __version__, server.http_port, voices)
         await stop.wait()
         _LOGGER.info("Shutting down")
 

@@ -22,8 +22,21 @@ class ConfigError(ValueError):
     """A setting has a bad value; the message names the setting."""
 
 
+APP_NAME = "sesame-voice"
+
+
+def user_voices_dir() -> Path:
+    """The per-user voices folder: ``~/.config/sesame-voice/voices`` on Linux (``$XDG_CONFIG_HOME``),
+    ``~/Library/Application Support/sesame-voice/voices`` on macOS, ``%APPDATA%`` on Windows."""
+    from platformdirs import user_config_path
+
+    return user_config_path(APP_NAME, appauthor=False) / "voices"
+
+
 def _default_voices_dir() -> Path:
-    return Path.cwd() / "voices"
+    """``./voices`` where the server starts, if that folder exists; else the per-user folder."""
+    local = Path.cwd() / "voices"
+    return local if local.is_dir() else user_voices_dir()
 
 
 @dataclass

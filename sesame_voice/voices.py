@@ -20,6 +20,8 @@ PRESET_SUFFIXES = (".yaml", ".yml")
 CLIP_SUFFIX = ".wav"
 TRANSCRIPT_SUFFIX = ".txt"
 MAX_CLIP_SECONDS = 60.0
+BUILTIN_PRESETS = Path(__file__).resolve().parent / "presets"
+"""Presets shipped inside the package; the user's voices folder adds to and overrides them."""
 PATH_PARAMS = ("prompt_audio", "model")
 """Voice parameters holding file names; they must resolve inside the voices folder."""
 
@@ -164,8 +166,10 @@ class VoiceLibrary:
         default_voice: str,
         clone_provider: str = "csm",
         clone_fallback: str | None = "piper",
+        builtin_folder: Path | None = BUILTIN_PRESETS,
     ) -> None:
         self.folder = Path(folder)
+        self.builtin_folder = builtin_folder
         self.providers = providers
         self.default_voice = default_voice
         self.clone_provider = clone_provider
@@ -179,13 +183,23 @@ class VoiceLibrary:
         """Read the folder now (blocking IO) and return what it holds."""
         found = VoiceSet()
 
+        builtin: set[str] = set()
+
         def add(voice: Voice, origin: str) -> None:
             key = voice.name.lower()
-            if key in found.voices:
+            if key in builtin:  # the user's file replaces the shipped preset of that name
+                builtin.discard(key)
+                _LOGGER.info("Voice %s from %s overrides the built-in preset", voice.name, origin)
+            elif key in found.voices:
                 found.errors[origin] = f"voice {voice.name!r} already defined by {found.voices[key].source or 'a provider'}"
                 return
             found.voices[key] = voice
 
+        if self.builtin_folder is not None and self.builtin_folder.is_dir():
+            for path in sorted(self.builtin_folder.glob("*.yaml")):
+                self._load_into(found, path, lambda p=path: load_preset(p, self.builtin_folder), add,
+                                origin=f"built-in {path.name}")
+            builtin.update(found.voices)
         for provider in self.providers.values():
             for voice in _safely(provider.default_voices, found.errors, f"provider {provider.name}"):
                 add(voice, f"provider {provider.name}")
@@ -207,23 +221,30 @@ class VoiceLibrary:
                 continue
             for voice in _safely(lambda: provider.discover_voices(mine), found.errors, f"provider {provider.name}"):
                 add(voice, str(voice.source or provider.name))
-        for voice in found.voices.values():
+        # The user's aliases come first: a user voice may take an alias from a built-in preset.
+        ordered = sorted(found.voices.items(), key=lambda item: item[0] in builtin)
+        for key, voice in ordered:
             for alias in voice.aliases:
                 if alias in found.voices or alias in found.aliases:
-                    found.errors[str(voice.source)] = f"alias {alias!r} is already taken"
+                    if key in builtin:
+                        _LOGGER.debug("Built-in alias %s of %s is taken by a user voice", alias, voice.name)
+                    else:
+                        found.errors[str(voice.source)] = f"alias {alias!r} is already taken"
                     continue
-                found.aliases[alias] = voice.name.lower()
+                found.aliases[alias] = key
         for name, error in found.errors.items():
             _LOGGER.warning("Voice file %s skipped: %s", name, error)
         return found
 
-    def _load_into(self, found: VoiceSet, path: Path, loader: Callable[[], Voice], add) -> None:
+    def _load_into(self, found: VoiceSet, path: Path, loader: Callable[[], Voice], add,
+                   origin: str | None = None) -> None:
+        origin = origin or path.name
         try:
-            add(loader(), path.name)
+            add(loader(), origin)
         except VoiceFileError as err:
-            found.errors[path.name] = str(err)
+            found.errors[origin] = str(err)
         except Exception as err:  # noqa: BLE001 - one bad file must never stop the others
-            found.errors[path.name] = f"{type(err).__name__}: {err}"
+            found.errors[origin] = f"{type(err).__name__}: {err}"
 
     def reload(self) -> tuple[list[str], list[str]]:
         """Re-scan; return (added, removed) voice names and remember the new set."""

@@ -147,3 +147,23 @@ def test_alias_clash_and_duplicate_names_are_reported(tmp_path):
     assert library.get("alloy").name == "a"
     assert "alias 'alloy' is already taken" in library.errors[str(folder / "b.yaml")]
     assert "already defined" in library.errors["c.yaml"]
+
+
+def test_builtin_presets_exist_without_a_voices_folder_and_user_files_override_them(tmp_path):
+    missing = tmp_path / "nowhere"
+    library = VoiceLibrary(missing, {}, "conversational")
+    library.reload()
+    names = {v.name for v in library.list()}
+    assert {"conversational", "professional", "fast", "whisper"} <= names
+    assert library.get("alloy").name == "conversational"
+    assert library.get(None).name == "conversational"
+
+    folder = tmp_path / "voices"
+    folder.mkdir()
+    (folder / "professional.yaml").write_text("provider: piper\ndescription: mine\naliases: [alloy]\n")
+    library = VoiceLibrary(folder, {}, "conversational")
+    library.reload()
+    assert library.get("professional").description == "mine"
+    assert library.get("professional").source == folder / "professional.yaml"
+    assert library.get("alloy").name == "professional"
+    assert library.errors == {}
