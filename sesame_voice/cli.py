@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -61,6 +62,20 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     _common(plugins)
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
 
+    service = sub.add_parser(
+        "service", help="run the server as a service: launchd agent (macOS) or systemd unit (Linux)",
+        description="Writes a unit for this install (its real paths, and the settings of this "
+        "environment: HOST, PORT, VOICES_DIR, CACHE_DIR, …) and loads it with launchctl or systemctl.",
+    )
+    _common(service)
+    service.add_argument("action", choices=["install", "uninstall", "start", "stop", "status"])
+    service.add_argument("--system", action="store_true",
+                         help="a system service (/etc/systemd/system, /Library/LaunchDaemons) instead of the user's")
+    service.add_argument("--manager", choices=["launchd", "systemd"], help="default: launchd on macOS, else systemd")
+    service.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                         help="extra environment for the service (repeatable)")
+    service.add_argument("--dry-run", action="store_true", help="print what would be written and run")
+
     discover = sub.add_parser("discover", help="list sesame-voice and Wyoming TTS servers on the LAN")
     discover.add_argument("--timeout", type=float, default=3.0, help="seconds to listen")
     discover.add_argument("--interface", action="append", default=[], metavar="IP", help="browse only on this address")
@@ -98,26 +113,51 @@ def _server_factory(settings: Settings):
 
 
 async def _serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT; then drain running requests (a second signal stops at once)."""
+    from .runtime import pid_file
     from .server import Server
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    signals = 0
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            _LOGGER.info("%s received: finishing running requests (up to %.0f s; again to stop now)",
+                         sig.name, settings.shutdown_grace)
+            stop.set()
+        elif drain is not None:
+            drain.cancel()
+
+    drain: asyncio.Task | None = None
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             pass
-    async with Server(settings) as server:
-        voices = ", ".join(v.name for v in server.voices.list())
-        try:
-            server.voices.get(None)
-        except SesameVoiceError as err:
-            _LOGGER.error("NOT READY: %s. Requests without a voice will fail. Voices folder: %s; "
-                          "available voices: %s", err, settings.voices_dir, voices or "none")
-        else:
-            _LOGGER.info("sesame-voice %s ready on port %s; voices: %s", __version__, server.http_port, voices)
-        await stop.wait()
-        _LOGGER.info("Shutting down")
+    with pid_file(settings.cache_path(settings.pid_file)):
+        async with Server(settings) as server:
+            _announce_ready(server, settings)
+            await stop.wait()
+            drain = asyncio.create_task(server.shutdown(settings.shutdown_grace))
+            with contextlib.suppress(asyncio.CancelledError):
+                await drain
+            _LOGGER.info("Shutting down")
+    _LOGGER.info("Stopped")
+
+
+def _announce_ready(server, settings: Settings) -> None:
+    """Say loudly if the default voice is missing; otherwise that the server is ready."""
+    voices = ", ".join(v.name for v in server.voices.list())
+    try:
+        server.voices.get(None)
+    except SesameVoiceError as err:
+        _LOGGER.error("NOT READY: %s. Requests without a voice will fail. Voices folder: %s; "
+                      "available voices: %s", err, settings.voices_dir, voices or "none")
+    else:
+        _LOGGER.info("sesame-voice %s ready on port %s; voices: %s", __version__, server.http_port, voices)
 
 
 def _voices(settings: Settings, as_json: bool) -> int:
@@ -203,6 +243,26 @@ async def _discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _service(settings: Settings, args: argparse.Namespace) -> int:
+    from .service import ServiceError, plan, run_action
+
+    extra = {}
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"sesame-voice: --env wants NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        extra[name] = value
+    if args.voices_dir:
+        extra["VOICES_DIR"] = str(args.voices_dir.expanduser().resolve())
+    try:
+        unit = plan(settings, kind=args.manager, system=args.system, extra_env=extra)
+        return run_action(args.action, unit, dry_run=args.dry_run)
+    except ServiceError as err:
+        print(f"sesame-voice: {err}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sesame-voice`` console script."""
     argv = sys.argv[1:] if argv is None else argv
@@ -217,8 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"sesame-voice: configuration error: {err}", file=sys.stderr)
         return 2
-    level = (settings.log_level if settings else "info").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .runtime import setup_logging
+
+    log_path = setup_logging(settings or Settings(), to_file=args.command == "serve")
+    if log_path is not None:
+        _LOGGER.info("Logging to %s", log_path)
     try:
         if args.command == "serve":
             asyncio.run(_serve(settings))
@@ -231,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             return _plugins(settings, args.json)
         if args.command == "discover":
             return asyncio.run(_discover(args))
+        if args.command == "service":
+            return _service(settings, args)
         handler = getattr(args, "handler", None)
         if handler is not None:
             return int(handler(args) or 0)

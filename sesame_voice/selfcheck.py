@@ -1,0 +1,66 @@
+"""The startup self-check: providers, accelerators, encoders and voices, logged once and in /health."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .server import Server
+
+_LOGGER = logging.getLogger(__name__)
+
+ENCODERS = {"mp3": "libmp3lame", "opus": "libopus", "aac": "aac", "flac": "flac"}
+"""The FFmpeg encoder behind each compressed response format (wav and pcm need none)."""
+
+
+@functools.lru_cache(maxsize=1)
+def encoders_available() -> dict[str, bool]:
+    """Whether the bundled FFmpeg (PyAV) can encode each response format."""
+    import av
+
+    found = {"wav": True, "pcm": True}
+    for fmt, codec in ENCODERS.items():
+        try:
+            av.codec.Codec(codec, "w")
+        except Exception:  # noqa: BLE001 - any failure means the format cannot be served
+            found[fmt] = False
+        else:
+            found[fmt] = True
+    return found
+
+
+def self_check(server: "Server") -> dict[str, Any]:
+    """What the server can do right now: the report served in /health and logged at start."""
+    providers = {name: provider.status() for name, provider in server.providers.items()}
+    accelerators = {
+        name: status.get("device") or "cpu"
+        for name, status in providers.items()
+        if status.get("state") == "ready"
+    }
+    return {
+        "providers": {
+            name: status.get("error") or status.get("progress") or status.get("state", "unknown")
+            if status.get("state") != "ready" else f"ready on {accelerators[name]}"
+            for name, status in providers.items()
+        },
+        "accelerators": accelerators,
+        "encoders": encoders_available(),
+        "voices": {"loaded": len(server.voices.list()), "rejected": server.voices.errors},
+    }
+
+
+def log_self_check(server: "Server") -> None:
+    """Log the self-check once: one line per provider, encoders, voices and rejected files."""
+    report = self_check(server)
+    _LOGGER.info("Self-check:")
+    for name, state in report["providers"].items():
+        _LOGGER.info("  provider %s: %s", name, state)
+    missing = [fmt for fmt, ok in report["encoders"].items() if not ok]
+    _LOGGER.info("  encoders: %s%s", ", ".join(f for f, ok in report["encoders"].items() if ok),
+                 f" (missing: {', '.join(missing)})" if missing else "")
+    _LOGGER.info("  voices: %d loaded, %d voice files rejected", report["voices"]["loaded"],
+                 len(report["voices"]["rejected"]))
+    for name, why in report["voices"]["rejected"].items():
+        _LOGGER.warning("  rejected %s: %s", name, why)

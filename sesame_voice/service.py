@@ -1,0 +1,222 @@
+"""``sesame-voice service``: write and load a launchd agent (macOS) or systemd unit (Linux).
+
+The unit runs *this* install (its real ``sesame-voice`` script, or this Python with ``-m``), with
+the settings of the environment it was installed from, so the service serves what the user saw.
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import pwd
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings
+
+LABEL = "com.sesame-voice.server"
+UNIT_NAME = "sesame-voice.service"
+PASSED_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "SESAME_CONFIG")
+"""Environment variables handed to the service, besides every setting's own (HOST, PORT, …)."""
+
+
+class ServiceError(RuntimeError):
+    """The service could not be installed or controlled; the message says why."""
+
+
+@dataclass
+class ServicePlan:
+    """What ``install`` writes and runs: one file and the commands that load it."""
+
+    kind: str
+    """"launchd" or "systemd"."""
+    path: Path
+    content: str
+    working_dir: Path
+    """The service's CACHE_DIR, created before it starts."""
+    load: list[list[str]] = field(default_factory=list)
+    unload: list[list[str]] = field(default_factory=list)
+    start: list[list[str]] = field(default_factory=list)
+    stop: list[list[str]] = field(default_factory=list)
+    status: list[list[str]] = field(default_factory=list)
+    forget: list[list[str]] = field(default_factory=list)
+    """Run after the file is removed (systemd's daemon-reload)."""
+
+
+def program() -> list[str]:
+    """The command that starts this install's server: its console script, else ``python -m``."""
+    script = Path(sys.executable).with_name("sesame-voice")
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script), "serve"]
+    return [sys.executable, "-m", "sesame_voice", "serve"]
+
+
+def service_environment(settings: Settings, environ: dict[str, str] | None = None,
+                        extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Settings taken from the installing environment, with VOICES_DIR and CACHE_DIR made explicit."""
+    from .config import setting_names
+
+    environ = dict(os.environ if environ is None else environ)
+    wanted = {*setting_names(), *PASSED_ENV}
+    env = {name: value for name, value in sorted(environ.items()) if name in wanted}
+    env["VOICES_DIR"] = str(Path(settings.voices_dir).expanduser().resolve())
+    env["CACHE_DIR"] = str(Path(settings.cache_dir).expanduser().resolve())
+    env.update(extra or {})
+    return env
+
+
+def detect_kind() -> str:
+    """launchd on macOS, systemd elsewhere."""
+    return "launchd" if sys.platform == "darwin" else "systemd"
+
+
+def launchd_plan(settings: Settings, env: dict[str, str], system: bool) -> ServicePlan:
+    """A launchd agent (or daemon with ``system``) that restarts the server unless it exits cleanly."""
+    cache = Path(env["CACHE_DIR"])
+    document = {
+        "Label": LABEL,
+        "ProgramArguments": program(),
+        "EnvironmentVariables": env,
+        "WorkingDirectory": str(cache),
+        "RunAtLoad": True,
+        # Restart after a crash, not after `service stop` (SIGTERM ends the server with status 0).
+        "KeepAlive": {"SuccessfulExit": False},
+        # Interactive: not throttled like a background job, so Metal inference keeps full speed.
+        "ProcessType": "Interactive",
+        "ExitTimeOut": int(settings.shutdown_grace) + 10,
+        "StandardOutPath": str(cache / "launchd.out.log"),
+        "StandardErrorPath": str(cache / "launchd.err.log"),
+    }
+    if system:
+        document["UserName"] = pwd.getpwuid(os.getuid()).pw_name
+        path = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
+        domain = "system"
+    else:
+        path = Path.home() / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+        domain = f"gui/{os.getuid()}"
+    target = f"{domain}/{LABEL}"
+    return ServicePlan(
+        kind="launchd",
+        path=path,
+        content=plistlib.dumps(document).decode(),
+        working_dir=cache,
+        load=[["launchctl", "bootstrap", domain, str(path)]],
+        unload=[["launchctl", "bootout", target]],
+        start=[["launchctl", "kickstart", target]],
+        stop=[["launchctl", "kill", "SIGTERM", target]],
+        status=[["launchctl", "print", target]],
+    )
+
+
+def _systemd_quote(value: str) -> str:
+    """One ``Environment=`` assignment, quoted as systemd.syntax(7) reads it."""
+    return value.replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"')
+
+
+def systemd_plan(settings: Settings, env: dict[str, str], system: bool) -> ServicePlan:
+    """A systemd unit: the user's (``systemctl --user``) or, with ``system``, a system unit."""
+    user = pwd.getpwuid(os.getuid())
+    lines = [
+        "# Written by `sesame-voice service install`; `sesame-voice service uninstall` removes it.",
+        "[Unit]",
+        "Description=sesame-voice: local voice server (OpenAI speech API, Wyoming)",
+        "After=network-online.target",
+        "Wants=network-online.target",
+        "",
+        "[Service]",
+        "Type=exec",
+        f"ExecStart={shlex.join(program())}",
+        f"WorkingDirectory={env['CACHE_DIR']}",
+        *(f'Environment="{_systemd_quote(f"{name}={value}")}"' for name, value in env.items()),
+        "Restart=on-failure",
+        "RestartSec=5",
+        "KillSignal=SIGTERM",
+        f"TimeoutStopSec={int(settings.shutdown_grace) + 10}",
+    ]
+    if system:
+        lines += [f"User={user.pw_name}", "NoNewPrivileges=true"]
+    lines += ["", "[Install]", f"WantedBy={'multi-user.target' if system else 'default.target'}", ""]
+    if system:
+        path = Path("/etc/systemd/system") / UNIT_NAME
+        ctl = ["systemctl"]
+    else:
+        config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        path = config_home / "systemd" / "user" / UNIT_NAME
+        ctl = ["systemctl", "--user"]
+    return ServicePlan(
+        kind="systemd",
+        path=path,
+        content="\n".join(lines),
+        working_dir=Path(env["CACHE_DIR"]),
+        load=[[*ctl, "daemon-reload"], [*ctl, "enable", "--now", UNIT_NAME]],
+        unload=[[*ctl, "disable", "--now", UNIT_NAME]],
+        start=[[*ctl, "start", UNIT_NAME]],
+        stop=[[*ctl, "stop", UNIT_NAME]],
+        status=[[*ctl, "status", "--no-pager", UNIT_NAME]],
+        forget=[[*ctl, "daemon-reload"]],
+    )
+
+
+def plan(settings: Settings, kind: str | None = None, system: bool = False,
+         extra_env: dict[str, str] | None = None, environ: dict[str, str] | None = None) -> ServicePlan:
+    """The unit for this platform (or ``kind``) and this install."""
+    env = service_environment(settings, environ, extra_env)
+    kind = kind or detect_kind()
+    if kind == "launchd":
+        return launchd_plan(settings, env, system)
+    if kind == "systemd":
+        return systemd_plan(settings, env, system)
+    raise ServiceError(f"unknown service manager {kind!r}; use launchd or systemd")
+
+
+def _run(commands: list[list[str]], check: bool = True) -> int:
+    status = 0
+    for command in commands:
+        print("$", shlex.join(command))
+        try:
+            status = subprocess.run(command, check=False).returncode
+        except FileNotFoundError:
+            raise ServiceError(f"{command[0]} is not installed; is this the right --manager?") from None
+        if status and check:
+            raise ServiceError(f"{shlex.join(command)} failed with status {status}")
+    return status
+
+
+def run_action(action: str, service: ServicePlan, dry_run: bool = False) -> int:
+    """Carry out install / uninstall / start / stop / status; with ``dry_run`` only print."""
+    steps = {
+        "install": service.load,
+        "uninstall": service.unload,
+        "start": service.start,
+        "stop": service.stop,
+        "status": service.status,
+    }[action]
+    if dry_run:
+        if action == "install":
+            print(f"# would write {service.path}:")
+            print(service.content)
+        if action == "uninstall":
+            print(f"# would remove {service.path}")
+        for command in steps:
+            print("# would run:", shlex.join(command))
+        return 0
+    if action == "install":
+        service.path.parent.mkdir(parents=True, exist_ok=True)
+        service.working_dir.mkdir(parents=True, exist_ok=True)
+        service.path.write_text(service.content, encoding="utf-8")
+        print(f"wrote {service.path}")
+        return _run(steps)
+    if action == "uninstall":
+        _run(steps, check=False)
+        if service.path.exists():
+            service.path.unlink()
+            print(f"removed {service.path}")
+        _run(service.forget, check=False)
+        return 0
+    if not service.path.exists():
+        raise ServiceError(f"no service installed at {service.path}; run `sesame-voice service install` first")
+    return _run(steps, check=action != "status")
+
