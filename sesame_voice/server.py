@@ -51,7 +51,8 @@ class Server:
         self.http_properties: dict[str, str] = {}
         """TXT properties for the HTTP zeroconf service; route plugins add theirs."""
         self.openapi_paths: dict[str, Any] = {}
-        """OpenAPI path items contributed by route plugins, served at /openapi.json."""
+        """OpenAPI path items contributed by route plugins, served at /openapi.json; a value may be a
+        zero-argument callable, called for each request of the document (e.g. to list the current voices)."""
         self.app: web.Application | None = None
         self.http_port: int | None = None
         self.discovery = None
@@ -229,7 +230,7 @@ class Server:
                                           "content": {"text/plain": {"schema": {"type": "string"}}}}},
                 }
             },
-            **self.openapi_paths,
+            **{path: item() if callable(item) else item for path, item in self.openapi_paths.items()},
         }
         return {
             "openapi": "3.1.0",

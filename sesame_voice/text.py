@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from sentence_stream import SentenceBoundaryDetector, stream_to_sentences
 
@@ -14,7 +15,9 @@ _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 
 def normalize(text: str) -> str:
-    """Collapse runs of whitespace (keeping paragraph breaks) and strip the ends."""
+    """Drop control characters and lone surrogates, collapse runs of whitespace (keeping paragraph
+    breaks) and strip the ends."""
+    text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) not in ("Cc", "Cs"))
     paragraphs = [" ".join(part.split()) for part in _PARAGRAPH_BREAK.split(text)]
     return "\n\n".join(p for p in paragraphs if p)
 

@@ -87,6 +87,27 @@ def openai_client(base_url):
     return AsyncOpenAI(base_url=f"{base_url}/v1", api_key="sk-test-anything", max_retries=0, timeout=120)
 
 
+@pytest.fixture(scope="session")
+def installed_venv(tmp_path_factory) -> Path:
+    """A fresh venv with sesame-voice installed from a freshly built wheel (not editable), as users get it."""
+    import subprocess
+    import sys
+
+    from support import REPO
+
+    source = tmp_path_factory.mktemp("sdist") / "sesame-voice"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "__pycache__", "build", "dist", "*.egg-info", ".pytest_cache", "out"))
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(dist), str(source)], check=True)
+    wheel = next(dist.glob("sesame_voice-*.whl"))
+    venv = tmp_path_factory.mktemp("installed") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)], check=True)
+    return venv
+
+
 @pytest.fixture
 def openai_client_for():
     """``openai_client_for(base_url)``: the async ``openai`` SDK pointed at any server."""

@@ -80,4 +80,4 @@ def register_routes(app: web.Application, server) -> None:
     for method, path, handler in routes:
         app.router.add_route(method, path, _guarded(handler, server))
     server.http_properties.update({"path": "/v1", "api": "openai", "models": ",".join(MODELS)})
-    server.openapi_paths.update(openapi_paths())
+    server.openapi_paths.update(openapi_paths(server))

@@ -26,35 +26,53 @@ _ERROR = {
     },
 }
 
-_SPEECH_BODY = {
-    "type": "object",
-    "required": ["input"],
-    "properties": {
-        "model": {"type": "string", "description": "Any value; csm-1b, tts-1, tts-1-hd and gpt-4o-mini-tts are listed"},
-        "input": {"type": "string", "description": "Text to speak (at most MAX_INPUT_LENGTH characters)"},
-        "voice": {
-            "description": "A voice name from /v1/audio/voices, an OpenAI voice name (alias), or {id}",
-            "anyOf": [
-                {"type": "string", "examples": ["conversational", *VOICE_NAMES]},
-                {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
-            ],
+SPOKEN_TEXT_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]"
+"""``input`` must hold a character that is not white space, a control character or a lone surrogate
+(the characters ``sesame_voice.text.normalize`` removes)."""
+
+
+def speech_body_schema(server) -> dict:
+    """The createSpeech body exactly as the server enforces it, with today's voice names."""
+    voices = server.voices.list()
+    names = sorted({v.name for v in voices} | {alias for v in voices for alias in v.aliases})
+    return {
+        "type": "object",
+        "required": ["input"],
+        "properties": {
+            "model": {"type": "string", "description": "Any value; csm-1b, tts-1, tts-1-hd and gpt-4o-mini-tts are listed"},
+            "input": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": server.settings.max_input_length,
+                "pattern": SPOKEN_TEXT_PATTERN,
+                "description": "Text to speak: at most MAX_INPUT_LENGTH characters, not only white space",
+            },
+            "voice": {
+                "description": "A voice name from /v1/audio/voices or one of its aliases (OpenAI voice names "
+                "map to presets), as a string or {id}; omitted means the default voice",
+                "anyOf": [
+                    {"type": "string", "enum": names, "examples": ["conversational", *VOICE_NAMES]},
+                    {"type": "object", "properties": {"id": {"type": "string", "enum": names}}, "required": ["id"]},
+                ],
+            },
+            "response_format": {"type": "string", "enum": ["mp3", "opus", "aac", "flac", "wav", "pcm"],
+                                "default": server.settings.default_format},
+            "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
+            "instructions": {"type": "string", "description": "Accepted; passed to providers, which may ignore it"},
+            "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
         },
-        "response_format": {"type": "string", "enum": ["mp3", "opus", "aac", "flac", "wav", "pcm"], "default": "mp3"},
-        "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
-        "instructions": {"type": "string", "description": "Accepted; passed to providers, which may ignore it"},
-        "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
-    },
-}
+    }
 
 
-def openapi_paths() -> dict:
-    """Path items of /v1/audio/speech, /v1/models and /v1/audio/voices."""
+def openapi_paths(server) -> dict:
+    """Path items of /v1/audio/speech (rebuilt as voices change), /v1/models and /v1/audio/voices."""
     errors = {"400": _ERROR, "401": _ERROR, "415": _ERROR, "429": _ERROR, "500": _ERROR, "503": _ERROR}
     return {
-        "/v1/audio/speech": {
+        "/v1/audio/speech": lambda: {
             "post": {
                 "summary": "Generate audio from text (OpenAI createSpeech)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": _SPEECH_BODY}}},
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": speech_body_schema(server)}}},
                 "responses": {
                     "200": {
                         "description": "Audio, streamed with chunked transfer encoding (or SSE events)",
