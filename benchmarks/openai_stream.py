@@ -67,7 +67,7 @@ def start_server(port: int, voices_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "VOICES_DIR": str(voices_dir),
            "LOG_LEVEL": "warning", "MODEL_ID": str(voices_dir / "no-csm")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "sesame_voice", "serve", "--no-wyoming", "--no-zeroconf"], env=env, cwd=voices_dir
+        [sys.executable, "-m", "sesame_voice", "serve", "--disable", "wyoming", "--no-zeroconf"], env=env, cwd=voices_dir
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

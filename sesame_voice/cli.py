@@ -24,6 +24,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voices-dir", type=Path, help="voices folder (VOICES_DIR; default ./voices)")
     parser.add_argument("--disable", action="append", default=[], metavar="PLUGIN", help="do not load this plugin (repeatable)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="LOG_LEVEL")
+    parser.add_argument("--set", action="append", default=[], metavar="PLUGIN.KEY=VALUE", dest="plugin_settings",
+                        help="a plugin setting, as in the config file's plugins: table, e.g. "
+                        "--set wyoming.uri=tcp://0.0.0.0:10300 (repeatable)")
 
 
 def build_parser(pm=None) -> argparse.ArgumentParser:
@@ -41,8 +44,6 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--host", help="HTTP bind address (HOST, default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="HTTP port (PORT, default 8880)")
-    serve.add_argument("--wyoming-uri", help="Wyoming listener, e.g. tcp://0.0.0.0:10200 (WYOMING_URI)")
-    serve.add_argument("--no-wyoming", action="store_true", help="do not start the Wyoming frontend")
     serve.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the LAN")
     serve.add_argument("--zeroconf-interface", action="append", default=[], metavar="IP", help="advertise only on this address (repeatable)")
 
@@ -92,15 +93,18 @@ def _settings(args: argparse.Namespace) -> Settings:
         "log_level": getattr(args, "log_level", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
-        "wyoming_uri": getattr(args, "wyoming_uri", None),
     }
-    if getattr(args, "no_wyoming", False):
-        overrides["wyoming_enabled"] = False
     if getattr(args, "no_zeroconf", False):
         overrides["zeroconf_enabled"] = False
     if getattr(args, "zeroconf_interface", None):
         overrides["zeroconf_interfaces"] = tuple(args.zeroconf_interface)
     settings = load_settings(config_file=getattr(args, "config", None), **overrides)
+    for item in getattr(args, "plugin_settings", None) or []:
+        key, sep, value = item.partition("=")
+        plugin, dot, name = key.partition(".")
+        if not (sep and dot and plugin and name):
+            raise ConfigError(f"--set wants PLUGIN.KEY=VALUE, got {item!r}")
+        settings.plugins.setdefault(plugin, {})[name] = value
     if getattr(args, "disable", None):
         settings.disabled_plugins = (*settings.disabled_plugins, *args.disable)
     return settings
@@ -299,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         handler = getattr(args, "handler", None)
         if handler is not None:
             return int(handler(args) or 0)
+    except ConfigError as err:  # a plugin's setting, found bad when the plugin reads it
+        print(f"sesame-voice: configuration error: {err}", file=sys.stderr)
+        return 2
     except SesameVoiceError as err:
         print(f"sesame-voice: {err}", file=sys.stderr)
         return 1

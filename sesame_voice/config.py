@@ -8,7 +8,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 import yaml
 
@@ -16,6 +16,7 @@ from .types import RESPONSE_FORMATS
 
 _LOGGER = logging.getLogger(__name__)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -70,14 +71,14 @@ class Settings:
     """Requests waiting per provider before new ones get an 'overloaded' error."""
     voices_poll_interval: float = 1.0
     disabled_plugins: tuple[str, ...] = ()
-    wyoming_uri: str = "tcp://0.0.0.0:10200"
-    wyoming_enabled: bool = True
     zeroconf_enabled: bool = True
     zeroconf_name: str = "sesame-voice"
     zeroconf_interfaces: tuple[str, ...] = ()
     """Addresses to advertise on; empty means every interface."""
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Free-form settings for each plugin, from the YAML config's ``plugins:`` table."""
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """The environment the settings were read from (``.env`` included); plugins read theirs here."""
 
     def cache_path(self, name: str) -> Path | None:
         """``name`` resolved against CACHE_DIR (absolute names kept); None for an empty name."""
@@ -86,6 +87,26 @@ class Settings:
     def plugin_config(self, name: str) -> dict[str, Any]:
         """The YAML settings of one plugin (empty if none)."""
         return dict(self.plugins.get(name) or {})
+
+    def plugin_settings(self, name: str, schema: type[T], env: Mapping[str, str] | None = None) -> T:
+        """Plugin ``name``'s settings as an instance of the dataclass ``schema``.
+
+        Values come from (lowest first) the dataclass defaults, the config file's
+        ``plugins: {name: {...}}`` table, then the environment variables that ``env`` maps field
+        names to (e.g. ``{"uri": "WYOMING_URI"}``); each is converted with ``coerce``. An unknown key
+        in the table, or a value of the wrong type, raises ConfigError naming ``plugins.NAME.KEY``
+        or the variable.
+        """
+        fields = {f.name: f for f in dataclasses.fields(schema)}
+        values: dict[str, Any] = {}
+        for key, raw in self.plugin_config(name).items():
+            if key not in fields:
+                raise ConfigError(f"plugins.{name}: unknown setting {key!r} (known: {', '.join(fields)})")
+            values[key] = coerce(raw, str(fields[key].type), f"plugins.{name}.{key}")
+        for key, variable in (env or {}).items():
+            if variable in self.environ:
+                values[key] = coerce(self.environ[variable], str(fields[key].type), variable)
+        return schema(**values)
 
     def validate(self) -> "Settings":
         """Raise ConfigError naming the first bad setting."""
@@ -108,8 +129,6 @@ class Settings:
             raise ConfigError(f"MAX_QUEUE must be positive, got {self.max_queue}")
         if self.voices_poll_interval <= 0:
             raise ConfigError(f"VOICES_POLL_INTERVAL must be positive, got {self.voices_poll_interval}")
-        if not self.wyoming_uri.startswith("tcp://"):
-            raise ConfigError(f"WYOMING_URI must look like tcp://HOST:PORT, got {self.wyoming_uri!r}")
         for address in self.zeroconf_interfaces:
             try:
                 ipaddress.ip_address(address)
@@ -119,24 +138,41 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_NOT_FROM_ENV = ("plugins", "environ")
 
 
-def _convert(name: str, raw: Any) -> Any:
-    """Turn a raw env/YAML value into the field's type, or raise ConfigError naming it."""
-    kind = _FIELDS[name].type
-    env_name = name.upper()
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def coerce(raw: Any, kind: str, name: str) -> Any:
+    """Turn an env string or YAML value into ``kind`` (a dataclass field's annotation, as a string).
+
+    The one conversion every setting goes through, the core's and each plugin's: ``int``,
+    ``float``, ``bool`` (1/true/yes/on, 0/false/no/off), ``Path``, ``tuple[str, ...]`` (a list or a
+    comma-separated string), ``dict`` (a mapping), ``X | None`` (empty means None) and ``str``.
+    Raises ConfigError naming ``name``.
+    """
     try:
+        if kind.endswith("| None"):
+            if raw is None or raw == "":
+                return None
+            kind = kind.split("|")[0].strip()
         if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
             return int(raw)
         if kind == "float":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
             return float(raw)
         if kind == "bool":
             if isinstance(raw, bool):
                 return raw
             value = str(raw).strip().lower()
-            if value in ("1", "true", "yes", "on"):
+            if value in TRUE_WORDS:
                 return True
-            if value in ("0", "false", "no", "off"):
+            if value in FALSE_WORDS:
                 return False
             raise ValueError(raw)
         if kind == "Path":
@@ -149,16 +185,20 @@ def _convert(name: str, raw: Any) -> Any:
             if not isinstance(raw, Mapping):
                 raise ValueError(raw)
             return {str(k): dict(v or {}) for k, v in raw.items()}
-        if kind == "str | None":
-            return str(raw) if raw not in (None, "") else None
+        if isinstance(raw, (Mapping, list)):
+            raise ValueError(raw)
         return str(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{env_name} has an invalid value {raw!r} (expected {kind})") from None
+        raise ConfigError(f"{name} has an invalid value {raw!r} (expected {kind})") from None
+
+
+def _convert(name: str, raw: Any) -> Any:
+    return coerce(raw, _FIELDS[name].type, name.upper())
 
 
 def setting_names() -> list[str]:
     """The environment variable of every core setting (HOST, PORT, …)."""
-    return [name.upper() for name in _FIELDS if name != "plugins"]
+    return [name.upper() for name in _FIELDS if name not in _NOT_FROM_ENV]
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -186,7 +226,7 @@ def load_settings(
             raise ConfigError(f"config file {config_file}: expected a mapping at the top level")
         for key, raw in data.items():
             name = str(key).lower()
-            if name not in _FIELDS:
+            if name not in _FIELDS or name in _NOT_FROM_ENV[1:]:
                 raise ConfigError(f"config file {config_file}: unknown setting {key!r}")
             values[name] = _convert(name, raw)
     layered: dict[str, str] = {}
@@ -194,11 +234,11 @@ def load_settings(
         layered.update(_read_dotenv(Path(dotenv_file)))
     layered.update(env)
     for name in _FIELDS:
-        if name == "plugins":
+        if name in _NOT_FROM_ENV:
             continue
         if name.upper() in layered:
             values[name] = _convert(name, layered[name.upper()])
     for name, raw in overrides.items():
         if raw is not None:
             values[name] = raw if not isinstance(raw, str) else _convert(name, raw)
-    return Settings(**values).validate()
+    return Settings(**values, environ=layered).validate()

@@ -25,6 +25,8 @@ class Frontend:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    env_names: ClassVar[tuple[str, ...]] = ()
+    """Environment variables the frontend reads its settings from (``service install`` passes them on)."""
 
     def __init__(self, server: "Server") -> None:
         self.server = server

@@ -28,6 +28,8 @@ class Provider:
     """True if ``synthesize`` applies ``request.speed`` itself (else the engine time-stretches)."""
     voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
     """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
+    env_names: ClassVar[tuple[str, ...]] = ()
+    """Environment variables the provider reads its settings from (``service install`` passes them on)."""
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings

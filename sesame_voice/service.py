@@ -54,13 +54,22 @@ def program() -> list[str]:
     return [sys.executable, "-m", "sesame_voice", "serve"]
 
 
+def plugin_env_names(settings: Settings) -> set[str]:
+    """Environment variables that the installed providers and frontends declare they read."""
+    from .plugins import collect_frontends, collect_providers, make_plugin_manager
+
+    pm = make_plugin_manager(disabled=settings.disabled_plugins)
+    classes = [reg.cls for reg in (*collect_providers(pm).values(), *collect_frontends(pm).values())]
+    return {name for cls in classes for name in cls.env_names}
+
+
 def service_environment(settings: Settings, environ: dict[str, str] | None = None,
                         extra: dict[str, str] | None = None) -> dict[str, str]:
     """Settings taken from the installing environment, with VOICES_DIR and CACHE_DIR made explicit."""
     from .config import setting_names
 
     environ = dict(os.environ if environ is None else environ)
-    wanted = {*setting_names(), *PASSED_ENV}
+    wanted = {*setting_names(), *PASSED_ENV, *plugin_env_names(settings)}
     env = {name: value for name, value in sorted(environ.items()) if name in wanted}
     env["VOICES_DIR"] = str(Path(settings.voices_dir).expanduser().resolve())
     env["CACHE_DIR"] = str(Path(settings.cache_dir).expanduser().resolve())

@@ -39,11 +39,14 @@ def make_settings(tmp_path: Path, voices_dir: Path) -> Callable[..., Settings]:
             "voices_dir": voices_dir,
             "cache_dir": tmp_path / "cache",
             "model_id": str(empty_model),
-            "wyoming_uri": "tcp://127.0.0.1:0",
+            "plugins": {"wyoming": {"uri": "tcp://127.0.0.1:0"}},
             "zeroconf_enabled": False,
             "zeroconf_interfaces": ("127.0.0.1",),
             "voices_poll_interval": 0.2,
         }
+        # ``plugin_settings={"wyoming": {...}}`` adds to the plugins: table (``plugins`` names plugin objects).
+        for name, table in overrides.pop("plugin_settings", {}).items():
+            values["plugins"][name] = {**values["plugins"].get(name, {}), **table}
         values.update(overrides)
         return load_settings(env={}, dotenv_file=None, **values)
 

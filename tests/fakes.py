@@ -23,19 +23,26 @@ class ToneProvider(Provider):
         self.sentences_done: list[str] = []
         self.cancelled_seen = threading.Event()
         self.started = threading.Event()
+        self.threads: set[int] = set()
+        """Threads ``synthesize`` ran in."""
+        self.spans: list[tuple[float, float]] = []
+        """(start, end) ``time.perf_counter()`` of each sentence's 'thinking'."""
 
     def default_voices(self):
         return [Voice(name="tone", provider=self.name, description="test tones")]
 
     def synthesize(self, job):
         self.started.set()
+        self.threads.add(threading.get_ident())
         for index, sentence in enumerate(job.sentences):
             deadline = time.monotonic() + self.delay
+            began = time.perf_counter()
             while time.monotonic() < deadline:
                 if job.cancelled.is_set():
                     self.cancelled_seen.set()
                     return
                 time.sleep(0.01)
+            self.spans.append((began, time.perf_counter()))
             if job.cancelled.is_set():
                 self.cancelled_seen.set()
                 return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import subprocess
 import sys
@@ -46,12 +48,49 @@ def test_env_beats_dotenv_beats_yaml(tmp_path):
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
         ({"ZEROCONF_ENABLED": "maybe"}, "ZEROCONF_ENABLED"),
         ({"ZEROCONF_INTERFACES": "eth0"}, "ZEROCONF_INTERFACES"),
-        ({"WYOMING_URI": "10200"}, "WYOMING_URI"),
     ],
 )
 def test_bad_values_fail_fast_naming_the_setting(env, named):
     with pytest.raises(ConfigError, match=named):
         load_settings(env=env, dotenv_file=None)
+
+
+def test_a_plugins_bad_setting_stops_serve_at_start_naming_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WYOMING_URI", "10200")
+    monkeypatch.setenv("CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ZEROCONF_ENABLED", "false")
+    monkeypatch.setenv("PORT", "0")
+    monkeypatch.setenv("HOST", "127.0.0.1")
+    assert main(["serve", "--disable", "csm"]) == 2
+    assert "WYOMING_URI must look like tcp://HOST:PORT" in capsys.readouterr().err
+
+
+@dataclasses.dataclass(frozen=True)
+class _ExampleOptions:
+    enabled: bool = True
+    rate: int = 16000
+    label: str | None = None
+
+
+def test_plugin_settings_come_from_the_yaml_table_then_env_with_one_conversion(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("zeroconf_enabled: 'off'\nplugins:\n  demo: {enabled: 'off', rate: '8000', label: x}\n")
+    settings = load_settings(config_file=config, env={"DEMO_RATE": "22050"}, dotenv_file=None)
+    options = settings.plugin_settings("demo", _ExampleOptions, {"rate": "DEMO_RATE", "label": "DEMO_LABEL"})
+    assert options == _ExampleOptions(enabled=False, rate=22050, label="x")
+    assert settings.zeroconf_enabled is False  # the core reads 'off' exactly as the plugin does
+    with pytest.raises(ConfigError, match="DEMO_RATE"):
+        load_settings(env={"DEMO_RATE": "fast"}, dotenv_file=None).plugin_settings(
+            "demo", _ExampleOptions, {"rate": "DEMO_RATE"})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("plugins:\n  demo: {enabled: perhaps}\n")
+    with pytest.raises(ConfigError, match="plugins.demo.enabled"):
+        load_settings(config_file=bad, env={}, dotenv_file=None).plugin_settings("demo", _ExampleOptions)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("plugins:\n  demo: {colour: red}\n")
+    with pytest.raises(ConfigError, match="unknown setting 'colour'"):
+        load_settings(config_file=unknown, env={}, dotenv_file=None).plugin_settings("demo", _ExampleOptions)
 
 
 def test_unknown_yaml_setting_is_an_error(tmp_path):

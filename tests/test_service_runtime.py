@@ -36,7 +36,9 @@ def _dry_run(capsys, *args: str) -> str:
     return body.split("\n# would run:", 1)[0]
 
 
-def test_launchd_agent_is_a_plist_that_runs_this_install(capsys, tmp_path):
+def test_launchd_agent_is_a_plist_that_runs_this_install(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("WYOMING_URI", "tcp://0.0.0.0:10300")  # a plugin's setting travels too
+    monkeypatch.setenv("SHELL", "/bin/zsh")  # unrelated variables do not
     voices = tmp_path / "my voices"
     text = _dry_run(capsys, "--manager", "launchd", "--env", "API_KEY=s3cret", "--voices-dir", str(voices))
     plist = plistlib.loads(text.encode())
@@ -45,6 +47,7 @@ def test_launchd_agent_is_a_plist_that_runs_this_install(capsys, tmp_path):
     assert script.is_file()
     env = plist["EnvironmentVariables"]
     assert env["API_KEY"] == "s3cret"
+    assert env["WYOMING_URI"] == "tcp://0.0.0.0:10300" and "SHELL" not in env
     assert env["VOICES_DIR"] == str(voices.resolve())
     assert Path(env["CACHE_DIR"]).is_absolute()
     assert plist["Label"] == "com.sesame-voice.server"

@@ -13,10 +13,10 @@ from .answer import Answer, WriteEvent
 from .choice import VoiceChoice
 from .handler import WyomingHandler
 from .info import build_info
+from .options import ENV_NAMES, wyoming_options
 
 _LOGGER = logging.getLogger(__name__)
 SERVICE_TYPE = "_wyoming._tcp.local."
-DEFAULT_SAMPLES_PER_CHUNK = 1024
 
 
 def parse_uri(uri: str) -> tuple[str, int]:
@@ -36,15 +36,16 @@ class WyomingFrontend(Frontend):
 
     name = "wyoming"
     description = "Wyoming protocol for Home Assistant (TCP, default port 10200)"
+    env_names = tuple(ENV_NAMES.values())
 
     def __init__(self, server) -> None:
         super().__init__(server)
-        self.host, self._requested_port = parse_uri(server.settings.wyoming_uri)
+        options = wyoming_options(server.settings)
+        self.host, self._requested_port = parse_uri(options.uri)
         self.port: int | None = None
         """The bound port, once started."""
-        config = server.settings.plugin_config(self.name)
-        self.samples_per_chunk = int(config.get("samples_per_chunk", DEFAULT_SAMPLES_PER_CHUNK))
-        self.first_clause = bool(config.get("first_clause", True))
+        self.samples_per_chunk = options.samples_per_chunk
+        self.first_clause = options.first_clause
         """Speak an answer's first clause on its own, for a faster first audio chunk."""
         self.info_event = None
         """The cached ``info`` event; Home Assistant asks for it every 30 s."""
@@ -53,7 +54,7 @@ class WyomingFrontend(Frontend):
 
     @classmethod
     def enabled(cls, settings) -> bool:
-        return bool(settings.wyoming_enabled)
+        return wyoming_options(settings).enabled
 
     async def start(self) -> None:
         self.refresh_info()

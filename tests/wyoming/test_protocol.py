@@ -297,7 +297,7 @@ async def test_four_clients_at_once(fake_wyoming):
 
 async def test_frontend_can_be_disabled(start_server):
     plugins = [PLUGIN]
-    async with start_server(plugins=plugins, default_voice="tone", wyoming_enabled=False) as server:
+    async with start_server(plugins=plugins, default_voice="tone", plugin_settings={"wyoming": {"enabled": False}}) as server:
         assert "wyoming" in server.frontend_classes and not server.frontends
 
 

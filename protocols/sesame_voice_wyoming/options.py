@@ -1,0 +1,32 @@
+"""The Wyoming frontend's settings: ``plugins: {wyoming: {...}}`` in the config file, or env vars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sesame_voice.config import ConfigError
+
+DEFAULT_SAMPLES_PER_CHUNK = 1024
+ENV_NAMES = {"uri": "WYOMING_URI", "enabled": "WYOMING_ENABLED", "samples_per_chunk": "WYOMING_SAMPLES_PER_CHUNK"}
+"""Environment variable of each setting that has one."""
+
+
+@dataclass(frozen=True)
+class WyomingOptions:
+    """Where the Wyoming listener binds and how it chunks audio."""
+
+    uri: str = "tcp://0.0.0.0:10200"
+    """``tcp://HOST:PORT`` to listen on; port 0 picks a free one."""
+    enabled: bool = True
+    samples_per_chunk: int = DEFAULT_SAMPLES_PER_CHUNK
+    """Samples per ``audio-chunk`` event, as wyoming-piper sends them."""
+    first_clause: bool = True
+    """Speak an answer's first clause on its own, for a faster first audio chunk."""
+
+
+def wyoming_options(settings) -> WyomingOptions:
+    """The frontend's options from the settings; ConfigError names a bad one."""
+    options = settings.plugin_settings("wyoming", WyomingOptions, ENV_NAMES)
+    if options.samples_per_chunk < 64:
+        raise ConfigError(f"WYOMING_SAMPLES_PER_CHUNK must be at least 64, got {options.samples_per_chunk}")
+    return options
