@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import json
 import logging
 import signal
@@ -11,8 +12,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .commands import CommandContext
 from .config import ConfigError, Settings, load_settings
-from .plugins import collect_frontends, collect_providers, make_plugin_manager, plugin_rows
+from .plugins import PluginClash, collect_frontends, collect_providers, make_plugin_manager, plugin_rows
 from .types import RESPONSE_FORMATS, SesameVoiceError, SynthesisRequest
 
 _LOGGER = logging.getLogger(__name__)
@@ -67,7 +69,11 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     discover.add_argument("--json", action="store_true", help="machine-readable output")
 
     if pm is not None:
-        pm.hook.register_commands(subparsers=sub, server_factory=_server_factory)
+        builtin = set(sub.choices)
+        pm.hook.register_commands(subparsers=sub, cli=CommandContext(pm, _settings))
+        for name, command in sub.choices.items():
+            if name not in builtin:
+                _common(command)
     return parser
 
 
@@ -91,13 +97,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _server_factory(settings: Settings):
-    from .server import Server
-
-    return Server(settings)
-
-
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, pm=None) -> None:
     from .server import Server
 
     loop = asyncio.get_running_loop()
@@ -107,7 +107,7 @@ async def _serve(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             pass
-    async with Server(settings) as server:
+    async with Server(settings, pm=pm) as server:
         voices = ", ".join(v.name for v in server.voices.list())
         try:
             server.voices.get(None)
@@ -120,10 +120,15 @@ async def _serve(settings: Settings) -> None:
         _LOGGER.info("Shutting down")
 
 
-def _voices(settings: Settings, as_json: bool) -> int:
-    server = _server_factory(settings)
-    server.voices.reload()
-    voices = server.voices.list()
+def _voices(settings: Settings, as_json: bool, pm=None) -> int:
+    return asyncio.run(_list_voices(settings, as_json, pm))
+
+
+async def _list_voices(settings: Settings, as_json: bool, pm) -> int:
+    from .server import Server
+
+    async with Server(settings, pm=pm).prepared() as server:
+        voices = server.voices.list()
     if as_json:
         rows = [
             {"name": v.name, "provider": v.provider, "fallbacks": [f["provider"] for f in v.fallbacks],
@@ -142,32 +147,28 @@ def _voices(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-async def _say(settings: Settings, args: argparse.Namespace) -> int:
+async def _say(settings: Settings, args: argparse.Namespace, pm=None) -> int:
     from .audio import StreamEncoder
+    from .server import Server
 
     text = sys.stdin.read() if args.text == "-" else args.text
     fmt = args.format or args.output.suffix.lstrip(".").lower() or settings.default_format
     if fmt == "ogg":
         fmt = "opus"
-    server = _server_factory(settings)
-    await asyncio.to_thread(server.voices.reload)
     request = SynthesisRequest(text=text, voice=args.voice, speed=args.speed, response_format=fmt, frontend="cli")
-    try:
-        async with server.engine.session(request) as synthesis:
-            encoder = StreamEncoder(fmt, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
-                                    opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
-            with args.output.open("wb") as out:
-                async for chunk in synthesis:
-                    out.write(encoder.encode(chunk.samples))
-                out.write(encoder.finish())
-            print(f"{args.output}: {fmt}, voice {synthesis.voice.name} via {synthesis.provider}", file=sys.stderr)
-    finally:
-        await server.engine.aclose()
+    async with Server(settings, pm=pm).prepared() as server, server.engine.session(request) as synthesis:
+        encoder = StreamEncoder(fmt, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
+                                opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
+        with args.output.open("wb") as out:
+            async for chunk in synthesis:
+                out.write(encoder.encode(chunk.samples))
+            out.write(encoder.finish())
+        print(f"{args.output}: {fmt}, voice {synthesis.voice.name} via {synthesis.provider}", file=sys.stderr)
     return 0
 
 
-def _plugins(settings: Settings, as_json: bool) -> int:
-    pm = make_plugin_manager(disabled=settings.disabled_plugins)
+def _plugins(settings: Settings, as_json: bool, pm=None) -> int:
+    pm = pm or make_plugin_manager(disabled=settings.disabled_plugins)
     rows = plugin_rows(pm)
     providers = {n: r.plugin for n, r in collect_providers(pm).items()}
     frontends = {n: r.plugin for n, r in collect_frontends(pm).items()}
@@ -206,7 +207,9 @@ async def _discover(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sesame-voice`` console script."""
     argv = sys.argv[1:] if argv is None else argv
-    pm = make_plugin_manager(disabled=_disabled_from_argv(argv))
+    # One plugin manager for the whole command: a broken plugin is reported once, and disabled
+    # plugins (--disable, DISABLED_PLUGINS, the config file) never load, commands included.
+    pm = make_plugin_manager(disabled=_disabled_early(argv))
     parser = build_parser(pm)
     args = parser.parse_args(argv)
     if args.command is None:
@@ -221,20 +224,23 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            asyncio.run(_serve(settings))
+            asyncio.run(_serve(settings, pm))
             return 0
         if args.command == "voices":
-            return _voices(settings, args.json)
+            return _voices(settings, args.json, pm)
         if args.command == "say":
-            return asyncio.run(_say(settings, args))
+            return asyncio.run(_say(settings, args, pm))
         if args.command == "plugins":
-            return _plugins(settings, args.json)
+            return _plugins(settings, args.json, pm)
         if args.command == "discover":
             return asyncio.run(_discover(args))
         handler = getattr(args, "handler", None)
         if handler is not None:
-            return int(handler(args) or 0)
-    except SesameVoiceError as err:
+            result = handler(args)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_awaited(result))
+            return int(result or 0)
+    except (SesameVoiceError, PluginClash) as err:
         print(f"sesame-voice: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -243,15 +249,21 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _disabled_from_argv(argv: list[str]) -> list[str]:
-    """Plugins named by ``--disable`` must not even load before the parser is built."""
-    names = []
-    for i, arg in enumerate(argv):
-        if arg == "--disable" and i + 1 < len(argv):
-            names.append(argv[i + 1])
-        elif arg.startswith("--disable="):
-            names.append(arg.split("=", 1)[1])
-    return names
+async def _awaited(awaitable):
+    return await awaitable
+
+
+def _disabled_early(argv: list[str]) -> list[str]:
+    """Plugins disabled by ``--disable``, DISABLED_PLUGINS or the config file, known before any loads."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--config", type=Path)
+    early.add_argument("--disable", action="append", default=[])
+    known, _ = early.parse_known_args(argv)
+    try:
+        configured = load_settings(config_file=known.config).disabled_plugins
+    except ConfigError:
+        configured = ()  # reported with the parsed command's settings
+    return [*configured, *known.disable]
 
 
 if __name__ == "__main__":  # pragma: no cover

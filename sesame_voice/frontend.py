@@ -21,7 +21,11 @@ class Announcement:
 
 
 class Frontend:
-    """A protocol listener; the server starts it after providers and stops it before them."""
+    """A protocol listener; the server starts it after providers and stops it before them.
+
+    To refresh what it caches about voices, its plugin implements the ``voices_changed`` hook and
+    finds the running instance with ``server.frontend(name)``.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -43,6 +47,3 @@ class Frontend:
     def announcements(self) -> list[Announcement]:
         """Services to advertise on the LAN once started."""
         return []
-
-    async def voices_changed(self, added: list[str], removed: list[str]) -> None:
-        """Refresh anything cached about the voices (e.g. Wyoming ``info``)."""

@@ -10,7 +10,14 @@ import aiohttp
 import numpy as np
 import soundfile as sf
 
+from sesame_voice import Provider
+from sesame_voice.config import Settings
 from sesame_voice.voices import VoiceLibrary, load_preset
+
+
+def _installed(*names: str) -> dict[str, Provider]:
+    """Providers that exist by name only, for folder scans that never synthesise."""
+    return {name: type(f"{name}Provider", (Provider,), {"name": name})(Settings()) for name in names}
 
 
 async def _voice_names(base_url: str) -> tuple[set[str], dict]:
@@ -128,7 +135,7 @@ def test_preset_paths_stay_inside_the_folder(tmp_path):
     (tmp_path / "secret.wav").write_bytes(b"RIFF")
     preset = folder / "sneaky.yaml"
     preset.write_text("provider: csm\nparams:\n  prompt_audio: ../secret.wav\n  prompt_text: hi\n")
-    library = VoiceLibrary(folder, {}, "sneaky")
+    library = VoiceLibrary(folder, _installed("csm"), "sneaky")
     library.reload()
     assert "outside the voices folder" in library.errors["sneaky.yaml"]
     (folder / "inside.wav").write_bytes(b"RIFF")
@@ -142,7 +149,7 @@ def test_alias_clash_and_duplicate_names_are_reported(tmp_path):
     (folder / "a.yaml").write_text("provider: piper\naliases: [alloy]\n")
     (folder / "b.yaml").write_text("provider: piper\naliases: [alloy]\n")
     (folder / "c.yaml").write_text("name: a\nprovider: piper\n")
-    library = VoiceLibrary(folder, {}, "a")
+    library = VoiceLibrary(folder, _installed("piper"), "a")
     library.reload()
     assert library.get("alloy").name == "a"
     assert "alias 'alloy' is already taken" in library.errors[str(folder / "b.yaml")]
@@ -151,7 +158,7 @@ def test_alias_clash_and_duplicate_names_are_reported(tmp_path):
 
 def test_builtin_presets_exist_without_a_voices_folder_and_user_files_override_them(tmp_path):
     missing = tmp_path / "nowhere"
-    library = VoiceLibrary(missing, {}, "conversational")
+    library = VoiceLibrary(missing, _installed("csm", "piper"), "conversational")
     library.reload()
     names = {v.name for v in library.list()}
     assert {"conversational", "professional", "fast", "whisper"} <= names
@@ -161,7 +168,7 @@ def test_builtin_presets_exist_without_a_voices_folder_and_user_files_override_t
     folder = tmp_path / "voices"
     folder.mkdir()
     (folder / "professional.yaml").write_text("provider: piper\ndescription: mine\naliases: [alloy]\n")
-    library = VoiceLibrary(folder, {}, "conversational")
+    library = VoiceLibrary(folder, _installed("csm", "piper"), "conversational")
     library.reload()
     assert library.get("professional").description == "mine"
     assert library.get("professional").source == folder / "professional.yaml"

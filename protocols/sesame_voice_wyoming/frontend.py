@@ -87,9 +87,6 @@ class WyomingFrontend(Frontend):
         """Rebuild the cached ``info`` from the current voices."""
         self.info_event = build_info(self.server.voices.list(), self.server.providers).event()
 
-    async def voices_changed(self, added: list[str], removed: list[str]) -> None:
-        self.refresh_info()
-
     def announcements(self) -> list[Announcement]:
         if self.port is None:
             return []
