@@ -71,7 +71,8 @@ def _describe(pm: pluggy.PluginManager, plugin: str) -> str:
 
 def _collect(pm: pluggy.PluginManager, hook_name: str, base: type) -> dict[str, Registration]:
     found: dict[str, Registration] = {}
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    for impl in impls:
         def register(cls: type, _plugin: str = impl.plugin_name) -> None:
             if not (isinstance(cls, type) and issubclass(cls, base)) or not cls.name:
                 raise TypeError(f"plugin {_plugin} registered {cls!r}, not a named {base.__name__}")
@@ -83,7 +84,9 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, base: type) -> dict[str, 
                 )
             found[cls.name] = Registration(cls, _plugin)
 
-        impl.function(register)
+        # One plugin at a time, through pluggy, so each registration is attributed to its plugin.
+        others = [other.plugin for other in impls if other is not impl]
+        pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
     return found
 
 
