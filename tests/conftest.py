@@ -14,6 +14,8 @@ from sesame_voice.config import Settings
 
 from support import VOICES
 
+pytest_plugins = ("pytester",)
+
 # Servers, settings and clients come from the testing kit every plugin author gets
 # (sesame_voice.testing and the frontends' kits, loaded by pytest through the pytest11 entry point):
 # voices_dir, make_settings, start_server, server, base_url, http_client, openai_client, wyoming_client.

@@ -83,6 +83,7 @@ async def advertising_server(start_server, name: str):
         yield server, next(f for f in server.frontends if f.name == "wyoming")
 
 
+@pytest.mark.drives_hook("voices_changed")  # the Wyoming plugin re-advertises its voice count
 async def test_both_services_are_found_updated_and_withdrawn(start_server, watcher, voices_dir, zeroconf_name):
     http_name, wyoming_name = f"{zeroconf_name}.{HTTP_TYPE}", f"{zeroconf_name}.{WYOMING_TYPE}"
     async with advertising_server(start_server, zeroconf_name) as (server, frontend):
