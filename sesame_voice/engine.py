@@ -31,6 +31,8 @@ MIN_SPEED, MAX_SPEED = 0.25, 4.0
 STRETCH_BLOCK_SECONDS = 2.0
 """Providers without native speed are time-stretched in blocks at least this long."""
 _DONE = object()
+COMMON_SAMPLING = ("speaker",)
+"""Overrides every provider receives: the speaker of a multi-speaker voice (``Voice.speakers``)."""
 
 
 class ProviderWorker:
@@ -194,7 +196,7 @@ class Engine:
         """Refuse ``sampling`` keys that no provider of the voice understands."""
         if not isinstance(request.sampling, Mapping):
             raise InvalidRequest("sampling must be an object of parameter overrides", param="sampling")
-        known: set[str] = set()
+        known: set[str] = set(COMMON_SAMPLING)
         for name, _ in voice.candidates():
             worker = self.workers.get(name)
             if worker is not None:
@@ -240,7 +242,8 @@ class Engine:
                 skipped.append(provider_name)
                 last_error = ProviderUnavailable(f"provider {provider_name!r} is still loading")
                 continue
-            sampling = {k: v for k, v in request.sampling.items() if k in worker.provider.sampling_params}
+            accepted = (*COMMON_SAMPLING, *worker.provider.sampling_params)
+            sampling = {k: v for k, v in request.sampling.items() if k in accepted}
             job = ProviderJob(sentences=sentences, voice=voice, params={**params, **sampling}, request=request)
             stream = self._shaped(worker, job)
             try:

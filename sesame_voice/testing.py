@@ -86,7 +86,7 @@ def start_server(make_settings):
     """``async with start_server(plugins=[...], entry_points=True, **fields) as server``: a running server."""
 
     @contextlib.asynccontextmanager
-    async def start(plugins: list | tuple = (), entry_points: bool = True, plugin_settings: dict | None = None,
+    async def start(plugins: list | tuple | None = (), entry_points: bool = True, plugin_settings: dict | None = None,
                     **overrides: Any) -> AsyncIterator[Any]:
         from .plugins import make_plugin_manager
         from .server import Server
@@ -95,7 +95,7 @@ def start_server(make_settings):
             overrides["plugins"] = plugin_settings
         settings = make_settings(**overrides)
         pm = make_plugin_manager(disabled=settings.disabled_plugins, load_entry_points=entry_points)
-        for plugin in plugins:
+        for plugin in plugins or ():
             pm.register(plugin)
         async with Server(settings, pm=pm) as server:
             yield server
