@@ -165,16 +165,6 @@ def http_client(server) -> SesameClient:
     return SesameClient(f"http://{LOOPBACK}:{server.http_port}", server.settings.api_key)
 
 
-def decode_audio(data: bytes):
-    """(float32 samples, rate) of an encoded response (wav, flac, mp3, opus…), read as a user would."""
-    import io
-
-    import soundfile as sf
-
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32")
-    return samples, rate
-
-
 # -- hooks driven by a test -----------------------------------------------------------------------
 
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from sesame_voice.cli import main
-from sesame_voice.testing import SesameClient, decode_audio
+from sesame_voice.audio import decode_audio as decode
+from sesame_voice.testing import SesameClient
 
 WORD = 1600  # samples per word: 100 ms at 16 kHz
+
+
+def pitch(samples, rate) -> int:
+    """The strongest frequency, in Hz."""
+    spectrum = abs(np.fft.rfft(samples))
+    return round(spectrum.argmax() * rate / len(samples))
 
 
 def client(server, api_key=None) -> SesameClient:
@@ -28,20 +36,16 @@ async def wait_until(predicate, timeout: float = 15.0) -> None:
 async def test_provider_serves_through_the_openai_api_and_pitch_names(http_client):
     status, headers, body = await http_client.speech("one two three", voice="beeper")
     assert status == 200 and headers["X-Sesame-Provider"] == "beep"
-    samples, rate = decode_audio(body)
+    samples, rate = decode(body, "wav")
     assert rate == 16000 and len(samples) == 3 * WORD
     # resolve_voice: "beep:880" is no file, the plugin makes it up; the tone really is 880 Hz.
     status, _, body = await http_client.speech("one", voice="beep:880")
-    samples, rate = decode_audio(body)
-    spectrum = abs(__import__("numpy").fft.rfft(samples))
-    assert status == 200 and round(spectrum.argmax() * rate / len(samples)) == 880
+    assert status == 200 and pitch(*decode(body, "wav")) == 880
 
 
 async def test_sampling_overrides_reach_the_provider_and_unknown_keys_are_refused(http_client):
     status, _, body = await http_client.speech("one", voice="beeper", sampling={"pitch": 1000})
-    samples, rate = decode_audio(body)
-    spectrum = abs(__import__("numpy").fft.rfft(samples))
-    assert status == 200 and round(spectrum.argmax() * rate / len(samples)) == 1000
+    assert status == 200 and pitch(*decode(body, "wav")) == 1000
     status, _, body = await http_client.speech("one", voice="beeper", sampling={"pich": 1000})
     assert status == 400 and b"pich" in body and b"unknown_sampling_parameter" in body
 
@@ -63,7 +67,7 @@ async def test_route_streams_wav_and_is_guarded_by_the_api_key(start_server):
         status, _, body = await client(server).request("POST", "/beep", json={"text": "a b"})
         assert status == 401 and b"invalid_api_key" in body
         status, _, body = await client(server, "s3cret").request("POST", "/beep", json={"text": "a b"})
-        assert status == 200 and len(decode_audio(body)[0]) == 2 * WORD
+        assert status == 200 and len(decode(body, "wav")[0]) == 2 * WORD
         status, _, body = await client(server, "s3cret").request("POST", "/beep", json={"text": "a", "voice": "nope"})
         assert status == 400 and b"voice_not_found" in body
         # A route marked public answers without the key; /health too.
@@ -80,7 +84,7 @@ def test_command_writes_beeps_with_the_global_options(tmp_path, capsys):
     out = tmp_path / "out.wav"
     assert main(["beep", "one two", "-o", str(out), "--voice", "low", "--voices-dir", str(voices),
                  "--disable", "csm"]) == 0
-    samples, rate = decode_audio(out.read_bytes())
+    samples, rate = decode(out.read_bytes(), "wav")
     assert rate == 16000 and len(samples) == 2 * WORD
     assert "from beep" in capsys.readouterr().out
 
