@@ -31,9 +31,9 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     """The argparse parser, including subcommands that plugins add."""
     parser = argparse.ArgumentParser(
         prog="sesame-voice",
-        description="Self-hosted voice server: OpenAI speech API, Wyoming for Home Assistant, zeroconf, "
-        "CSM-1B and Piper voices. Settings come from env vars / .env (HOST, PORT, VOICES_DIR, "
-        "DEFAULT_VOICE, API_KEY, ...) and an optional YAML config.",
+        description="Self-hosted voice server: its voice providers and protocols are plugins "
+        "('sesame-voice plugins' lists them), found on the LAN through zeroconf. Settings come from env "
+        "vars / .env (HOST, PORT, VOICES_DIR, DEFAULT_VOICE, API_KEY, ...) and an optional YAML config.",
     )
     parser.add_argument("--version", action="version", version=f"sesame-voice {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -63,7 +63,8 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     _common(plugins)
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
 
-    discover = sub.add_parser("discover", help="list sesame-voice and Wyoming TTS servers on the LAN")
+    discover = sub.add_parser("discover", help="list sesame-voice servers, and the voice servers the "
+                              "installed frontends find (Wyoming TTS…), on the LAN")
     discover.add_argument("--timeout", type=float, default=3.0, help="seconds to listen")
     discover.add_argument("--interface", action="append", default=[], metavar="IP", help="browse only on this address")
     discover.add_argument("--json", action="store_true", help="machine-readable output")
@@ -187,10 +188,12 @@ def _plugins(settings: Settings, as_json: bool, pm=None) -> int:
     return 0
 
 
-async def _discover(args: argparse.Namespace) -> int:
+async def _discover(args: argparse.Namespace, pm) -> int:
     from .discovery import browse
 
-    found = await browse(timeout=args.timeout, interfaces=args.interface or None)
+    peers = {reg.cls.peer_service_type: reg.cls.describe_peer
+             for reg in collect_frontends(pm).values() if reg.cls.peer_service_type}
+    found = await browse(timeout=args.timeout, interfaces=args.interface or None, peers=peers)
     if args.json:
         print(json.dumps(found, indent=2))
     else:
@@ -200,7 +203,7 @@ async def _discover(args: argparse.Namespace) -> int:
             spoken = f"  voices: {', '.join(voices)}" if voices else ""
             print(f"{item['name']}  {item['type']}  {addresses}:{item['port']}  {item.get('properties', {})}{spoken}")
         if not found:
-            print("no sesame-voice or Wyoming TTS servers found", file=sys.stderr)
+            print("no voice servers found", file=sys.stderr)
     return 0
 
 
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "plugins":
             return _plugins(settings, args.json, pm)
         if args.command == "discover":
-            return asyncio.run(_discover(args))
+            return asyncio.run(_discover(args, pm))
         handler = getattr(args, "handler", None)
         if handler is not None:
             result = handler(args)

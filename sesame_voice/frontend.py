@@ -29,6 +29,8 @@ class Frontend:
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    peer_service_type: ClassVar[str | None] = None
+    """zeroconf type under which servers speaking this protocol are found by ``sesame-voice discover``."""
 
     def __init__(self, server: "Server") -> None:
         self.server = server
@@ -47,3 +49,8 @@ class Frontend:
     def announcements(self) -> list[Announcement]:
         """Services to advertise on the LAN once started."""
         return []
+
+    @classmethod
+    async def describe_peer(cls, addresses: list[str], port: int, timeout: float) -> dict | None:
+        """Fields to add to a server found under ``peer_service_type``, or None to leave it out."""
+        return {}

@@ -146,3 +146,38 @@ def test_every_hook_is_documented():
     assert len(hooks) >= 7
     for hook in hooks:
         assert f"`{hook}(" in docs, f"docs/plugins.md does not document {hook}"
+
+
+PLUGIN_NAMES = ("csm", "piper", "wyoming", "openai")
+DOCUMENTED_DEFAULTS = {"sesame/csm-1b"}
+"""Defaults documented as such (MODEL_ID's hub id)."""
+PENDING_MOVE = {"cli.py", "config.py"}
+"""Wyoming's listener settings still live in the core's Settings and serve options until they move to
+the plugin's own settings; names there are only checked for the other plugins."""
+
+
+def test_the_core_names_no_provider_or_protocol_plugin():
+    """Outside comments and docstrings, sesame_voice/*.py holds no plugin's name."""
+    for source in (REPO / "sesame_voice").glob("*.py"):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+        }
+        docstrings |= {id(node.value) for node in ast.walk(tree)  # attribute docstrings
+                       if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}
+        names = ("csm", "piper", "openai") if source.name in PENDING_MOVE else PLUGIN_NAMES
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = "" if id(node) in docstrings or node.value in DOCUMENTED_DEFAULTS else node.value
+            elif isinstance(node, ast.Name):
+                text = node.id
+            elif isinstance(node, ast.Attribute):
+                text = node.attr
+            elif isinstance(node, ast.arg):
+                text = node.arg
+            else:
+                continue
+            found = [name for name in names if name in text.lower()]
+            assert not found, f"{source.name}:{getattr(node, 'lineno', '?')} names {found}: {text[:60]!r}"

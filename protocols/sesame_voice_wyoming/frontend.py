@@ -13,6 +13,7 @@ from .answer import Answer, WriteEvent
 from .choice import VoiceChoice
 from .handler import WyomingHandler
 from .info import build_info
+from .peers import describe_peer
 
 _LOGGER = logging.getLogger(__name__)
 SERVICE_TYPE = "_wyoming._tcp.local."
@@ -36,6 +37,11 @@ class WyomingFrontend(Frontend):
 
     name = "wyoming"
     description = "Wyoming protocol for Home Assistant (TCP, default port 10200)"
+    peer_service_type = SERVICE_TYPE
+
+    @classmethod
+    async def describe_peer(cls, addresses: list[str], port: int, timeout: float) -> dict | None:
+        return await describe_peer(addresses, port, timeout)
 
     def __init__(self, server) -> None:
         super().__init__(server)
