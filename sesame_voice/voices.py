@@ -245,6 +245,8 @@ class VoiceLibrary:
                                 origin=f"built-in {path.name}")
             builtin.update(found.voices)
         for provider in self.providers.values():
+            if not _overrides(provider, "default_voices"):
+                continue  # never queue behind a provider's model load for nothing
             produce = lambda p=provider: self.call_in_provider(p, p.default_voices)  # noqa: E731
             for voice in _safely(produce, found.errors, f"provider {provider.name}"):
                 add(voice, f"provider {provider.name}")
@@ -260,7 +262,7 @@ class VoiceLibrary:
         for provider in self.providers.values():
             suffixes = tuple(getattr(provider, "voice_file_suffixes", ()))
             mine = [p for p in files if p not in claimed and p.name.endswith(suffixes)] if suffixes else []
-            if not mine:
+            if not mine or not _overrides(provider, "discover_voices"):
                 continue
             produce = lambda p=provider, m=mine: self.call_in_provider(p, lambda: list(p.discover_voices(m)))  # noqa: E731
             for item in _safely(produce, found.errors, f"provider {provider.name}"):
@@ -350,6 +352,13 @@ class VoiceLibrary:
             shown = name if VOICE_NAME.match(name or "") else repr(name)[:70]
             raise UnknownVoice(f"voice {shown} does not exist; GET /v1/audio/voices lists them", param="voice")
         return voice
+
+
+def _overrides(provider: Any, method: str) -> bool:
+    """Whether ``provider`` has its own ``method`` rather than the base class's empty one."""
+    from .provider import Provider
+
+    return getattr(type(provider), method, None) is not getattr(Provider, method)
 
 
 def _safely(produce: Callable[[], Iterable[Voice]], errors: dict[str, str], origin: str) -> list[Voice]:
