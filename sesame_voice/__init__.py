@@ -5,23 +5,27 @@ from .hookspecs import hookimpl
 from .provider import Provider
 from .types import (
     AudioChunk,
+    ClipPolicy,
     ContextSegment,
     InvalidRequest,
     Overloaded,
     ProviderFailed,
     ProviderJob,
     ProviderUnavailable,
+    RejectedFile,
     SesameVoiceError,
     SynthesisRequest,
     UnknownVoice,
     Voice,
 )
+from .voices import VoiceChanges
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Announcement",
     "AudioChunk",
+    "ClipPolicy",
     "ContextSegment",
     "Frontend",
     "InvalidRequest",
@@ -30,10 +34,12 @@ __all__ = [
     "ProviderFailed",
     "ProviderJob",
     "ProviderUnavailable",
+    "RejectedFile",
     "SesameVoiceError",
     "SynthesisRequest",
     "UnknownVoice",
     "Voice",
+    "VoiceChanges",
     "hookimpl",
     "__version__",
 ]

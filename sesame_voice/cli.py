@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import signal
@@ -12,8 +13,9 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .commands import CommandContext
 from .config import ConfigError, Settings, load_settings
-from .plugins import collect_frontends, collect_providers, make_plugin_manager, plugin_rows
+from .plugins import PluginClash, collect_frontends, collect_providers, make_plugin_manager, plugin_rows
 from .types import RESPONSE_FORMATS, SesameVoiceError, SynthesisRequest
 
 _LOGGER = logging.getLogger(__name__)
@@ -25,22 +27,22 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disable", action="append", default=[], metavar="PLUGIN", help="do not load this plugin (repeatable)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="LOG_LEVEL")
     parser.add_argument("--set", action="append", default=[], metavar="PLUGIN.KEY=VALUE", dest="plugin_settings",
-                        help="a plugin setting, as in the config file's plugins: table, e.g. "
-                        "--set wyoming.uri=tcp://0.0.0.0:10300 (repeatable)")
+                        help="a setting of one plugin, as in the config file's plugins: table "
+                        "(each plugin's docs list its keys; repeatable)")
 
 
 def build_parser(pm=None) -> argparse.ArgumentParser:
     """The argparse parser, including subcommands that plugins add."""
     parser = argparse.ArgumentParser(
         prog="sesame-voice",
-        description="Self-hosted voice server: OpenAI speech API, Wyoming for Home Assistant, zeroconf, "
-        "CSM-1B and Piper voices. Settings come from env vars / .env (HOST, PORT, VOICES_DIR, "
-        "DEFAULT_VOICE, API_KEY, ...) and an optional YAML config.",
+        description="Self-hosted voice server: its voice providers and protocols are plugins "
+        "('sesame-voice plugins' lists them), found on the LAN through zeroconf. Settings come from env "
+        "vars / .env (HOST, PORT, VOICES_DIR, DEFAULT_VOICE, API_KEY, ...) and an optional YAML config.",
     )
     parser.add_argument("--version", action="version", version=f"sesame-voice {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the server (HTTP API, Wyoming, zeroconf)")
+    serve = sub.add_parser("serve", help="run the server (HTTP API, every frontend, zeroconf)")
     _common(serve)
     serve.add_argument("--host", help="HTTP bind address (HOST, default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="HTTP port (PORT, default 8880)")
@@ -77,13 +79,18 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
                          help="extra environment for the service (repeatable)")
     service.add_argument("--dry-run", action="store_true", help="print what would be written and run")
 
-    discover = sub.add_parser("discover", help="list sesame-voice and Wyoming TTS servers on the LAN")
+    discover = sub.add_parser("discover", help="list sesame-voice servers, and the voice servers the "
+                              "installed frontends find, on the LAN")
     discover.add_argument("--timeout", type=float, default=3.0, help="seconds to listen")
     discover.add_argument("--interface", action="append", default=[], metavar="IP", help="browse only on this address")
     discover.add_argument("--json", action="store_true", help="machine-readable output")
 
     if pm is not None:
-        pm.hook.register_commands(subparsers=sub, server_factory=_server_factory)
+        builtin = set(sub.choices)
+        pm.hook.register_commands(subparsers=sub, cli=CommandContext(pm, _settings))
+        for name, command in sub.choices.items():
+            if name not in builtin:
+                _common(command)
     return parser
 
 
@@ -110,13 +117,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _server_factory(settings: Settings):
-    from .server import Server
-
-    return Server(settings)
-
-
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, pm=None) -> None:
     """Run until SIGTERM/SIGINT; then drain running requests (a second signal stops at once)."""
     from .runtime import pid_file
     from .server import Server
@@ -142,7 +143,7 @@ async def _serve(settings: Settings) -> None:
         except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
             pass
     with pid_file(settings.cache_path(settings.pid_file)):
-        async with Server(settings) as server:
+        async with Server(settings, pm=pm) as server:
             _announce_ready(server, settings)
             await stop.wait()
             drain = asyncio.create_task(server.shutdown(settings.shutdown_grace))
@@ -164,10 +165,15 @@ def _announce_ready(server, settings: Settings) -> None:
         _LOGGER.info("sesame-voice %s ready on port %s; voices: %s", __version__, server.http_port, voices)
 
 
-def _voices(settings: Settings, as_json: bool) -> int:
-    server = _server_factory(settings)
-    server.voices.reload()
-    voices = server.voices.list()
+def _voices(settings: Settings, as_json: bool, pm=None) -> int:
+    return asyncio.run(_list_voices(settings, as_json, pm))
+
+
+async def _list_voices(settings: Settings, as_json: bool, pm) -> int:
+    from .server import Server
+
+    async with Server(settings, pm=pm).prepared() as server:
+        voices = server.voices.list()
     if as_json:
         rows = [
             {"name": v.name, "provider": v.provider, "fallbacks": [f["provider"] for f in v.fallbacks],
@@ -186,32 +192,28 @@ def _voices(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-async def _say(settings: Settings, args: argparse.Namespace) -> int:
+async def _say(settings: Settings, args: argparse.Namespace, pm=None) -> int:
     from .audio import StreamEncoder
+    from .server import Server
 
     text = sys.stdin.read() if args.text == "-" else args.text
     fmt = args.format or args.output.suffix.lstrip(".").lower() or settings.default_format
     if fmt == "ogg":
         fmt = "opus"
-    server = _server_factory(settings)
-    await asyncio.to_thread(server.voices.reload)
     request = SynthesisRequest(text=text, voice=args.voice, speed=args.speed, response_format=fmt, frontend="cli")
-    try:
-        async with server.engine.session(request) as synthesis:
-            encoder = StreamEncoder(fmt, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
-                                    opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
-            with args.output.open("wb") as out:
-                async for chunk in synthesis:
-                    out.write(encoder.encode(chunk.samples))
-                out.write(encoder.finish())
-            print(f"{args.output}: {fmt}, voice {synthesis.voice.name} via {synthesis.provider}", file=sys.stderr)
-    finally:
-        await server.engine.aclose()
+    async with Server(settings, pm=pm).prepared() as server, server.engine.session(request) as synthesis:
+        encoder = StreamEncoder(fmt, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
+                                opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
+        with args.output.open("wb") as out:
+            async for chunk in synthesis:
+                out.write(encoder.encode(chunk.samples))
+            out.write(encoder.finish())
+        print(f"{args.output}: {fmt}, voice {synthesis.voice.name} via {synthesis.provider}", file=sys.stderr)
     return 0
 
 
-def _plugins(settings: Settings, as_json: bool) -> int:
-    pm = make_plugin_manager(disabled=settings.disabled_plugins)
+def _plugins(settings: Settings, as_json: bool, pm=None) -> int:
+    pm = pm or make_plugin_manager(disabled=settings.disabled_plugins)
     rows = plugin_rows(pm)
     providers = {n: r.plugin for n, r in collect_providers(pm).items()}
     frontends = {n: r.plugin for n, r in collect_frontends(pm).items()}
@@ -230,10 +232,12 @@ def _plugins(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-async def _discover(args: argparse.Namespace) -> int:
+async def _discover(args: argparse.Namespace, pm) -> int:
     from .discovery import browse
 
-    found = await browse(timeout=args.timeout, interfaces=args.interface or None)
+    peers = {reg.cls.peer_service_type: reg.cls.describe_peer
+             for reg in collect_frontends(pm).values() if reg.cls.peer_service_type}
+    found = await browse(timeout=args.timeout, interfaces=args.interface or None, peers=peers)
     if args.json:
         print(json.dumps(found, indent=2))
     else:
@@ -243,7 +247,7 @@ async def _discover(args: argparse.Namespace) -> int:
             spoken = f"  voices: {', '.join(voices)}" if voices else ""
             print(f"{item['name']}  {item['type']}  {addresses}:{item['port']}  {item.get('properties', {})}{spoken}")
         if not found:
-            print("no sesame-voice or Wyoming TTS servers found", file=sys.stderr)
+            print("no voice servers found", file=sys.stderr)
     return 0
 
 
@@ -270,7 +274,9 @@ def _service(settings: Settings, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sesame-voice`` console script."""
     argv = sys.argv[1:] if argv is None else argv
-    pm = make_plugin_manager(disabled=_disabled_from_argv(argv))
+    # One plugin manager for the whole command: a broken plugin is reported once, and disabled
+    # plugins (--disable, DISABLED_PLUGINS, the config file) never load, commands included.
+    pm = make_plugin_manager(disabled=_disabled_early(argv))
     parser = build_parser(pm)
     args = parser.parse_args(argv)
     if args.command is None:
@@ -288,25 +294,28 @@ def main(argv: list[str] | None = None) -> int:
         _LOGGER.info("Logging to %s", log_path)
     try:
         if args.command == "serve":
-            asyncio.run(_serve(settings))
+            asyncio.run(_serve(settings, pm))
             return 0
         if args.command == "voices":
-            return _voices(settings, args.json)
+            return _voices(settings, args.json, pm)
         if args.command == "say":
-            return asyncio.run(_say(settings, args))
+            return asyncio.run(_say(settings, args, pm))
         if args.command == "plugins":
-            return _plugins(settings, args.json)
+            return _plugins(settings, args.json, pm)
         if args.command == "discover":
-            return asyncio.run(_discover(args))
+            return asyncio.run(_discover(args, pm))
         if args.command == "service":
             return _service(settings, args)
         handler = getattr(args, "handler", None)
         if handler is not None:
-            return int(handler(args) or 0)
+            result = handler(args)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_awaited(result))
+            return int(result or 0)
     except ConfigError as err:  # a plugin's setting, found bad when the plugin reads it
         print(f"sesame-voice: configuration error: {err}", file=sys.stderr)
         return 2
-    except SesameVoiceError as err:
+    except (SesameVoiceError, PluginClash) as err:
         print(f"sesame-voice: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -315,15 +324,21 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-def _disabled_from_argv(argv: list[str]) -> list[str]:
-    """Plugins named by ``--disable`` must not even load before the parser is built."""
-    names = []
-    for i, arg in enumerate(argv):
-        if arg == "--disable" and i + 1 < len(argv):
-            names.append(argv[i + 1])
-        elif arg.startswith("--disable="):
-            names.append(arg.split("=", 1)[1])
-    return names
+async def _awaited(awaitable):
+    return await awaitable
+
+
+def _disabled_early(argv: list[str]) -> list[str]:
+    """Plugins disabled by ``--disable``, DISABLED_PLUGINS or the config file, known before any loads."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--config", type=Path)
+    early.add_argument("--disable", action="append", default=[])
+    known, _ = early.parse_known_args(argv)
+    try:
+        configured = load_settings(config_file=known.config).disabled_plugins
+    except ConfigError:
+        configured = ()  # reported with the parsed command's settings
+    return [*configured, *known.disable]
 
 
 if __name__ == "__main__":  # pragma: no cover

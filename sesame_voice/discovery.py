@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import ifaddr
 from zeroconf import InterfaceChoice, ServiceStateChange
@@ -15,7 +15,6 @@ from .frontend import Announcement
 
 _LOGGER = logging.getLogger(__name__)
 HTTP_TYPE = "_http._tcp.local."
-WYOMING_TYPE = "_wyoming._tcp.local."
 MAX_INSTANCE_NAME = 63
 """DNS labels (the instance part of a service name) are at most 63 bytes."""
 
@@ -51,7 +50,7 @@ def _zeroconf_interfaces(interfaces: Sequence[str]):
 
 
 class Discovery:
-    """Advertises each Announcement (``_http._tcp``, ``_wyoming._tcp`` …) under the configured name.
+    """Advertises each Announcement (``_http._tcp`` and the frontends' own) under the configured name.
 
     ``start`` registers, ``update`` re-registers what changed (TXT, port, addresses), ``stop``
     sends goodbyes and closes. Failures are logged, never raised: a server without multicast keeps
@@ -158,28 +157,13 @@ def _properties(info: AsyncServiceInfo) -> dict[str, str]:
     }
 
 
-async def _describe_tts(address: str, port: int, timeout: float) -> list[str] | None:
-    """Voice names of a Wyoming server's TTS programs ([] if it has none), None if unreachable."""
-    from wyoming.client import AsyncTcpClient
-    from wyoming.info import Describe, Info
-
-    async def ask() -> list[str]:
-        async with AsyncTcpClient(address, port) as client:
-            await client.write_event(Describe().event())
-            while (event := await client.read_event()) is not None:
-                if Info.is_type(event.type):
-                    info = Info.from_event(event)
-                    return [voice.name for program in info.tts if program.installed for voice in program.voices]
-            raise ConnectionError("closed before info")
-
-    try:
-        return await asyncio.wait_for(ask(), timeout)
-    except (OSError, asyncio.TimeoutError, ValueError, KeyError, TypeError) as err:
-        _LOGGER.debug("Wyoming %s:%s did not describe itself: %s", address, port, err)
-        return None
+PeerDescriber = Callable[[list[str], int, float], Awaitable["dict | None"]]
+"""``describe(addresses, port, timeout)``: extra fields of a server found under a frontend's
+service type, or None when it is not one to list (``Frontend.describe_peer``)."""
 
 
-async def _found(zeroconf: AsyncZeroconf, service_type: str, name: str, timeout: float) -> dict | None:
+async def _found(zeroconf: AsyncZeroconf, service_type: str, name: str, timeout: float,
+                 peers: Mapping[str, PeerDescriber]) -> dict | None:
     info = AsyncServiceInfo(service_type, name)
     if not await info.async_request(zeroconf.zeroconf, int(timeout * 1000)):
         return None
@@ -194,21 +178,18 @@ async def _found(zeroconf: AsyncZeroconf, service_type: str, name: str, timeout:
     if service_type == HTTP_TYPE:
         # Only our HTTP API: the core always puts default_voice in its TXT record.
         return entry if "default_voice" in entry["properties"] else None
-    for address in entry["addresses"]:
-        voices = await _describe_tts(address, info.port, timeout)
-        if voices is not None:
-            entry["tts_voices"] = voices
-            return entry if voices else None  # a Wyoming server without TTS (wake word, STT…)
-    entry["tts_voices"] = None  # unreachable: listed, but unconfirmed
-    return entry
+    extra = await peers[service_type](entry["addresses"], info.port, timeout)
+    return None if extra is None else {**entry, **extra}
 
 
-async def browse(timeout: float = 3.0, interfaces: list[str] | None = None) -> list[dict]:
-    """sesame-voice HTTP APIs and Wyoming TTS servers on the LAN, found within ``timeout`` seconds.
+async def browse(timeout: float = 3.0, interfaces: list[str] | None = None,
+                 peers: Mapping[str, PeerDescriber] | None = None) -> list[dict]:
+    """sesame-voice HTTP APIs, and servers of the ``peers`` service types, on the LAN within ``timeout`` s.
 
-    Each entry: name, type, host, addresses, port, properties (TXT), and for Wyoming ``tts_voices``
-    (None when the server did not answer ``describe``). ``interfaces`` limits browsing to those IPs.
+    Each entry: name, type, host, addresses, port, properties (TXT), plus what the service type's
+    describer adds. ``interfaces`` limits browsing to those IPs.
     """
+    peers = dict(peers or {})
     zeroconf = AsyncZeroconf(interfaces=_zeroconf_interfaces(interfaces or ()))
     names: dict[str, str] = {}
 
@@ -218,11 +199,12 @@ async def browse(timeout: float = 3.0, interfaces: list[str] | None = None) -> l
         else:
             names[name] = service_type
 
-    browser = AsyncServiceBrowser(zeroconf.zeroconf, [HTTP_TYPE, WYOMING_TYPE], handlers=[on_change])
+    browser = AsyncServiceBrowser(zeroconf.zeroconf, [HTTP_TYPE, *peers], handlers=[on_change])
     try:
         await asyncio.sleep(timeout)
         resolve_timeout = max(1.0, timeout / 2)
-        entries = await asyncio.gather(*(_found(zeroconf, t, n, resolve_timeout) for n, t in sorted(names.items())))
+        entries = await asyncio.gather(*(_found(zeroconf, t, n, resolve_timeout, peers)
+                                         for n, t in sorted(names.items())))
     finally:
         await browser.async_cancel()
         await zeroconf.async_close()

@@ -33,6 +33,8 @@ MIN_SPEED, MAX_SPEED = 0.25, 4.0
 STRETCH_BLOCK_SECONDS = 2.0
 """Providers without native speed are time-stretched in blocks at least this long."""
 _DONE = object()
+COMMON_SAMPLING = ("speaker",)
+"""Overrides every provider receives: the speaker of a multi-speaker voice (``Voice.speakers``)."""
 
 
 class ProviderWorker:
@@ -43,10 +45,17 @@ class ProviderWorker:
         self.max_queue = max_queue
         self.pending = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"provider-{provider.name}")
+        self._jobs: dict[int, ProviderJob] = {}
+        """Jobs queued or running, by id, so shutdown can cancel them."""
+        self._closed = False
 
     async def call(self, function: Callable, *args):
         """Run ``function`` in the worker thread, in queue order."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    def call_blocking(self, function: Callable, *args):
+        """Run ``function`` in the worker thread and wait for it (from any thread but that one)."""
+        return self._executor.submit(function, *args).result()
 
     async def stream(self, job: ProviderJob) -> AsyncIterator[AudioChunk]:
         """Yield the provider's chunks for ``job``; leaving early cancels the job."""
@@ -77,6 +86,7 @@ class ProviderWorker:
                 put(_DONE)
 
         self.pending += 1
+        self._jobs[id(job)] = job
         future = loop.run_in_executor(self._executor, produce)
         future.add_done_callback(lambda _: self._finished())
         try:
@@ -89,14 +99,28 @@ class ProviderWorker:
                 yield item
         finally:
             job.cancelled.set()
+            self._jobs.pop(id(job), None)
 
     def _finished(self) -> None:
         self.pending -= 1
 
-    def shutdown(self) -> None:
-        """Stop accepting work and free the provider once queued work is done."""
-        self._executor.submit(self.provider.close)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    async def shutdown(self) -> None:
+        """Cancel queued work, call the provider's ``close()`` once in its thread, stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        for job in list(self._jobs.values()):
+            job.cancelled.set()
+        try:
+            await asyncio.wrap_future(self._executor.submit(self._close_provider))
+        finally:
+            self._executor.shutdown(wait=False)
+
+    def _close_provider(self) -> None:
+        try:
+            self.provider.close()
+        except Exception:  # noqa: BLE001 - shutdown goes on for the other providers
+            _LOGGER.exception("Provider %s failed to close", self.provider.name)
 
 
 @dataclass
@@ -180,6 +204,23 @@ class Engine:
         request.text, request.speed = text, speed
         return request
 
+    def _check_sampling(self, request: SynthesisRequest, voice: Voice) -> None:
+        """Refuse ``sampling`` keys that no provider of the voice understands."""
+        if not isinstance(request.sampling, Mapping):
+            raise InvalidRequest("sampling must be an object of parameter overrides", param="sampling")
+        known: set[str] = set(COMMON_SAMPLING)
+        for name, _ in voice.candidates():
+            worker = self.workers.get(name)
+            if worker is not None:
+                known.update(worker.provider.sampling_params)
+        unknown = sorted(set(request.sampling) - known)
+        if unknown:
+            raise InvalidRequest(
+                f"sampling {', '.join(map(repr, unknown))} not understood by voice {voice.name}'s providers; "
+                f"known: {', '.join(sorted(known)) or 'none'}",
+                param="sampling", code="unknown_sampling_parameter",
+            )
+
     def resolve_voice(self, request: SynthesisRequest) -> Voice:
         """The Voice for the request: plugins' ``resolve_voice`` first, then the voices folder."""
         if self.resolve_hook is not None and request.voice is not None:
@@ -197,6 +238,7 @@ class Engine:
         self.counters["requests"] += 1
         request = self.validate(request)
         voice = self.resolve_voice(request)
+        self._check_sampling(request, voice)
         sentences = split_sentences(request.text)
         skipped: list[str] = []
         last_error: SesameVoiceError | None = None
@@ -212,9 +254,9 @@ class Engine:
                 skipped.append(provider_name)
                 last_error = ProviderUnavailable(f"provider {provider_name!r} is still loading")
                 continue
-            job = ProviderJob(
-                sentences=sentences, voice=voice, params={**params, **request.sampling}, request=request
-            )
+            accepted = (*COMMON_SAMPLING, *worker.provider.sampling_params)
+            sampling = {k: v for k, v in request.sampling.items() if k in accepted}
+            job = ProviderJob(sentences=sentences, voice=voice, params={**params, **sampling}, request=request)
             stream = self._shaped(worker, job)
             try:
                 first = await stream.__anext__()
@@ -338,9 +380,8 @@ class Engine:
         return AudioChunk(np.asarray(stretched, dtype=np.float32), rate)
 
     async def aclose(self) -> None:
-        """Shut every worker down."""
-        for worker in self.workers.values():
-            worker.shutdown()
+        """Shut every worker down; each provider's ``close()`` runs once, in its own thread."""
+        await asyncio.gather(*(worker.shutdown() for worker in self.workers.values()))
 
 
 def _cap(chunk: AudioChunk, limit_ms: int | None, emitted_ms: float) -> tuple[AudioChunk, bool]:

@@ -21,12 +21,18 @@ class Announcement:
 
 
 class Frontend:
-    """A protocol listener; the server starts it after providers and stops it before them."""
+    """A protocol listener; the server starts it after providers and stops it before them.
+
+    To refresh what it caches about voices, its plugin implements the ``voices_changed`` hook and
+    finds the running instance with ``server.frontend(name)``.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     env_names: ClassVar[tuple[str, ...]] = ()
     """Environment variables the frontend reads its settings from (``service install`` passes them on)."""
+    peer_service_type: ClassVar[str | None] = None
+    """zeroconf type under which servers speaking this protocol are found by ``sesame-voice discover``."""
 
     def __init__(self, server: "Server") -> None:
         self.server = server
@@ -46,5 +52,7 @@ class Frontend:
         """Services to advertise on the LAN once started."""
         return []
 
-    async def voices_changed(self, added: list[str], removed: list[str]) -> None:
-        """Refresh anything cached about the voices (e.g. Wyoming ``info``)."""
+    @classmethod
+    async def describe_peer(cls, addresses: list[str], port: int, timeout: float) -> dict | None:
+        """Fields to add to a server found under ``peer_service_type``, or None to leave it out."""
+        return {}

@@ -21,12 +21,16 @@ def register_frontends(register):
 
 @hookspec
 def register_routes(app, server):
-    """Add routes to the shared aiohttp application (OpenAI API, legacy API…)."""
+    """Add routes to the shared aiohttp application; the API key guards them unless ``routes.public``."""
 
 
 @hookspec
-def register_commands(subparsers, server_factory):
-    """Add ``sesame-voice`` subcommands to an argparse ``subparsers`` object."""
+def register_commands(subparsers, cli):
+    """Add ``sesame-voice`` subcommands to an argparse ``subparsers`` object.
+
+    ``cli`` is a ``sesame_voice.commands.CommandContext``: ``cli.settings(args)`` gives the settings
+    with the global options applied, ``async with cli.server(args) as server`` a ready server.
+    """
 
 
 @hookspec(firstresult=True)
@@ -40,5 +44,6 @@ def server_lifespan(server):
 
 
 @hookspec
-def voices_changed(server, added, removed):
-    """Called after the voices folder changed; ``added``/``removed`` are voice names."""
+def voices_changed(server, changes):
+    """Called after a re-scan changed the voices; ``changes`` is a ``VoiceChanges`` (added, removed,
+    changed voice names). May be ``async def``: the core awaits what it returns."""

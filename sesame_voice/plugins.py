@@ -64,20 +64,29 @@ class Registration:
     plugin: str
 
 
+def _describe(pm: pluggy.PluginManager, plugin: str) -> str:
+    dist = getattr(pm, "distributions", {}).get(plugin)
+    return f"{plugin} ({dist[0]} {dist[1]})" if dist else plugin
+
+
 def _collect(pm: pluggy.PluginManager, hook_name: str, base: type) -> dict[str, Registration]:
     found: dict[str, Registration] = {}
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    for impl in impls:
         def register(cls: type, _plugin: str = impl.plugin_name) -> None:
             if not (isinstance(cls, type) and issubclass(cls, base)) or not cls.name:
                 raise TypeError(f"plugin {_plugin} registered {cls!r}, not a named {base.__name__}")
             if cls.name in found:
+                first = found[cls.name].plugin
                 raise PluginClash(
-                    f"{base.__name__.lower()} {cls.name!r} registered by both "
-                    f"{found[cls.name].plugin} and {_plugin}"
+                    f"{base.__name__.lower()} {cls.name!r} registered by both plugin {_describe(pm, first)} "
+                    f"and plugin {_describe(pm, _plugin)}; uninstall one or disable it (--disable {_plugin})"
                 )
             found[cls.name] = Registration(cls, _plugin)
 
-        impl.function(register)
+        # One plugin at a time, through pluggy, so each registration is attributed to its plugin.
+        others = [other.plugin for other in impls if other is not impl]
+        pm.subset_hook_caller(hook_name, remove_plugins=others)(register=register)
     return found
 
 

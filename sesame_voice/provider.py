@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator
 
-from .types import AudioChunk, ProviderJob, ProviderUnavailable, Voice
+from .types import AudioChunk, ClipPolicy, ProviderJob, ProviderUnavailable, RejectedFile, Voice
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
@@ -30,6 +30,11 @@ class Provider:
     """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
     env_names: ClassVar[tuple[str, ...]] = ()
     """Environment variables the provider reads its settings from (``service install`` passes them on)."""
+    sampling_params: ClassVar[tuple[str, ...]] = ()
+    """Voice parameters a request may override through ``SynthesisRequest.sampling``."""
+    clip_policy: ClipPolicy | None = None
+    """Speaker clips (``NAME.wav`` + ``NAME.txt``) this provider can serve; None: it takes no clips.
+    May be set per instance in ``__init__`` when the limits come from settings."""
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings
@@ -83,8 +88,12 @@ class Provider:
         return info
 
     # -- work --------------------------------------------------------------
-    def discover_voices(self, files: Iterable["object"]) -> Iterable[Voice]:
-        """Voices this provider makes of files in the voices folder (``pathlib.Path`` each)."""
+    def discover_voices(self, files: Iterable["object"]) -> Iterable[Voice | RejectedFile]:
+        """Voices this provider makes of files in the voices folder (``pathlib.Path`` each).
+
+        Yield a ``RejectedFile(path, reason)`` for a file that cannot become a voice: it is listed
+        with its reason and the provider's other voices stay.
+        """
         return ()
 
     def default_voices(self) -> Iterable[Voice]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,8 @@ from .metrics import ServerMetrics
 from .plugins import PluginManager, collect_frontends, collect_providers, make_plugin_manager
 from .provider import Provider
 from .selfcheck import self_check
-from .voices import VoiceLibrary
+from .routes import api_key_middleware, public
+from .voices import VoiceChanges, VoiceLibrary
 
 _LOGGER = logging.getLogger(__name__)
 SERVER_KEY = web.AppKey("sesame_server", object)
@@ -47,6 +49,8 @@ class Server:
         self.metrics = ServerMetrics()
         self.engine.metrics = self.metrics
         self.metrics.watch(self.engine, self.voices)
+        self.voices.call_in_provider = lambda provider, function: self.engine.workers[provider.name].call_blocking(function)
+        self._plugin_state: dict[str, dict[str, Any]] = {}
         self.frontends: list[Frontend] = []
         self.http_properties: dict[str, str] = {}
         """TXT properties for the HTTP zeroconf service; route plugins add theirs."""
@@ -70,6 +74,26 @@ class Server:
 
     async def __aexit__(self, *exc) -> None:
         await self._stack.aclose()
+
+    @contextlib.asynccontextmanager
+    async def prepared(self):
+        """``async with server.prepared():`` voices loaded and the engine ready, without any listener.
+
+        For commands that synthesise or list voices; providers are closed on exit.
+        """
+        try:
+            await asyncio.to_thread(self.voices.reload)
+            yield self
+        finally:
+            await self.engine.aclose()
+
+    def plugin_state(self, plugin: str) -> dict[str, Any]:
+        """A dict private to ``plugin`` that lives as long as this server (instead of module globals)."""
+        return self._plugin_state.setdefault(plugin, {})
+
+    def frontend(self, name: str) -> Frontend | None:
+        """The running frontend called ``name``, if any."""
+        return next((f for f in self.frontends if f.name == name), None)
 
     async def _start(self) -> None:
         stack = self._stack
@@ -136,9 +160,10 @@ class Server:
             _LOGGER.warning("%d request(s) still running after %.0f s; stopping them", left, grace)
 
     async def _start_http(self) -> None:
-        self.app = web.Application(client_max_size=4 * 1024 * 1024)
+        self.app = web.Application(client_max_size=4 * 1024 * 1024,
+                                   middlewares=[api_key_middleware(self.settings.api_key)])
         self.app[SERVER_KEY] = self
-        self.app.router.add_get("/health", self._health)
+        self.app.router.add_get("/health", public(self._health))
         self.app.router.add_get("/openapi.json", self._openapi)
         self.app.router.add_get("/metrics", self._metrics)
         self.pm.hook.register_routes(app=self.app, server=self)
@@ -166,13 +191,22 @@ class Server:
             found.extend(frontend.announcements())
         return found
 
-    async def _on_voices_changed(self, added: list[str], removed: list[str]) -> None:
-        for frontend in self.frontends:
-            try:
-                await frontend.voices_changed(added, removed)
-            except Exception:  # noqa: BLE001 - one frontend's failure must not stop the others
-                _LOGGER.exception("Frontend %s failed to refresh voices", frontend.name)
-        self.pm.hook.voices_changed(server=self, added=added, removed=removed)
+    async def _on_voices_changed(self, changes: VoiceChanges) -> None:
+        """Call every ``voices_changed`` hook, awaiting those that are ``async`` one by one."""
+        try:
+            results = self.pm.hook.voices_changed(server=self, changes=changes)
+        except Exception:  # noqa: BLE001 - a plugin bug must not stop the watcher
+            _LOGGER.exception("A voices_changed hook failed")
+            return
+        for result in results:
+            if inspect.isawaitable(result):
+                try:
+                    await result
+                except Exception:  # noqa: BLE001 - one plugin's failure must not stop the others
+                    _LOGGER.exception("A voices_changed hook failed")
+
+    async def announce(self) -> None:
+        """Re-publish the zeroconf records (after a frontend's announcements changed)."""
         if self.discovery is not None:
             await self.discovery.update(self.announcements())
 

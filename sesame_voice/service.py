@@ -131,7 +131,7 @@ def systemd_plan(settings: Settings, env: dict[str, str], system: bool) -> Servi
     lines = [
         "# Written by `sesame-voice service install`; `sesame-voice service uninstall` removes it.",
         "[Unit]",
-        "Description=sesame-voice: local voice server (OpenAI speech API, Wyoming)",
+        "Description=sesame-voice: local voice server",
         "After=network-online.target",
         "Wants=network-online.target",
         "",

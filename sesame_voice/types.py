@@ -135,6 +135,40 @@ class Voice:
         return pairs
 
 
+@dataclass(frozen=True)
+class RejectedFile:
+    """A file in the voices folder that a provider looked at and refused; ``reason`` says why.
+
+    ``Provider.discover_voices`` yields these next to its ``Voice`` objects, so one bad file is
+    reported (``sesame-voice voices``, ``GET /v1/audio/voices``, the log) without hiding the others.
+    """
+
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClipPolicy:
+    """Which speaker clips (``NAME.wav`` + ``NAME.txt``) a provider can use, declared by the provider.
+
+    A provider with ``clones=True`` imitates the clip's speaker; one with ``clones=False`` is a
+    stand-in that speaks for a cloned voice in its own voice (a fallback while the cloner is not
+    available). A clip becomes a voice only when some provider with ``clones=True`` accepts it.
+    """
+
+    min_seconds: float = 0.5
+    max_seconds: float = 30.0
+    clones: bool = True
+    priority: int = 0
+    """Among providers that clone, the highest priority serves first, the others are fallbacks."""
+
+    def refusal(self, seconds: float) -> str | None:
+        """Why a clip this long is refused, or None when it is accepted."""
+        if seconds < self.min_seconds or seconds > self.max_seconds:
+            return f"{seconds:.1f} s is outside {self.min_seconds:g}–{self.max_seconds:g} s"
+        return None
+
+
 @dataclass
 class ProviderJob:
     """One unit of work handed to a provider in its worker thread."""

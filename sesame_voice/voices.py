@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
-from .types import UnknownVoice, Voice
+from .types import ClipPolicy, RejectedFile, UnknownVoice, Voice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -19,7 +19,8 @@ VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PRESET_SUFFIXES = (".yaml", ".yml")
 CLIP_SUFFIX = ".wav"
 TRANSCRIPT_SUFFIX = ".txt"
-MAX_CLIP_SECONDS = 60.0
+MIN_CLIP_SECONDS = 0.5
+"""Shorter clips hold too little speech for any provider; the upper limit is each provider's own."""
 BUILTIN_PRESETS = Path(__file__).resolve().parent / "presets"
 """Presets shipped inside the package; the user's voices folder adds to and overrides them."""
 PATH_PARAMS = ("prompt_audio", "model")
@@ -28,6 +29,19 @@ PATH_PARAMS = ("prompt_audio", "model")
 
 class VoiceFileError(ValueError):
     """A file in the voices folder cannot become a voice; the message says why."""
+
+
+@dataclass(frozen=True)
+class VoiceChanges:
+    """What one re-scan of the voices folder changed, by voice name."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    """Voices still there whose definition changed (an edited file)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
 
 
 @dataclass
@@ -105,8 +119,12 @@ def load_preset(path: Path, folder: Path) -> Voice:
     )
 
 
-def load_clone(clip: Path, clone_provider: str, fallback: str | None) -> Voice:
-    """A Voice whose prompt is a speaker clip ``NAME.wav`` with its transcript ``NAME.txt``."""
+def load_clone(clip: Path, providers: Mapping[str, Any]) -> Voice:
+    """A Voice whose prompt is a speaker clip ``NAME.wav`` with its transcript ``NAME.txt``.
+
+    The providers' ``clip_policy`` decide who may serve it: those that clone and accept the clip's
+    length, highest priority first, then the stand-ins; no cloner accepting it is an error saying why.
+    """
     import numpy as np
     import soundfile as sf
 
@@ -122,18 +140,41 @@ def load_clone(clip: Path, clone_provider: str, fallback: str | None) -> Voice:
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         raise VoiceFileError(f"not a readable audio file: {err}") from None
     duration = len(samples) / float(rate)
-    if duration < 0.5 or duration > MAX_CLIP_SECONDS:
-        raise VoiceFileError(f"clip is {duration:.1f} s long; use 0.5–{MAX_CLIP_SECONDS:.0f} s of speech")
+    if duration < MIN_CLIP_SECONDS:
+        raise VoiceFileError(f"clip is {duration:.1f} s long; use at least {MIN_CLIP_SECONDS} s of speech")
     if float(np.sqrt(np.mean(np.square(samples)))) < 1e-4:
         raise VoiceFileError("clip is silent")
+    order = clip_providers(providers, duration)
     return Voice(
         name=name,
-        provider=clone_provider,
+        provider=order[0],
         params={"prompt_audio": str(clip.resolve()), "prompt_text": transcript},
         description=f"Voice cloned from {clip.name}",
-        fallbacks=({"provider": fallback},) if fallback else (),
+        fallbacks=tuple({"provider": other} for other in order[1:]),
         source=clip,
     )
+
+
+def clip_providers(providers: Mapping[str, Any], seconds: float) -> list[str]:
+    """Provider names that may serve a clip this long, in order; VoiceFileError when none clones it."""
+    cloners: list[tuple[int, str]] = []
+    stand_ins: list[tuple[int, str]] = []
+    refusals: list[str] = []
+    for name, provider in providers.items():
+        policy: ClipPolicy | None = getattr(provider, "clip_policy", None)
+        if policy is None:
+            continue
+        refusal = policy.refusal(seconds)
+        if refusal is not None:
+            if policy.clones:
+                refusals.append(f"{name} accepts {policy.min_seconds:g}–{policy.max_seconds:g} s")
+            continue
+        (cloners if policy.clones else stand_ins).append((-policy.priority, name))
+    if not cloners:
+        if refusals:
+            raise VoiceFileError(f"clip is {seconds:.1f} s long; no provider clones it ({'; '.join(refusals)})")
+        raise VoiceFileError("no installed provider clones speaker clips")
+    return [name for _, name in sorted(cloners)] + [name for _, name in sorted(stand_ins)]
 
 
 def folder_signature(folder: Path) -> tuple:
@@ -164,19 +205,17 @@ class VoiceLibrary:
         folder: Path,
         providers: Mapping[str, Any],
         default_voice: str,
-        clone_provider: str = "csm",
-        clone_fallback: str | None = "piper",
         builtin_folder: Path | None = BUILTIN_PRESETS,
     ) -> None:
         self.folder = Path(folder)
         self.builtin_folder = builtin_folder
         self.providers = providers
         self.default_voice = default_voice
-        self.clone_provider = clone_provider
-        self.clone_fallback = clone_fallback
         self.current = VoiceSet()
         self._signature: tuple | None = None
-        self.listeners: list[Callable[[list[str], list[str]], Any]] = []
+        self.listeners: list[Callable[[VoiceChanges], Any]] = []
+        self.call_in_provider: Callable[[Any, Callable[[], Any]], Any] = lambda provider, function: function()
+        """Runs a provider method (``default_voices``, ``discover_voices``) in that provider's thread."""
 
     # -- scanning ------------------------------------------------------------
     def scan(self) -> VoiceSet:
@@ -186,6 +225,11 @@ class VoiceLibrary:
         builtin: set[str] = set()
 
         def add(voice: Voice, origin: str) -> None:
+            if not any(name in self.providers for name, _ in voice.candidates()):
+                wanted = " or ".join(repr(name) for name, _ in voice.candidates())
+                found.errors[origin] = (f"no provider {wanted} is installed "
+                                        f"(installed: {', '.join(self.providers) or 'none'})")
+                return
             key = voice.name.lower()
             if key in builtin:  # the user's file replaces the shipped preset of that name
                 builtin.discard(key)
@@ -201,7 +245,10 @@ class VoiceLibrary:
                                 origin=f"built-in {path.name}")
             builtin.update(found.voices)
         for provider in self.providers.values():
-            for voice in _safely(provider.default_voices, found.errors, f"provider {provider.name}"):
+            if not _overrides(provider, "default_voices"):
+                continue  # never queue behind a provider's model load for nothing
+            produce = lambda p=provider: self.call_in_provider(p, p.default_voices)  # noqa: E731
+            for voice in _safely(produce, found.errors, f"provider {provider.name}"):
                 add(voice, f"provider {provider.name}")
         files = sorted(p for p in self.folder.iterdir() if p.is_file()) if self.folder.is_dir() else []
         claimed: set[Path] = set()
@@ -211,16 +258,20 @@ class VoiceLibrary:
                 self._load_into(found, path, lambda p=path: load_preset(p, self.folder), add)
             elif path.suffix.lower() == CLIP_SUFFIX:
                 claimed.update({path, path.with_suffix(TRANSCRIPT_SUFFIX)})
-                self._load_into(
-                    found, path, lambda p=path: load_clone(p, self.clone_provider, self.clone_fallback), add
-                )
+                self._load_into(found, path, lambda p=path: load_clone(p, self.providers), add)
         for provider in self.providers.values():
             suffixes = tuple(getattr(provider, "voice_file_suffixes", ()))
             mine = [p for p in files if p not in claimed and p.name.endswith(suffixes)] if suffixes else []
-            if not mine:
+            if not mine or not _overrides(provider, "discover_voices"):
                 continue
-            for voice in _safely(lambda: provider.discover_voices(mine), found.errors, f"provider {provider.name}"):
-                add(voice, str(voice.source or provider.name))
+            produce = lambda p=provider, m=mine: self.call_in_provider(p, lambda: list(p.discover_voices(m)))  # noqa: E731
+            for item in _safely(produce, found.errors, f"provider {provider.name}"):
+                if isinstance(item, RejectedFile):
+                    found.errors[Path(item.path).name] = item.reason
+                elif isinstance(item, Voice):
+                    add(item, Path(item.source).name if item.source else f"provider {provider.name}")
+                else:
+                    found.errors[f"provider {provider.name}"] = f"discover_voices yielded {item!r}"
         # The user's aliases come first: a user voice may take an alias from a built-in preset.
         ordered = sorted(found.voices.items(), key=lambda item: item[0] in builtin)
         for key, voice in ordered:
@@ -246,14 +297,17 @@ class VoiceLibrary:
         except Exception as err:  # noqa: BLE001 - one bad file must never stop the others
             found.errors[origin] = f"{type(err).__name__}: {err}"
 
-    def reload(self) -> tuple[list[str], list[str]]:
-        """Re-scan; return (added, removed) voice names and remember the new set."""
+    def reload(self) -> VoiceChanges:
+        """Re-scan; return what changed and remember the new set."""
         self._signature = folder_signature(self.folder)
-        before = self.current
+        before = self.current.voices
         self.current = self.scan()
-        added = sorted(v.name for k, v in self.current.voices.items() if before.voices.get(k) != v)
-        removed = sorted(v.name for k, v in before.voices.items() if k not in self.current.voices)
-        return added, removed
+        after = self.current.voices
+        return VoiceChanges(
+            added=tuple(sorted(v.name for k, v in after.items() if k not in before)),
+            removed=tuple(sorted(v.name for k, v in before.items() if k not in after)),
+            changed=tuple(sorted(v.name for k, v in after.items() if k in before and before[k] != v)),
+        )
 
     def changed_on_disk(self) -> bool:
         """True if the folder differs from the last scan."""
@@ -266,14 +320,15 @@ class VoiceLibrary:
             try:
                 if not await asyncio.to_thread(self.changed_on_disk):
                     continue
-                added, removed = await asyncio.to_thread(self.reload)
+                changes = await asyncio.to_thread(self.reload)
             except Exception:  # noqa: BLE001 - keep watching whatever happens
                 _LOGGER.exception("Re-scanning %s failed", self.folder)
                 continue
-            if added or removed:
-                _LOGGER.info("Voices changed: added %s, removed %s", added, removed)
+            if changes:
+                _LOGGER.info("Voices changed: added %s, removed %s, changed %s",
+                             list(changes.added), list(changes.removed), list(changes.changed))
                 for listener in list(self.listeners):
-                    result = listener(added, removed)
+                    result = listener(changes)
                     if asyncio.iscoroutine(result):
                         await result
 
@@ -297,6 +352,13 @@ class VoiceLibrary:
             shown = name if VOICE_NAME.match(name or "") else repr(name)[:70]
             raise UnknownVoice(f"voice {shown} does not exist; GET /v1/audio/voices lists them", param="voice")
         return voice
+
+
+def _overrides(provider: Any, method: str) -> bool:
+    """Whether ``provider`` has its own ``method`` rather than the base class's empty one."""
+    from .provider import Provider
+
+    return getattr(type(provider), method, None) is not getattr(Provider, method)
 
 
 def _safely(produce: Callable[[], Iterable[Voice]], errors: dict[str, str], origin: str) -> list[Voice]:

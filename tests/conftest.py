@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 from pathlib import Path
@@ -11,83 +10,35 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from sesame_voice.config import Settings, load_settings
-from sesame_voice.plugins import make_plugin_manager
-from sesame_voice.server import Server
+from sesame_voice.config import Settings
 
 from support import VOICES
+
+pytest_plugins = ("pytester",)
+
+# Servers, settings and clients come from the testing kit every plugin author gets
+# (sesame_voice.testing and the frontends' kits, loaded by pytest through the pytest11 entry point):
+# voices_dir, make_settings, start_server, server, base_url, http_client, openai_client, wyoming_client.
 
 
 @pytest.fixture
 def voices_dir(tmp_path: Path) -> Path:
-    """A private copy of the repository's voices folder."""
+    """A private copy of the repository's example voices folder."""
     target = tmp_path / "voices"
     shutil.copytree(VOICES, target)
     return target
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, voices_dir: Path) -> Callable[..., Settings]:
-    """Settings for a loopback-only test server; keyword arguments override fields."""
+def make_settings(make_settings, tmp_path: Path) -> Callable[..., Settings]:
+    """The kit's settings, with CSM pointed at an empty folder so it never reaches for the hub."""
     empty_model = tmp_path / "no-csm-weights"
     empty_model.mkdir()
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "host": "127.0.0.1",
-            "port": 0,
-            "voices_dir": voices_dir,
-            "cache_dir": tmp_path / "cache",
-            "model_id": str(empty_model),
-            "plugins": {"wyoming": {"uri": "tcp://127.0.0.1:0"}},
-            "zeroconf_enabled": False,
-            "zeroconf_interfaces": ("127.0.0.1",),
-            "voices_poll_interval": 0.2,
-        }
-        # ``plugin_settings={"wyoming": {...}}`` adds to the plugins: table (``plugins`` names plugin objects).
-        for name, table in overrides.pop("plugin_settings", {}).items():
-            values["plugins"][name] = {**values["plugins"].get(name, {}), **table}
-        values.update(overrides)
-        return load_settings(env={}, dotenv_file=None, **values)
+        return make_settings(**{"model_id": str(empty_model), **overrides})
 
     return make
-
-
-@pytest.fixture
-def start_server(make_settings):
-    """``async with start_server(**settings, plugins=[...]) as server`` runs a real server."""
-
-    @contextlib.asynccontextmanager
-    async def start(plugins: list | None = None, **overrides: Any):
-        settings = make_settings(**overrides)
-        pm = make_plugin_manager(disabled=settings.disabled_plugins)
-        for plugin in plugins or []:
-            pm.register(plugin)
-        async with Server(settings, pm=pm) as server:
-            yield server
-
-    return start
-
-
-@pytest.fixture
-async def server(start_server):
-    """A running server with the built-in plugins on 127.0.0.1."""
-    async with start_server() as running:
-        yield running
-
-
-@pytest.fixture
-def base_url(server) -> str:
-    """``http://127.0.0.1:PORT`` of the running server."""
-    return f"http://127.0.0.1:{server.http_port}"
-
-
-@pytest.fixture
-def openai_client(base_url):
-    """The official async ``openai`` SDK pointed at the server."""
-    from openai import AsyncOpenAI
-
-    return AsyncOpenAI(base_url=f"{base_url}/v1", api_key="sk-test-anything", max_retries=0, timeout=120)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import aiohttp
 import openai
 import pytest
 
-from fakes import FakePlugin
+from fakes import FakePlugin, ToneProvider, UnloadableProvider
 
 GOOD = {"model": "tts-1", "input": "Still working.", "voice": "joe", "response_format": "pcm"}
 
@@ -98,11 +98,25 @@ async def test_provider_failure_and_fallback(start_server):
 
 
 async def test_unavailable_provider_without_fallback_is_503(start_server, voices_dir):
-    (voices_dir / "lonely.yaml").write_text("provider: not-installed\n")
-    async with start_server() as server:
+    (voices_dir / "lonely.yaml").write_text("provider: unloadable\n")
+    async with start_server(plugins=[FakePlugin(ToneProvider, UnloadableProvider)]) as server:
         status, payload, _ = await _post(f"http://127.0.0.1:{server.http_port}", {**GOOD, "voice": "lonely"})
         assert status == 503
         _assert_openai_error(payload, code="provider_unavailable")
+
+
+async def test_preset_naming_a_missing_provider_is_reported_not_listed(start_server, voices_dir):
+    (voices_dir / "lonely.yaml").write_text("provider: not-installed\n")
+    async with start_server() as server:
+        base_url = f"http://127.0.0.1:{server.http_port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base_url}/v1/audio/voices") as response:
+                listing = await response.json()
+        assert "lonely" not in {voice["id"] for voice in listing["data"]}
+        assert "no provider 'not-installed' is installed" in listing["errors"]["lonely.yaml"]
+        status, payload, _ = await _post(base_url, {**GOOD, "voice": "lonely"})
+        assert status == 400
+        _assert_openai_error(payload, code="voice_not_found")
 
 
 async def test_overload_returns_429_then_recovers(start_server):

@@ -10,7 +10,15 @@ import aiohttp
 import numpy as np
 import soundfile as sf
 
+from sesame_voice import Provider
+from sesame_voice.cli import main
+from sesame_voice.config import Settings
 from sesame_voice.voices import VoiceLibrary, load_preset
+
+
+def _installed(*names: str) -> dict[str, Provider]:
+    """Providers that exist by name only, for folder scans that never synthesise."""
+    return {name: type(f"{name}Provider", (Provider,), {"name": name})(Settings()) for name in names}
 
 
 async def _voice_names(base_url: str) -> tuple[set[str], dict]:
@@ -80,6 +88,35 @@ async def test_clone_clip_with_transcript_becomes_a_voice(server, base_url, voic
     assert await _wait_for(lambda: _lacks(base_url, "grandma"))
 
 
+async def test_a_clip_no_cloner_accepts_is_rejected_with_the_reason_not_listed(start_server, voices_dir, capsys):
+    """45 s: over the CSM provider's own 30 s limit; it must never be listed and then refused."""
+    _clip(voices_dir / "lecture.wav", seconds=45)
+    (voices_dir / "lecture.txt").write_text("A long lecture.")
+    async with start_server() as server:
+        base_url = f"http://127.0.0.1:{server.http_port}"
+        names, errors = await _voice_names(base_url)
+        assert "lecture" not in names
+        assert errors["lecture.wav"] == "clip is 45.0 s long; no provider clones it (csm accepts 0.5–30 s)"
+        status, _ = await _speak(base_url, "lecture")
+        assert status == 400
+    assert await asyncio.to_thread(main, ["voices", "--voices-dir", str(voices_dir)]) == 0
+    assert "SKIPPED lecture.wav: clip is 45.0 s long; no provider clones it" in capsys.readouterr().err
+    # The limit is the provider's: a CSM configured for longer prompts takes the same clip.
+    async with start_server(plugin_settings={"csm": {"max_prompt_seconds": 60}}) as server:
+        voice = server.voices.get("lecture")
+        assert (voice.provider, [f["provider"] for f in voice.fallbacks]) == ("csm", ["piper"])
+
+
+def test_clips_are_offered_only_to_providers_that_declare_a_clip_policy(tmp_path):
+    folder = tmp_path / "voices"
+    folder.mkdir()
+    _clip(folder / "grandpa.wav")
+    (folder / "grandpa.txt").write_text("Hello.")
+    library = VoiceLibrary(folder, _installed("piper"), "grandpa")
+    library.reload()
+    assert library.errors["grandpa.wav"] == "no installed provider clones speaker clips"
+
+
 async def test_broken_files_are_reported_and_skipped(server, base_url, voices_dir):
     (voices_dir / "bad-yaml.yaml").write_text("provider: [unclosed\n")
     (voices_dir / "no-provider.yaml").write_text("description: nothing else\n")
@@ -103,7 +140,7 @@ async def test_broken_files_are_reported_and_skipped(server, base_url, voices_di
     assert "not a readable audio file" in errors["mute.wav"]
     assert "silent" in errors["quiet.wav"]
     assert "transcript" in errors["untranscribed.wav"]
-    assert "61.0 s" in errors["marathon.wav"]
+    assert "61.0 s long; no provider clones it" in errors["marathon.wav"]
     assert not names & {"bad-yaml", "no-provider", "escape", "mute", "quiet", "untranscribed", "marathon"}
     assert {"conversational", "joe"} <= names
     # Nothing in the folder was touched.
@@ -128,7 +165,7 @@ def test_preset_paths_stay_inside_the_folder(tmp_path):
     (tmp_path / "secret.wav").write_bytes(b"RIFF")
     preset = folder / "sneaky.yaml"
     preset.write_text("provider: csm\nparams:\n  prompt_audio: ../secret.wav\n  prompt_text: hi\n")
-    library = VoiceLibrary(folder, {}, "sneaky")
+    library = VoiceLibrary(folder, _installed("csm"), "sneaky")
     library.reload()
     assert "outside the voices folder" in library.errors["sneaky.yaml"]
     (folder / "inside.wav").write_bytes(b"RIFF")
@@ -142,7 +179,7 @@ def test_alias_clash_and_duplicate_names_are_reported(tmp_path):
     (folder / "a.yaml").write_text("provider: piper\naliases: [alloy]\n")
     (folder / "b.yaml").write_text("provider: piper\naliases: [alloy]\n")
     (folder / "c.yaml").write_text("name: a\nprovider: piper\n")
-    library = VoiceLibrary(folder, {}, "a")
+    library = VoiceLibrary(folder, _installed("piper"), "a")
     library.reload()
     assert library.get("alloy").name == "a"
     assert "alias 'alloy' is already taken" in library.errors[str(folder / "b.yaml")]
@@ -151,7 +188,7 @@ def test_alias_clash_and_duplicate_names_are_reported(tmp_path):
 
 def test_builtin_presets_exist_without_a_voices_folder_and_user_files_override_them(tmp_path):
     missing = tmp_path / "nowhere"
-    library = VoiceLibrary(missing, {}, "conversational")
+    library = VoiceLibrary(missing, _installed("csm", "piper"), "conversational")
     library.reload()
     names = {v.name for v in library.list()}
     assert {"conversational", "professional", "fast", "whisper"} <= names
@@ -161,7 +198,7 @@ def test_builtin_presets_exist_without_a_voices_folder_and_user_files_override_t
     folder = tmp_path / "voices"
     folder.mkdir()
     (folder / "professional.yaml").write_text("provider: piper\ndescription: mine\naliases: [alloy]\n")
-    library = VoiceLibrary(folder, {}, "conversational")
+    library = VoiceLibrary(folder, _installed("csm", "piper"), "conversational")
     library.reload()
     assert library.get("professional").description == "mine"
     assert library.get("professional").source == folder / "professional.yaml"

@@ -11,10 +11,11 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from sesame_voice.provider import Provider
-from sesame_voice.types import AudioChunk, InvalidRequest, ProviderJob
+from sesame_voice.types import AudioChunk, ClipPolicy, InvalidRequest, ProviderJob
 
 from .loading import import_mlx, load_csm
 from .options import CsmOptions
+from .prompts import MIN_SECONDS
 from .window import FRAME_MS, MIN_GROUP_POSITIONS, WINDOW, frame_budget, plan_groups
 
 _LOGGER = logging.getLogger(__name__)
@@ -27,10 +28,14 @@ class CsmProvider(Provider):
 
     name = "csm"
     description = "Sesame CSM-1B (MLX): expressive, conversational, clones a voice from a short clip"
+    sampling_params = ("temperature", "top_k", "seed", "speaker", "max_audio_length_ms", "volume",
+                       "first_chunk_frames")
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
         self.options = CsmOptions.from_settings(settings)
+        self.clip_policy = ClipPolicy(min_seconds=MIN_SECONDS, max_seconds=self.options.max_prompt_seconds,
+                                      clones=True, priority=10)
         self.loaded = None
         self.generator = None
         self.prompts = None

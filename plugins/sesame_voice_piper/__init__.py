@@ -8,7 +8,9 @@ import threading
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from sesame_voice import AudioChunk, Provider, ProviderJob, ProviderUnavailable, Voice, hookimpl
+from sesame_voice import (
+    AudioChunk, ClipPolicy, Provider, ProviderJob, ProviderUnavailable, RejectedFile, Voice, hookimpl,
+)
 
 _LOGGER = logging.getLogger(__name__)
 EMBEDDED_VOICE = "joe"
@@ -33,6 +35,9 @@ class PiperProvider(Provider):
     description = "Piper neural TTS (ONNX); bundled voice en_US-joe-medium"
     native_speed = True
     voice_file_suffixes = (MODEL_SUFFIX,)
+    sampling_params = ("noise_scale", "noise_w_scale", "length_scale", "volume", "sentence_pause", "speaker")
+    clip_policy = ClipPolicy(min_seconds=0.0, max_seconds=float("inf"), clones=False)
+    """Piper cannot clone: it speaks a cloned voice's text in its bundled voice until a cloner can."""
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
@@ -73,22 +78,22 @@ class PiperProvider(Provider):
             )
         ]
 
-    def discover_voices(self, files: Iterable[Path]) -> Iterable[Voice]:
-        """Each ``NAME.onnx`` with its ``NAME.onnx.json`` becomes voice NAME."""
+    def discover_voices(self, files: Iterable[Path]) -> Iterable[Voice | RejectedFile]:
+        """Each ``NAME.onnx`` with its ``NAME.onnx.json`` becomes voice NAME; others are rejected."""
         voices = []
         for path in files:
             if not path.name.endswith(MODEL_SUFFIX):
                 continue
             config = path.with_name(path.name + ".json")
             if not config.is_file():
-                _LOGGER.warning("Piper model %s has no %s; skipped", path.name, config.name)
+                voices.append(RejectedFile(path, f"Piper model without its config: add {config.name}"))
                 continue
             try:
                 meta = json.loads(config.read_text(encoding="utf-8"))
                 language = meta.get("language", {}).get("code") or meta.get("espeak", {}).get("voice") or "en"
                 speakers = tuple(meta.get("speaker_id_map") or {})
             except (ValueError, AttributeError) as err:
-                _LOGGER.warning("Piper config %s unreadable: %s", config.name, err)
+                voices.append(RejectedFile(path, f"Piper config {config.name} is unreadable: {err}"))
                 continue
             voices.append(
                 Voice(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hmac
+import functools
 import time
 
 from aiohttp import web
@@ -20,23 +20,6 @@ CREATED = int(time.mktime((2025, 3, 13, 0, 0, 0, 0, 0, 0)))
 
 def _model_object(model_id: str) -> dict:
     return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "sesame-voice"}
-
-
-def _authorised(request: web.Request, api_key: str | None) -> bool:
-    """With an API key configured, require ``Authorization: Bearer KEY``; otherwise accept anything."""
-    if not api_key:
-        return True
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
-
-
-def _guarded(handler, server):
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        if not _authorised(request, server.settings.api_key):
-            return error_response(401, "Incorrect or missing API key (Authorization: Bearer …)", code="invalid_api_key")
-        return await handler(request, server)
-
-    return guarded
 
 
 async def list_models(request: web.Request, server) -> web.Response:
@@ -68,6 +51,9 @@ async def list_voices(request: web.Request, server) -> web.Response:
     return web.json_response({"object": "list", "data": voices, "errors": server.voices.errors})
 
 
+# The API key is checked by the core's middleware for every route on the shared application.
+
+
 @hookimpl
 def register_routes(app: web.Application, server) -> None:
     """Mount the OpenAI routes and describe them for zeroconf and OpenAPI."""
@@ -78,6 +64,6 @@ def register_routes(app: web.Application, server) -> None:
         ("GET", "/v1/audio/voices", list_voices),
     ]
     for method, path, handler in routes:
-        app.router.add_route(method, path, _guarded(handler, server))
+        app.router.add_route(method, path, functools.partial(handler, server=server))
     server.http_properties.update({"path": "/v1", "api": "openai", "models": ",".join(MODELS)})
     server.openapi_paths.update(openapi_paths(server))

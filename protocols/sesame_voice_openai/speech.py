@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
-import logging
 import math
 from typing import Any
 
 from aiohttp import web
 
-from sesame_voice import InvalidRequest, SesameVoiceError, SynthesisRequest
-from sesame_voice.audio import StreamEncoder
+from sesame_voice import InvalidRequest, SynthesisRequest
+from sesame_voice.routes import read_json, speech_response
 
-from .errors import error_response, from_exception
+from .errors import from_exception
 
-_LOGGER = logging.getLogger(__name__)
 STREAM_FORMATS = ("audio", "sse")
-ENCODE_SLICE_SECONDS = 0.5
-"""Chunks are encoded and sent in slices this long, so the first bytes leave sooner."""
 FRAME_SECONDS = 0.08
 """Usage reports output tokens as 80 ms audio frames (CSM's Mimi frame rate)."""
 
@@ -54,98 +48,36 @@ def parse_speech_body(body: Any, settings) -> tuple[SynthesisRequest, str]:
     stream_format = body.get("stream_format") or "audio"
     if stream_format not in STREAM_FORMATS:
         raise InvalidRequest("stream_format must be 'audio' or 'sse'", param="stream_format")
+    sampling = body.get("sampling") or {}
+    if not isinstance(sampling, dict):
+        raise InvalidRequest("sampling must be an object, e.g. {\"temperature\": 0.7}", param="sampling")
     request = SynthesisRequest(
         text=text,
         voice=voice or None,
         speed=float(speed),
         response_format=response_format.lower(),
         instructions=instructions,
+        sampling=sampling,
         frontend="openai",
     )
     return request, stream_format
 
 
-async def read_json(request: web.Request) -> Any:
-    """The JSON body, or an InvalidRequest saying what is wrong with it."""
-    if request.content_type != "application/json":
-        raise InvalidRequest(
-            f"Content-Type must be application/json, got {request.content_type or 'none'}",
-            code="unsupported_media_type",
-        )
-    raw = await request.read()
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise InvalidRequest(f"request body is not valid JSON: {err}", code="invalid_json") from None
-
-
 async def create_speech(request: web.Request, server) -> web.StreamResponse:
     """Handle one createSpeech call; the audio streams as it is synthesised."""
-    async with contextlib.AsyncExitStack() as stack:
-        try:
-            body = await read_json(request)
-            speech, stream_format = parse_speech_body(body, server.settings)
-            # The engine's session stops the generation, and counts it, if the client goes away.
-            synthesis = await stack.enter_async_context(server.engine.session(speech))
-        except InvalidRequest as err:
-            status = 415 if err.code == "unsupported_media_type" else 400
-            return error_response(status, str(err), param=err.param, code=err.code)
-        except SesameVoiceError as err:
-            return from_exception(err)
-        return await _stream(request, server, speech, stream_format == "sse", synthesis)
-
-
-async def _stream(request: web.Request, server, speech, sse: bool, synthesis) -> web.StreamResponse:
-    """Write the synthesis to the client as encoded audio (or SSE events) as it arrives."""
-    encoder = StreamEncoder(
-        speech.response_format,
-        synthesis.sample_rate,
-        mp3_bitrate=server.settings.mp3_bitrate,
-        opus_bitrate=server.settings.opus_bitrate,
-        aac_bitrate=server.settings.aac_bitrate,
-    )
-    headers = {
-        "X-Sesame-Provider": synthesis.provider,
-        "X-Sesame-Voice": synthesis.voice.name,
-        "X-Sample-Rate": str(encoder.sample_rate),
-        "Content-Type": "text/event-stream" if sse else encoder.content_type,
-    }
-    if synthesis.fell_back_from:
-        headers["X-Sesame-Fallback-From"] = ",".join(synthesis.fell_back_from)
-    response = web.StreamResponse(headers=headers)
-    response.enable_chunked_encoding()
-    seconds = 0.0
     try:
-        await response.prepare(request)
-        async for chunk in synthesis:
-            seconds += chunk.duration
-            step = max(1, int(chunk.sample_rate * ENCODE_SLICE_SECONDS))
-            for start in range(0, len(chunk.samples), step):
-                data = await asyncio.to_thread(encoder.encode, chunk.samples[start : start + step])
-                await _send(response, data, sse)
-        await _send(response, await asyncio.to_thread(encoder.finish), sse)
-        if sse:
-            await response.write(_sse_event(_done_event(speech.text, seconds)))
-        await response.write_eof()
-    except (asyncio.CancelledError, ConnectionResetError):
-        _LOGGER.info("Client went away; generation for voice %s stopped", synthesis.voice.name)
-        raise
-    except SesameVoiceError as err:
-        # Headers are gone: an SSE client gets an error event, an audio client a broken stream.
-        _LOGGER.error("Synthesis failed mid-stream: %s", err)
-        if not sse:
-            raise
-        await response.write(_sse_event({"type": "error", "error": {"message": str(err), "code": err.code}}))
-        await response.write_eof()
-    return response
-
-
-async def _send(response: web.StreamResponse, data: bytes, sse: bool) -> None:
-    if not data:
-        return
-    if sse:
-        data = _sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
-    await response.write(data)
+        speech, stream_format = parse_speech_body(await read_json(request), server.settings)
+    except InvalidRequest as err:
+        return from_exception(err)
+    if stream_format != "sse":
+        return await speech_response(request, server, speech)
+    return await speech_response(
+        request, server, speech,
+        content_type="text/event-stream",
+        frame=lambda data: _sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}),
+        trailer=lambda seconds: _sse_event(_done_event(speech.text, seconds)),
+        stream_error=lambda err: _sse_event({"type": "error", "error": {"message": str(err), "code": err.code}}),
+    )
 
 
 def _sse_event(payload: dict) -> bytes:

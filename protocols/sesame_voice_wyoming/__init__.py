@@ -13,3 +13,12 @@ __all__ = ["WyomingFrontend"]
 def register_frontends(register):
     """Register the Wyoming frontend."""
     register(WyomingFrontend)
+
+
+@hookimpl
+async def voices_changed(server, changes):
+    """Answer ``describe`` with the new voices and re-advertise the voice count over zeroconf."""
+    frontend = server.frontend(WyomingFrontend.name)
+    if frontend is not None:
+        frontend.refresh_info()
+        await server.announce()

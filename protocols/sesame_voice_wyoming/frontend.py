@@ -14,6 +14,7 @@ from .choice import VoiceChoice
 from .handler import WyomingHandler
 from .info import build_info
 from .options import ENV_NAMES, wyoming_options
+from .peers import describe_peer
 
 _LOGGER = logging.getLogger(__name__)
 SERVICE_TYPE = "_wyoming._tcp.local."
@@ -37,6 +38,11 @@ class WyomingFrontend(Frontend):
     name = "wyoming"
     description = "Wyoming protocol for Home Assistant (TCP, default port 10200)"
     env_names = tuple(ENV_NAMES.values())
+    peer_service_type = SERVICE_TYPE
+
+    @classmethod
+    async def describe_peer(cls, addresses: list[str], port: int, timeout: float) -> dict | None:
+        return await describe_peer(addresses, port, timeout)
 
     def __init__(self, server) -> None:
         super().__init__(server)
@@ -87,9 +93,6 @@ class WyomingFrontend(Frontend):
     def refresh_info(self) -> None:
         """Rebuild the cached ``info`` from the current voices."""
         self.info_event = build_info(self.server.voices.list(), self.server.providers).event()
-
-    async def voices_changed(self, added: list[str], removed: list[str]) -> None:
-        self.refresh_info()
 
     def announcements(self) -> list[Announcement]:
         if self.port is None:

@@ -1,7 +1,7 @@
 """Fixtures for the CSM provider: a tiny random CSM checkpoint written once per session, and a loaded provider.
 
 ``csm_checkpoint`` (model folder + Mimi file) and ``csm_plugin_config`` are meant for reuse by
-server tests: ``start_server(model_id=str(csm_checkpoint.model_dir), plugins={"csm": csm_plugin_config})``.
+server tests: ``start_server(model_id=str(csm_checkpoint.model_dir), plugin_settings={"csm": csm_plugin_config})``.
 """
 
 from __future__ import annotations

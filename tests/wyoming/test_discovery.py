@@ -16,13 +16,15 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZerocon
 from sesame_voice import Announcement
 from sesame_voice.discovery import (
     HTTP_TYPE,
-    WYOMING_TYPE,
     Discovery,
     advertised_addresses,
     browse,
     instance_name,
     lan_addresses,
 )
+
+from sesame_voice_wyoming import WyomingFrontend
+from sesame_voice_wyoming.frontend import SERVICE_TYPE as WYOMING_TYPE
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -83,6 +85,7 @@ async def advertising_server(start_server, name: str):
         yield server, next(f for f in server.frontends if f.name == "wyoming")
 
 
+@pytest.mark.drives_hook("voices_changed")  # the Wyoming plugin re-advertises its voice count
 async def test_both_services_are_found_updated_and_withdrawn(start_server, watcher, voices_dir, zeroconf_name):
     http_name, wyoming_name = f"{zeroconf_name}.{HTTP_TYPE}", f"{zeroconf_name}.{WYOMING_TYPE}"
     async with advertising_server(start_server, zeroconf_name) as (server, frontend):
@@ -109,7 +112,7 @@ async def test_both_services_are_found_updated_and_withdrawn(start_server, watch
 
 async def test_browse_lists_our_http_api_and_wyoming_tts(start_server, zeroconf_name):
     async with advertising_server(start_server, zeroconf_name) as (server, frontend):
-        found = await browse(timeout=2.0, interfaces=LOOPBACK)
+        found = await browse(timeout=2.0, interfaces=LOOPBACK, peers={WYOMING_TYPE: WyomingFrontend.describe_peer})
     mine = {entry["type"]: entry for entry in found if entry["name"] == zeroconf_name}
     assert set(mine) == {HTTP_TYPE, WYOMING_TYPE}
     assert mine[HTTP_TYPE]["port"] == server.http_port and mine[HTTP_TYPE]["addresses"] == ["127.0.0.1"]

@@ -1,66 +1,25 @@
-"""Example sesame-voice plugin: a provider and a frontend, using only the public hook API."""
+"""Example sesame-voice plugin using every hook and only the public API.
+
+A provider (beeps; ``NAME.beep`` voice files), a TCP frontend, HTTP routes, a command, voice
+resolution (``beep:HZ``), a server lifespan, and a ``voices_changed`` listener. Its tests use the
+testing kit (``sesame_voice.testing``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
 
-import numpy as np
+from aiohttp import web
 
-from sesame_voice import AudioChunk, Frontend, Provider, SesameVoiceError, SynthesisRequest, Voice, hookimpl
+from sesame_voice import SynthesisRequest, Voice, VoiceChanges, hookimpl
+from sesame_voice.routes import error_response, public, read_json, speech_response
 
-RATE = 16000
+from .frontend import LineFrontend
+from .provider import BeepProvider
 
-
-class BeepProvider(Provider):
-    """One 100 ms tone per word; pitch rises with word length."""
-
-    name = "beep"
-    description = "Beeps, one per word"
-
-    def default_voices(self):
-        return [Voice(name="beeper", provider=self.name, description="Example plugin voice")]
-
-    def synthesize(self, job):
-        t = np.arange(RATE // 10) / RATE
-        for sentence in job.sentences:
-            tones = [np.sin(2 * np.pi * (200 + 40 * len(word)) * t) for word in sentence.split()]
-            yield AudioChunk((0.2 * np.concatenate(tones)).astype(np.float32), RATE)
-
-
-class LineFrontend(Frontend):
-    """A tiny TCP protocol: one line of text in, ``OK <provider> <samples> <rate>`` out."""
-
-    name = "lines"
-    description = "Example line protocol"
-
-    def __init__(self, server) -> None:
-        super().__init__(server)
-        self._listener: asyncio.AbstractServer | None = None
-        self.port: int | None = None
-
-    async def start(self) -> None:
-        config = self.server.settings.plugin_config("example")
-        self._listener = await asyncio.start_server(self._handle, "127.0.0.1", int(config.get("port", 0)))
-        self.port = self._listener.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            await self._listener.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        text = (await reader.readline()).decode().strip()
-        voice, _, text = text.partition(" ")
-        try:
-            async with self.server.engine.session(SynthesisRequest(text=text, voice=voice, frontend=self.name)) as synthesis:
-                samples = 0
-                async for chunk in synthesis:
-                    samples += len(chunk.samples)
-            writer.write(f"OK {synthesis.provider} {samples} {synthesis.sample_rate}\n".encode())
-        except SesameVoiceError as err:
-            writer.write(f"ERROR {err.code} {err}\n".encode())
-        await writer.drain()
-        writer.close()
+PLUGIN = "example"
 
 
 @hookimpl
@@ -73,3 +32,81 @@ def register_providers(register):
 def register_frontends(register):
     """Register the line frontend."""
     register(LineFrontend)
+
+
+@hookimpl
+def register_routes(app: web.Application, server):
+    """``POST /beep`` speaks ``{"text", "voice"}`` as WAV; ``GET /beep/status`` is public."""
+
+    async def beep(request: web.Request) -> web.StreamResponse:
+        body = await read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            return error_response(400, "send {\"text\": ..., \"voice\": ...}", param="text")
+        server.plugin_state(PLUGIN)["requests"] = server.plugin_state(PLUGIN).get("requests", 0) + 1
+        speech = SynthesisRequest(text=body["text"], voice=body.get("voice") or "beeper", response_format="wav",
+                                  sampling=body.get("sampling") or {}, frontend="beep-http")
+        return await speech_response(request, server, speech)
+
+    async def status(request: web.Request) -> web.Response:
+        state = server.plugin_state(PLUGIN)
+        return web.json_response({"requests": state.get("requests", 0), "running": state.get("running", False)})
+
+    app.router.add_post("/beep", beep)
+    app.router.add_get("/beep/status", public(status))
+    server.openapi_paths["/beep"] = {"post": {"summary": "Beep some words", "responses": {"200": {"description": "WAV"}}}}
+
+
+@hookimpl
+def register_commands(subparsers, cli):
+    """``sesame-voice beep TEXT -o FILE``: beeps into a WAV file, without a server listening."""
+    parser = subparsers.add_parser("beep", help="beep TEXT into a WAV file (example plugin)")
+    parser.add_argument("text")
+    parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("--voice", default="beeper")
+
+    async def run(args) -> int:
+        import numpy as np
+        import soundfile as sf
+
+        async with cli.server(args) as server:
+            request = SynthesisRequest(text=args.text, voice=args.voice, frontend="beep-cli")
+            async with server.engine.session(request) as synthesis:
+                chunks = [chunk.samples async for chunk in synthesis]
+            sf.write(args.output, np.concatenate(chunks), synthesis.sample_rate)
+        print(f"{args.output}: {len(chunks)} chunk(s) from {synthesis.provider}")
+        return 0
+
+    parser.set_defaults(handler=run)
+
+
+@hookimpl
+def resolve_voice(name: str, frontend: str, voices):
+    """``beep:HZ`` is a beep voice at that pitch, for any frontend."""
+    prefix, _, hertz = name.partition(":")
+    if prefix != "beep" or not hertz.replace(".", "", 1).isdigit():
+        return None
+    return Voice(name=name, provider=BeepProvider.name, params={"pitch": float(hertz)})
+
+
+@hookimpl
+def server_lifespan(server):
+    """A heartbeat task that lives exactly as long as the server."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan():
+        state = server.plugin_state(PLUGIN)
+        state["running"] = True
+        task = asyncio.create_task(asyncio.Event().wait(), name="example-heartbeat")
+        try:
+            yield
+        finally:
+            task.cancel()
+            state["running"] = False
+
+    return lifespan()
+
+
+@hookimpl
+async def voices_changed(server, changes: VoiceChanges):
+    """Remember every change (the tests read it back)."""
+    server.plugin_state(PLUGIN).setdefault("changes", []).append(changes)

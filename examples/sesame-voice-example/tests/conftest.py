@@ -1,0 +1,1 @@
+"""Nothing to set up: the fixtures come from sesame-voice's testing kit (a pytest plugin)."""
