@@ -33,6 +33,8 @@ MIN_SPEED, MAX_SPEED = 0.25, 4.0
 STRETCH_BLOCK_SECONDS = 2.0
 """Providers without native speed are time-stretched in blocks at least this long."""
 _DONE = object()
+CLOSE_WAIT_SECONDS = 10.0
+"""Shutdown waits this long for a provider to finish its job and close; then it lets it finish alone."""
 COMMON_SAMPLING = ("speaker",)
 """Overrides every provider receives: the speaker of a multi-speaker voice (``Voice.speakers``)."""
 
@@ -111,10 +113,13 @@ class ProviderWorker:
         self._closed = True
         for job in list(self._jobs.values()):
             job.cancelled.set()
+        closing = asyncio.wrap_future(self._executor.submit(self._close_provider))
+        self._executor.shutdown(wait=False)  # queued close() still runs; nothing new is accepted
         try:
-            await asyncio.wrap_future(self._executor.submit(self._close_provider))
-        finally:
-            self._executor.shutdown(wait=False)
+            await asyncio.wait_for(asyncio.shield(closing), CLOSE_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            _LOGGER.warning("Provider %s is still busy (e.g. loading its model); it closes when done",
+                            self.provider.name)
 
     def _close_provider(self) -> None:
         try:

@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .types import InvalidRequest, Overloaded, ProviderFailed, ProviderUnavailable, SesameVoiceError, SynthesisRequest
+from .types import InvalidRequest, Overloaded, ProviderUnavailable, SesameVoiceError, SynthesisRequest
 
 _LOGGER = logging.getLogger(__name__)
 ENCODE_SLICE_SECONDS = 0.5

@@ -17,7 +17,7 @@ from support import REPO
 from fakes import FakePlugin, ToneProvider
 from sesame_voice import hookspecs
 from sesame_voice.cli import main
-from sesame_voice.plugins import PluginClash, collect_frontends, collect_providers, make_plugin_manager
+from sesame_voice.plugins import PluginClash, collect_providers, make_plugin_manager
 
 EXAMPLE = REPO / "examples" / "sesame-voice-example"
 
