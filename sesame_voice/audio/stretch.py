@@ -23,6 +23,11 @@ SLICE_SAMPLES = 512
 """Input is pushed in slices this long: ``atempo`` holds back the output of its latest input
 frame until the next one arrives (small frames keep that small), and refuses a frame whose
 output would be empty (so no frame is shorter)."""
+END_PADDING_SECONDS = 0.2
+"""Silence pushed after the last input: ``atempo`` drops its final look-ahead (up to ~0.15 s of
+input at speed 4), so it is given silence to drop instead; the output is then trimmed."""
+END_FADE_SECONDS = 0.005
+"""The trimmed end fades out over this long, so a cut in mid-waveform cannot click."""
 _ATEMPO_MIN, _ATEMPO_MAX = 0.5, 100.0
 """One ``atempo`` instance's range; slower tempos chain several."""
 
@@ -88,19 +93,23 @@ class StreamStretcher:
         return out
 
     def flush(self) -> np.ndarray:
-        """The filter's remaining output, trimmed or padded with silence to the exact length."""
-        tail = np.zeros(0, np.float32)
-        if self._graph is not None:
-            if len(self._unsent):  # the last partial slice, padded; the padding is trimmed below
-                tail = self._filter(np.pad(self._unsent, (0, SLICE_SAMPLES - len(self._unsent))))
-            self._source.push(None)
-            tail = np.concatenate([tail, _joined(self._pull())])
-            self._graph = None
+        """The filter's remaining output, cut (or padded with silence) to the exact length."""
+        if self._graph is None:
+            return np.zeros(0, np.float32)
+        padding = -len(self._unsent) % SLICE_SAMPLES + int(END_PADDING_SECONDS * self.sample_rate)
+        padding += -(len(self._unsent) + padding) % SLICE_SAMPLES  # whole slices only
+        tail = self._filter(np.pad(self._unsent, (0, padding)))
+        self._source.push(None)
+        tail = np.concatenate([tail, _joined(self._pull())])
+        self._graph = None
         missing = round(self._samples_in / self.speed) - self._samples_out - len(tail)
         if missing > 0:
             tail = np.concatenate([tail, np.zeros(missing, np.float32)])
         elif missing < 0:
             tail = tail[: max(0, len(tail) + missing)]
+        fade = min(len(tail), int(END_FADE_SECONDS * self.sample_rate))
+        if fade:
+            tail[-fade:] *= np.cos(np.linspace(0, np.pi / 2, fade, dtype=np.float32))
         self._samples_out += len(tail)
         return tail
 
