@@ -49,7 +49,8 @@ def free_port() -> int:
 def bare_piper():
     """The Piper provider exactly as the server builds it, loaded, outside any server."""
     settings = load_settings(env={}, dotenv_file=None)
-    provider = collect_providers(make_plugin_manager())["piper"].cls(settings)
+    pm = make_plugin_manager(disabled=("openai", "wyoming", "csm"))  # only the provider is measured here
+    provider = collect_providers(pm)["piper"].cls(settings)
     provider.ensure_loaded()
     voice = next(iter(provider.default_voices()))
 

@@ -26,6 +26,32 @@ def embedded_model() -> Path | None:
     return path if path.is_file() else None
 
 
+def _cpu_session(model_path: str):
+    """An ONNX Runtime session whose idle worker threads sleep instead of spinning.
+
+    By default ONNX Runtime's threads busy-wait between operators, so on a small machine they
+    take the cores from the encoder and the HTTP server working beside them; without spinning,
+    MP3 streaming costs about as much as WAV (``benchmarks/openai_stream.py``).
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _load_voice(model_path: str):
+    """``PiperVoice.load`` with the session of ``_cpu_session``."""
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+    from piper.voice import ESPEAK_DATA_DIR
+
+    config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
+    return PiperVoice(config=PiperConfig.from_dict(config), session=_cpu_session(model_path),
+                      espeak_data_dir=Path(ESPEAK_DATA_DIR), download_dir=Path.cwd())
+
+
 class PiperProvider(Provider):
     """Fast local neural TTS (piper-tts, ONNX Runtime); ``job.speed`` maps to Piper's length scale."""
 
@@ -59,7 +85,7 @@ class PiperProvider(Provider):
                 from piper import PiperVoice
 
                 _LOGGER.info("Loading Piper model %s", path)
-                model = PiperVoice.load(path)
+                model = _load_voice(path)
                 self._models[path] = model
             return model
 
