@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--format", default="mp3")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     synthesize = bare_piper()
     first_sentence = split_sentences(TEXT)[0]
     port = free_port()
@@ -132,7 +133,8 @@ def main() -> None:
     med = statistics.median
     ttfb_ratio = med(ttfbs) / med(first_alone)
     total_ratio = med(totals) / med(whole_bare)
-    print(f"format {args.format}, {args.rounds} rounds, five sentences ({len(TEXT)} chars)")
+    print(f"format {args.format}, {args.rounds} rounds, five sentences ({len(TEXT)} chars); "
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after on {os.cpu_count()} CPUs")
     print(f"bare Piper, first sentence alone : {med(first_alone) * 1000:7.1f} ms")
     print(f"server streaming first byte      : {med(ttfbs) * 1000:7.1f} ms")
     print(f"TTFB ratio                       : {ttfb_ratio:7.2f}  (target <= 1.5)")
