@@ -49,18 +49,29 @@ def free_port() -> int:
 def bare_piper():
     """The Piper provider exactly as the server builds it, loaded, outside any server."""
     settings = load_settings(env={}, dotenv_file=None)
-    provider = collect_providers(make_plugin_manager())["piper"].cls(settings)
+    pm = make_plugin_manager(disabled=("openai", "wyoming", "csm"))  # only the provider is measured here
+    provider = collect_providers(pm)["piper"].cls(settings)
     provider.ensure_loaded()
     voice = next(iter(provider.default_voices()))
 
-    def synthesize(text: str) -> float:
+    def synthesize(text: str) -> tuple[float, float]:
+        """(wall seconds, CPU seconds of this process) for one synthesis."""
         job = ProviderJob(split_sentences(text), voice, voice.params, SynthesisRequest(text=text))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         for _ in provider.synthesize(job):
             pass
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu_start
 
     return synthesize
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(port: int, voices_dir: Path) -> subprocess.Popen:
@@ -106,6 +117,7 @@ def main() -> None:
     parser.add_argument("--format", default="mp3")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     synthesize = bare_piper()
     first_sentence = split_sentences(TEXT)[0]
     port = free_port()
@@ -117,11 +129,15 @@ def main() -> None:
             for _ in range(2):  # warm both sides: model load, ONNX graph optimisation, codecs
                 synthesize(TEXT)
                 timed_request(port, TEXT, args.format)
-            first_alone, whole_bare, ttfbs, totals = [], [], [], []
+            first_alone, whole_bare, bare_cpu, ttfbs, totals, server_cpu = [], [], [], [], [], []
             for _ in range(args.rounds):
-                first_alone.append(synthesize(first_sentence))
-                whole_bare.append(synthesize(TEXT))
+                first_alone.append(synthesize(first_sentence)[0])
+                wall, cpu = synthesize(TEXT)
+                whole_bare.append(wall)
+                bare_cpu.append(cpu)
+                cpu_start = process_cpu_seconds(server.pid)
                 ttfb, total, _ = timed_request(port, TEXT, args.format)
+                server_cpu.append(process_cpu_seconds(server.pid) - cpu_start)
                 ttfbs.append(ttfb)
                 totals.append(total)
         finally:
@@ -131,13 +147,17 @@ def main() -> None:
     med = statistics.median
     ttfb_ratio = med(ttfbs) / med(first_alone)
     total_ratio = med(totals) / med(whole_bare)
-    print(f"format {args.format}, {args.rounds} rounds, five sentences ({len(TEXT)} chars)")
+    print(f"format {args.format}, {args.rounds} rounds, five sentences ({len(TEXT)} chars); "
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after on {os.cpu_count()} CPUs")
     print(f"bare Piper, first sentence alone : {med(first_alone) * 1000:7.1f} ms")
     print(f"server streaming first byte      : {med(ttfbs) * 1000:7.1f} ms")
     print(f"TTFB ratio                       : {ttfb_ratio:7.2f}  (target <= 1.5)")
     print(f"bare Piper, whole text           : {med(whole_bare) * 1000:7.1f} ms")
     print(f"server end to end, whole text    : {med(totals) * 1000:7.1f} ms")
     print(f"end-to-end ratio                 : {total_ratio:7.2f}  (target <= 1.10)")
+    # CPU time is far less distorted than wall time when other work loads the machine.
+    print(f"CPU, bare Piper / server request : {med(bare_cpu) * 1000:7.1f} / {med(server_cpu) * 1000:.1f} ms "
+          f"(ratio {med(server_cpu) / med(bare_cpu):.2f})")
 
 
 if __name__ == "__main__":

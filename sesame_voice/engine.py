@@ -9,8 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Mapping
 
-import numpy as np
-
+from .audio.stretch import MAX_SPEED, MIN_SPEED, StreamStretcher
 from .metrics import RequestTimer, ServerMetrics
 from .provider import Provider
 from .text import normalize, split_sentences
@@ -29,9 +28,6 @@ from .types import (
 )
 
 _LOGGER = logging.getLogger(__name__)
-MIN_SPEED, MAX_SPEED = 0.25, 4.0
-STRETCH_BLOCK_SECONDS = 2.0
-"""Providers without native speed are time-stretched in blocks at least this long."""
 _DONE = object()
 CLOSE_WAIT_SECONDS = 10.0
 """Shutdown waits this long for a provider to finish its job and close; then it lets it finish alone."""
@@ -348,45 +344,62 @@ class Engine:
         return self.active
 
     async def _shaped(self, worker: ProviderWorker, job: ProviderJob) -> AsyncIterator[AudioChunk]:
-        """The worker's chunks with speed applied, capped at the request's max audio length."""
+        """The worker's chunks at the request's speed, capped at the request's max audio length.
+
+        The provider renders the part of the speed within its ``native_speed_range`` (``job.speed``);
+        the rest is time-stretched chunk by chunk, so the first audio leaves with the first chunk.
+        """
         request = job.request
-        stretch = request.speed != 1.0 and not worker.provider.native_speed
+        job.speed, stretch = split_speed(request.speed, worker.provider.native_speed_range)
         limit_ms = request.max_audio_length_ms
         emitted = 0.0
-        pending: list[AudioChunk] = []
         try:
-            async for chunk in worker.stream(job):
-                if not isinstance(chunk, AudioChunk) or chunk.samples.size == 0:
-                    continue
-                if stretch:
-                    pending.append(chunk)
-                    if sum(c.duration for c in pending) < STRETCH_BLOCK_SECONDS:
-                        continue
-                    chunk = await self._stretch(worker, pending, request.speed)
-                    pending = []
-                chunk, done = _cap(chunk, limit_ms, emitted)
-                emitted += chunk.duration * 1000
-                yield chunk
-                if done:
-                    return
-            if pending:
-                chunk, _ = _cap(await self._stretch(worker, pending, request.speed), limit_ms, emitted)
-                yield chunk
+            async with contextlib.aclosing(_stretched(worker.stream(job), stretch)) as chunks:
+                async for chunk in chunks:
+                    chunk, done = _cap(chunk, limit_ms, emitted)
+                    emitted += chunk.duration * 1000
+                    yield chunk
+                    if done:
+                        return
         finally:
             job.cancelled.set()
-
-    @staticmethod
-    async def _stretch(worker: ProviderWorker, chunks: list[AudioChunk], speed: float) -> AudioChunk:
-        from .audio import time_stretch
-
-        rate = chunks[0].sample_rate
-        samples = np.concatenate([c.samples for c in chunks])
-        stretched = await asyncio.to_thread(time_stretch, samples, rate, speed)
-        return AudioChunk(np.asarray(stretched, dtype=np.float32), rate)
 
     async def aclose(self) -> None:
         """Shut every worker down; each provider's ``close()`` runs once, in its own thread."""
         await asyncio.gather(*(worker.shutdown() for worker in self.workers.values()))
+
+
+def split_speed(speed: float, native_range: tuple[float, float]) -> tuple[float, float]:
+    """(speed the provider renders itself, factor the engine stretches by); their product is ``speed``."""
+    low, high = native_range
+    native = min(max(speed, low), high)
+    return native, speed / native
+
+
+async def _stretched(chunks: AsyncIterator[AudioChunk], speed: float) -> AsyncIterator[AudioChunk]:
+    """``chunks`` time-stretched by ``speed`` as one continuous stream (pitch kept); empty chunks dropped."""
+    stretcher: StreamStretcher | None = None
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            if not isinstance(chunk, AudioChunk) or chunk.samples.size == 0:
+                continue
+            if speed == 1.0:
+                yield chunk
+                continue
+            if stretcher is not None and stretcher.sample_rate != chunk.sample_rate:
+                tail = stretcher.flush()  # a provider changing its rate starts a new stretch
+                if tail.size:
+                    yield AudioChunk(tail, stretcher.sample_rate)
+                stretcher = None
+            if stretcher is None:
+                stretcher = StreamStretcher(chunk.sample_rate, speed)
+            samples = await asyncio.to_thread(stretcher.process, chunk.samples)
+            if samples.size:
+                yield AudioChunk(samples, chunk.sample_rate)
+    if stretcher is not None:
+        tail = stretcher.flush()
+        if tail.size:
+            yield AudioChunk(tail, stretcher.sample_rate)
 
 
 def _cap(chunk: AudioChunk, limit_ms: int | None, emitted_ms: float) -> tuple[AudioChunk, bool]:

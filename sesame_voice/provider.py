@@ -19,13 +19,16 @@ class Provider:
 
     Subclasses set ``name`` and implement ``synthesize``; they override ``load`` when they hold a
     model, ``discover_voices`` when files in the voices folder become voices of theirs, and set
-    ``native_speed`` when they honour ``job.request.speed`` themselves.
+    ``native_speed_range`` when they can render a tempo (``job.speed``) themselves.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    native_speed: ClassVar[bool] = False
-    """True if ``synthesize`` applies ``request.speed`` itself (else the engine time-stretches)."""
+    native_speed_range: ClassVar[tuple[float, float]] = (1.0, 1.0)
+    """Tempos (low, high; 1.0 within) that ``synthesize`` renders accurately itself, i.e. with the
+    duration within a few percent of duration(1.0) / ``job.speed``. The engine sets ``job.speed``
+    to the requested speed clamped to this range and time-stretches the rest; the default range
+    means the provider never sees a speed other than 1.0."""
     voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
     """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
     env_names: ClassVar[tuple[str, ...]] = ()

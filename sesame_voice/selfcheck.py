@@ -11,24 +11,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _LOGGER = logging.getLogger(__name__)
 
-ENCODERS = {"mp3": "libmp3lame", "opus": "libopus", "aac": "aac", "flac": "flac"}
-"""The FFmpeg encoder behind each compressed response format (wav and pcm need none)."""
-
-
 @functools.lru_cache(maxsize=1)
-def encoders_available() -> dict[str, bool]:
-    """Whether the bundled FFmpeg (PyAV) can encode each response format."""
-    import av
+def _encoders() -> dict[str, bool]:
+    from .audio import encoders_available
 
-    found = {"wav": True, "pcm": True}
-    for fmt, codec in ENCODERS.items():
-        try:
-            av.codec.Codec(codec, "w")
-        except Exception:  # noqa: BLE001 - any failure means the format cannot be served
-            found[fmt] = False
-        else:
-            found[fmt] = True
-    return found
+    return encoders_available()
 
 
 def self_check(server: "Server") -> dict[str, Any]:
@@ -46,7 +33,7 @@ def self_check(server: "Server") -> dict[str, Any]:
             for name, status in providers.items()
         },
         "accelerators": accelerators,
-        "encoders": encoders_available(),
+        "encoders": _encoders(),
         "voices": {"loaded": len(server.voices.list()), "rejected": server.voices.errors},
     }
 

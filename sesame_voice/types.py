@@ -180,6 +180,8 @@ class ProviderJob:
     """The voice's parameters for this provider, merged with request overrides."""
     request: SynthesisRequest
     cancelled: threading.Event = field(default_factory=threading.Event)
+    speed: float = 1.0
+    """Tempo the provider renders itself: within its ``native_speed_range``, the engine stretches the rest."""
 
     @property
     def text(self) -> str:

@@ -15,8 +15,9 @@ EXPECTED_RATE = {"pcm": 24000, "opus": 48000}
 TEXT = " ".join(SENTENCES)
 
 
-def _check_audio(data: bytes, fmt: str, transcribe, wer, text: str = TEXT, max_wer: float = 0.10) -> float:
-    """Decode, check rate and plausible duration, transcribe; return the duration."""
+def _check_audio(data: bytes, fmt: str, transcribe, wer, text: str = TEXT, max_wer: float = 0.10,
+                 speed: float = 1.0) -> float:
+    """Decode, check rate and plausible duration (at ``speed``), transcribe; return the duration."""
     samples, rate = decode_audio(data, fmt)
     if fmt in EXPECTED_RATE:
         assert rate == EXPECTED_RATE[fmt]
@@ -24,7 +25,7 @@ def _check_audio(data: bytes, fmt: str, transcribe, wer, text: str = TEXT, max_w
         assert rate in (22050, 24000, 44100, 48000)
     duration = len(samples) / rate
     words = len(text.split())
-    assert 0.15 * words < duration < 0.8 * words, f"{fmt}: {duration:.2f}s for {words} words"
+    assert 0.15 * words / speed < duration < 0.8 * words / speed, f"{fmt}: {duration:.2f}s for {words} words"
     heard = transcribe(samples, rate)
     error = wer(text, heard)
     assert error <= max_wer, f"{fmt}: WER {error:.2f}, heard {heard!r}"
@@ -83,7 +84,7 @@ async def test_speed_changes_duration_but_not_words(openai_client, speed, transc
         response = await openai_client.audio.speech.create(
             model="tts-1", voice="joe", input=TEXT, response_format="wav", speed=value
         )
-        return _check_audio(response.read(), "wav", transcribe, wer, max_wer=0.20)
+        return _check_audio(response.read(), "wav", transcribe, wer, max_wer=0.20, speed=value)
 
     normal = await duration_at(1.0)
     changed = await duration_at(speed)

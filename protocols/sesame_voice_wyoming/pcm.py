@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from sesame_voice.audio import StreamResampler
+from sesame_voice.audio import StreamResampler, to_pcm16
 
 WIDTH = 2
 """Bytes per sample: 16-bit PCM, what Home Assistant and every satellite expect."""
 CHANNELS = 1
-
-
-def to_pcm16(samples: np.ndarray) -> bytes:
-    """Little-endian 16-bit PCM of float samples in [-1, 1] (clipped)."""
-    x = np.nan_to_num(np.asarray(samples, dtype=np.float32).reshape(-1), nan=0.0, posinf=1.0, neginf=-1.0)
-    return np.clip(np.rint(x * 32767.0), -32768, 32767).astype("<i2").tobytes()
 
 
 class PcmConverter:

@@ -1,0 +1,34 @@
+"""Audio of the core, one module per job.
+
+- ``formats``: the six response formats, their content types and sample rates.
+- ``pcm``: float samples <-> 16-bit PCM (the one conversion every frontend uses).
+- ``encoders``: ``StreamEncoder`` / ``encode_audio``, chunk by chunk into one valid stream.
+- ``decoders``: ``decode_audio``, any of the six formats back to float samples.
+- ``resampling``: ``StreamResampler``, seamless chunk-by-chunk rate conversion (soxr).
+- ``stretch``: ``StreamStretcher`` / ``time_stretch``, pitch-preserving tempo change that streams.
+"""
+
+from .decoders import decode_audio
+from .encoders import StreamEncoder, encode_audio, encoders_available
+from .formats import CONTENT_TYPES, OPUS_SAMPLE_RATE, PCM_SAMPLE_RATE, WHOLE_FILE_FORMATS, output_rate
+from .pcm import as_mono, from_pcm16, to_pcm16
+from .resampling import StreamResampler
+from .stretch import StreamStretcher, time_stretch
+
+__all__ = [
+    "CONTENT_TYPES",
+    "OPUS_SAMPLE_RATE",
+    "PCM_SAMPLE_RATE",
+    "WHOLE_FILE_FORMATS",
+    "StreamEncoder",
+    "StreamResampler",
+    "StreamStretcher",
+    "as_mono",
+    "decode_audio",
+    "encode_audio",
+    "encoders_available",
+    "from_pcm16",
+    "output_rate",
+    "time_stretch",
+    "to_pcm16",
+]
