@@ -3,6 +3,7 @@
 from .frontend import Announcement, Frontend
 from .hookspecs import hookimpl
 from .provider import Provider
+from .text import TextSource
 from .types import (
     AudioChunk,
     ContextSegment,
@@ -32,6 +33,7 @@ __all__ = [
     "ProviderUnavailable",
     "SesameVoiceError",
     "SynthesisRequest",
+    "TextSource",
     "UnknownVoice",
     "Voice",
     "hookimpl",

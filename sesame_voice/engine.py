@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Mapping
@@ -12,7 +13,8 @@ from typing import AsyncIterator, Callable, Mapping
 import numpy as np
 
 from .provider import Provider
-from .text import normalize, split_sentences
+from .text import TextSource, normalize
+from .turns import Turns
 from .types import (
     RESPONSE_FORMATS,
     AudioChunk,
@@ -34,13 +36,22 @@ _DONE = object()
 
 
 class ProviderWorker:
-    """One thread and a queue in front of one provider: the event loop only awaits."""
+    """A queue in front of one provider, whose model only ever runs in one thread at a time.
+
+    Jobs run in the worker thread one after another; a provider that ``takes_turns`` gets a thread
+    per job instead, and its jobs take turns chunk by chunk (and step aside while waiting for text),
+    so concurrent answers interleave. The event loop only awaits.
+    """
 
     def __init__(self, provider: Provider, max_queue: int) -> None:
         self.provider = provider
         self.max_queue = max_queue
         self.pending = 0
+        self.turns = Turns()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"provider-{provider.name}")
+        self._job_threads = self._executor
+        if provider.takes_turns:
+            self._job_threads = ThreadPoolExecutor(max_workers=max_queue, thread_name_prefix=f"job-{provider.name}")
 
     async def call(self, function: Callable, *args):
         """Run ``function`` in the worker thread, in queue order."""
@@ -59,13 +70,15 @@ class ProviderWorker:
 
         def produce() -> None:
             try:
-                if job.cancelled.is_set():
-                    return
-                self.provider.ensure_loaded()
-                for chunk in self.provider.synthesize(job):
+                with self.turns.held():
                     if job.cancelled.is_set():
-                        break
-                    put(chunk)
+                        return
+                    self.provider.ensure_loaded()
+                    for chunk in self.provider.synthesize(job):
+                        if job.cancelled.is_set():
+                            break
+                        put(chunk)
+                        self.turns.pass_on()
             except SesameVoiceError as err:
                 put(err)
             except Exception as err:  # noqa: BLE001 - handed to the awaiting side
@@ -75,7 +88,7 @@ class ProviderWorker:
                 put(_DONE)
 
         self.pending += 1
-        future = loop.run_in_executor(self._executor, produce)
+        future = loop.run_in_executor(self._job_threads, produce)
         future.add_done_callback(lambda _: self._finished())
         try:
             while True:
@@ -93,6 +106,8 @@ class ProviderWorker:
 
     def shutdown(self) -> None:
         """Stop accepting work and free the provider once queued work is done."""
+        if self._job_threads is not self._executor:
+            self._job_threads.shutdown(wait=False, cancel_futures=True)
         self._executor.submit(self.provider.close)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -141,18 +156,12 @@ class Engine:
 
     # -- validation ------------------------------------------------------------
     def validate(self, request: SynthesisRequest) -> SynthesisRequest:
-        """Raise InvalidRequest for anything out of range; return the request with normalised text."""
-        if not isinstance(request.text, str):
-            raise InvalidRequest("input must be a string", param="input")
-        text = normalize(request.text)
-        if not text:
-            raise InvalidRequest("input is empty; give some text to speak", param="input", code="empty_input")
-        if len(request.text) > self.settings.max_input_length:
-            raise InvalidRequest(
-                f"input is {len(request.text)} characters; the maximum is {self.settings.max_input_length}",
-                param="input",
-                code="input_too_long",
-            )
+        """Raise InvalidRequest for anything out of range; return the request with normalised text.
+
+        Text still arriving (``text_source``) is checked by its source as it comes.
+        """
+        if request.text_source is None:
+            request.text = self._validated_text(request.text)
         if request.response_format not in RESPONSE_FORMATS:
             raise InvalidRequest(
                 f"response_format {request.response_format!r} is not one of {', '.join(RESPONSE_FORMATS)}",
@@ -165,8 +174,22 @@ class Engine:
             raise InvalidRequest("speed must be a number", param="speed") from None
         if not MIN_SPEED <= speed <= MAX_SPEED or speed != speed:
             raise InvalidRequest(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}", param="speed")
-        request.text, request.speed = text, speed
+        request.speed = speed
         return request
+
+    def _validated_text(self, text) -> str:
+        if not isinstance(text, str):
+            raise InvalidRequest("input must be a string", param="input")
+        normalized = normalize(text)
+        if not normalized:
+            raise InvalidRequest("input is empty; give some text to speak", param="input", code="empty_input")
+        if len(text) > self.settings.max_input_length:
+            raise InvalidRequest(
+                f"input is {len(text)} characters; the maximum is {self.settings.max_input_length}",
+                param="input",
+                code="input_too_long",
+            )
+        return normalized
 
     def resolve_voice(self, request: SynthesisRequest) -> Voice:
         """The Voice for the request: plugins' ``resolve_voice`` first, then the voices folder."""
@@ -185,23 +208,21 @@ class Engine:
         self.counters["requests"] += 1
         request = self.validate(request)
         voice = self.resolve_voice(request)
-        sentences = split_sentences(request.text)
+        source = request.text_source or TextSource.complete(request.text, request.first_clause)
         skipped: list[str] = []
         last_error: SesameVoiceError | None = None
         candidates = voice.candidates()
         for index, (provider_name, params) in enumerate(candidates):
-            worker = self.workers.get(provider_name)
-            if worker is None:
+            unusable = self._unusable(provider_name, last=index == len(candidates) - 1)
+            if unusable is not None:
                 skipped.append(provider_name)
-                last_error = ProviderUnavailable(f"provider {provider_name!r} is not installed")
+                last_error = unusable
                 continue
-            if worker.provider.state == "loading" and index < len(candidates) - 1:
-                # A model still downloading or loading must not hold up a voice that has a fallback.
-                skipped.append(provider_name)
-                last_error = ProviderUnavailable(f"provider {provider_name!r} is still loading")
-                continue
+            worker = self.workers[provider_name]
+            cancelled = threading.Event()
             job = ProviderJob(
-                sentences=sentences, voice=voice, params={**params, **request.sampling}, request=request
+                sentences=source.reader(cancelled, worker.turns.stepped_aside), voice=voice,
+                params={**params, **request.sampling}, request=request, cancelled=cancelled,
             )
             stream = self._shaped(worker, job)
             try:
@@ -230,6 +251,25 @@ class Engine:
         self.counters["errors"] += 1
         tried = ", ".join(skipped)
         raise ProviderUnavailable(f"no provider could serve voice {voice.name!r} (tried {tried}): {last_error}")
+
+    def _unusable(self, provider_name: str, last: bool) -> ProviderUnavailable | None:
+        """Why ``provider_name`` is skipped for a voice right now (None: try it)."""
+        worker = self.workers.get(provider_name)
+        if worker is None:
+            return ProviderUnavailable(f"provider {provider_name!r} is not installed")
+        if worker.provider.state == "loading" and not last:
+            # A model still downloading or loading must not hold up a voice that has a fallback.
+            return ProviderUnavailable(f"provider {provider_name!r} is still loading")
+        return None
+
+    def serving_provider(self, voice: Voice) -> str | None:
+        """The provider that would speak ``voice`` now (after fallbacks), or None if none can."""
+        candidates = voice.candidates()
+        for index, (provider_name, _) in enumerate(candidates):
+            if self._unusable(provider_name, last=index == len(candidates) - 1) is None:
+                if self.workers[provider_name].provider.state != "failed":
+                    return provider_name
+        return None
 
     @contextlib.asynccontextmanager
     async def session(self, request: SynthesisRequest):

@@ -26,6 +26,9 @@ class Provider:
     description: ClassVar[str] = ""
     native_speed: ClassVar[bool] = False
     """True if ``synthesize`` applies ``request.speed`` itself (else the engine time-stretches)."""
+    takes_turns: ClassVar[bool] = False
+    """True if concurrent jobs may interleave chunk by chunk: ``synthesize`` keeps no state in the
+    model between the chunks it yields (Piper). Otherwise each job has the model to itself until done."""
     voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
     """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
 

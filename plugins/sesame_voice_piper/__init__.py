@@ -32,6 +32,7 @@ class PiperProvider(Provider):
     name = "piper"
     description = "Piper neural TTS (ONNX); bundled voice en_US-joe-medium"
     native_speed = True
+    takes_turns = True
     voice_file_suffixes = (MODEL_SUFFIX,)
 
     def __init__(self, settings) -> None:

@@ -70,7 +70,8 @@ async def test_describe_lists_every_voice_with_streaming(fake_wyoming):
     assert program.supports_synthesize_streaming and program.installed
     voices = {v.name: v for v in program.voices}
     assert set(voices) == {v.name for v in server.voices.list()}
-    assert voices["duo"].description == "Two speakers"
+    assert voices["duo"].description == "duo: Two speakers"  # Home Assistant lists voices by description
+    assert voices["tone"].description == "tone: test tones (default)"
     assert [s.name for s in voices["duo"].speakers] == ["alice", "bob"]
     assert voices["tone"].speakers is None and voices["tone"].languages == ["en"]
     assert all(v.attribution.name and v.version for v in voices.values())
@@ -78,9 +79,9 @@ async def test_describe_lists_every_voice_with_streaming(fake_wyoming):
 
 async def test_info_is_cached_and_refreshed_when_a_voice_is_added(fake_wyoming, voices_dir):
     server, frontend = fake_wyoming
-    cached = frontend.info_event
+    cached = frontend.info_event()
     await describe(frontend.port)
-    assert frontend.info_event is cached  # answered from memory, not rebuilt per describe
+    assert frontend.info_event() is cached  # answered from memory, not rebuilt per describe
     (voices_dir / "extra.yaml").write_text("provider: tone\ndescription: Added later\n")
     deadline = time.monotonic() + 10
     while "extra" not in [v.name for v in (await describe(frontend.port)).tts[0].voices]:
@@ -121,7 +122,7 @@ async def test_first_clause_is_spoken_on_its_own(fake_wyoming):
 
 
 def test_split_first_clause():
-    from sesame_voice_wyoming.answer import split_first_clause
+    from sesame_voice.text import split_first_clause
 
     assert split_first_clause("Well, yes.") == ["Well, yes."]  # too short to be worth it
     assert split_first_clause("It costs 1,000 euros today.") == ["It costs 1,000 euros today."]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sesame_voice import InvalidRequest, SesameVoiceError, SynthesisRequest, UnknownVoice, Voice
+from sesame_voice import InvalidRequest, SesameVoiceError, SynthesisRequest, TextSource, UnknownVoice, Voice
 
 FRONTEND = "wyoming"
 
@@ -19,10 +19,11 @@ class VoiceChoice:
     """The name as the client sent it (None: the default voice); the engine resolves it again."""
     sampling: dict[str, Any] = field(default_factory=dict)
 
-    def request(self, text: str) -> SynthesisRequest:
-        """The engine request for ``text`` in this voice."""
+    def request(self, text: str = "", source: TextSource | None = None, first_clause: bool = False) -> SynthesisRequest:
+        """The engine request in this voice for a whole ``text``, or for text arriving through ``source``."""
         return SynthesisRequest(
-            text=text, voice=self.requested, frontend=FRONTEND, response_format="pcm", sampling=dict(self.sampling)
+            text=text, text_source=source, first_clause=first_clause, voice=self.requested, frontend=FRONTEND,
+            response_format="pcm", sampling=dict(self.sampling),
         )
 
 
