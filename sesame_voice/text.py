@@ -136,12 +136,12 @@ class TextSource:
         if self._done:
             return
         sentences = self._splitter.add(text)
-        self._pending = 0 if sentences else self._pending + len(text)
+        self._publish(sentences)
+        self._pending = max(0, self._pending + len(text) - sum(len(s) + 1 for s in sentences))
         if self._max_pending is not None and self._pending > self._max_pending:
             self._end()
             raise InvalidRequest(f"no sentence end in {self._pending} characters of streamed text",
                                  param="text", code="input_too_long")
-        self._publish(sentences)
 
     def finish(self) -> None:
         """No more text: the remainder becomes the last sentence."""

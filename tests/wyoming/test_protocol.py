@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -42,7 +43,29 @@ class TwoRateProvider(Provider):
             yield EngineChunk((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
 
 
-PLUGIN = FakePlugin(ToneProvider, SlowToneProvider, BrokenProvider, TwoRateProvider)
+class RecordingProvider(Provider):
+    """Records every job it gets and each sentence as its worker thread reads it; 0.1 s of tone each."""
+
+    name = "recorder"
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.jobs: list[list[str]] = []
+        self.first_read = threading.Event()
+
+    def default_voices(self):
+        return [Voice(name="recorder", provider=self.name)]
+
+    def synthesize(self, job):
+        heard: list[str] = []
+        self.jobs.append(heard)
+        for sentence in job.sentences:
+            heard.append(sentence)
+            self.first_read.set()
+            yield EngineChunk(np.full(2400, 0.1, dtype=np.float32), 24000)
+
+
+PLUGIN = FakePlugin(ToneProvider, SlowToneProvider, BrokenProvider, TwoRateProvider, RecordingProvider)
 
 
 @pytest.fixture
@@ -119,6 +142,36 @@ async def test_first_clause_is_spoken_on_its_own(fake_wyoming):
         reply = await read_reply(client, ("audio-stop", "error"))
     assert reply.types.count("audio-start") == 1 and reply.types[-1] == "audio-stop"
     assert server.providers["tone"].sentences_done == ["All right then,", "the lights are on.", "See you, my friend."]
+
+
+async def test_an_answer_is_one_job_whose_text_arrives_in_order(fake_wyoming):
+    server, frontend = fake_wyoming
+    recorder = server.providers["recorder"]
+    text = "All right then, the lights are on. The heating is set to twenty degrees. See you later."
+    async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+        await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="recorder")).event())
+        reply = await read_reply(client, ("audio-stop", "error"))
+    assert reply.types[-1] == "audio-stop"
+    spoken = ["All right then,", "the lights are on.", "The heating is set to twenty degrees.", "See you later."]
+    assert recorder.jobs == [spoken]  # one job; its first clause first, for an early start
+
+    async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+        await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="recorder")).event())
+        first_end = text.index("The heating")
+        for piece in split_mid_word(text[: first_end + 3]):
+            await client.write_event(SynthesizeChunk(text=piece).event())
+        # The job is already speaking while the rest of the answer has not been written yet.
+        assert await asyncio.to_thread(recorder.first_read.wait, 10)
+        assert (await asyncio.wait_for(client.read_event(), 10)).type == "audio-start"
+        assert recorder.jobs[1][:2] == spoken[:2]
+        for piece in split_mid_word(text[first_end + 3 :]):
+            await client.write_event(SynthesizeChunk(text=piece).event())
+        await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="recorder")).event())  # HA's copy
+        await client.write_event(SynthesizeStop().event())
+        reply = await read_reply(client, ("synthesize-stopped",))
+    assert reply.types.count("audio-stop") == 1 and reply.types[-1] == "synthesize-stopped"
+    assert recorder.jobs[1] == spoken and len(recorder.jobs) == 2  # still one job for the whole stream
+    assert server.engine.counters["requests"] == 2
 
 
 def test_split_first_clause():
