@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from typing import Callable, ContextManager, Iterator
+from typing import Callable, ContextManager, Iterable, Iterator
 
 from sentence_stream import SentenceBoundaryDetector, stream_to_sentences
 
@@ -172,8 +172,9 @@ class TextSource:
         """A re-iterable view of the sentences for one job (see ``SentenceReader``)."""
         return SentenceReader(self, cancelled, waiting)
 
-    def _read(self, cancelled: threading.Event | None,
-              waiting: Callable[[], ContextManager] | None) -> Iterator[str]:
+    def _runs(self, cancelled: threading.Event | None,
+              waiting: Callable[[], ContextManager] | None) -> Iterator[list[str]]:
+        """Runs of sentences: each waits for at least one more and takes all that are complete."""
         index = 0
         while True:
             with self._changed:
@@ -186,11 +187,11 @@ class TextSource:
                                 return
                             self._changed.wait(WAIT_POLL_SECONDS)
             with self._changed:
-                if index >= len(self._sentences):
-                    return
-                sentence = self._sentences[index]
-            index += 1
-            yield sentence
+                run = self._sentences[index:]
+            if not run:
+                return
+            index += len(run)
+            yield run
 
 
 class SentenceReader:
@@ -207,4 +208,23 @@ class SentenceReader:
         self._waiting = waiting
 
     def __iter__(self) -> Iterator[str]:
-        return self.source._read(self._cancelled, self._waiting)
+        for run in self.runs():
+            yield from run
+
+    def runs(self) -> Iterator[list[str]]:
+        """The sentences in runs: each run is every sentence complete when it was taken."""
+        return self.source._runs(self._cancelled, self._waiting)
+
+
+def sentence_runs(sentences: Iterable[str]) -> Iterator[list[str]]:
+    """``job.sentences`` in runs, each holding every sentence available when it was taken.
+
+    A whole text is one run. A provider that plans several sentences at once (CSM's groups) plans
+    run by run, so text that is still arriving does not hold up the first audio.
+    """
+    if isinstance(sentences, SentenceReader):
+        yield from sentences.runs()
+        return
+    run = list(sentences)
+    if run:
+        yield run
