@@ -262,6 +262,29 @@ async def test_unknown_voice_gives_error_and_server_keeps_serving(fake_wyoming):
         assert reply.types[-1] == "audio-stop"
 
 
+async def test_too_long_or_empty_text_gives_an_error_in_the_protocols_shape(start_wyoming):
+    async with start_wyoming(plugins=[PLUGIN], default_voice="tone", disabled_plugins=("piper",),
+                             max_input_length=100) as (_, frontend):
+        async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+            await client.write_event(Synthesize(text="   ").event())
+            reply = await read_reply(client, ("audio-stop",))
+        assert reply.types == ["error"] and reply.events[0].data["code"] == "empty_input"
+        async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+            await client.write_event(Synthesize(text="Words " * 30).event())
+            reply = await read_reply(client, ("audio-stop",))
+        assert reply.types == ["error"] and reply.events[0].data["code"] == "input_too_long"
+        async with AsyncTcpClient("127.0.0.1", frontend.port) as client:  # a stream that never ends a sentence
+            await client.write_event(SynthesizeStart().event())
+            await client.write_event(SynthesizeChunk(text="It starts well. And then ").event())
+            for _ in range(10):
+                await client.write_event(SynthesizeChunk(text="it goes on and on ").event())
+            await client.write_event(SynthesizeStop().event())
+            reply = await read_reply(client, ("synthesize-stopped",))
+        assert "input_too_long" in [e.data.get("code") for e in reply.of("error")]
+        assert reply.types[-2:] == ["audio-stop", "synthesize-stopped"]  # the complete sentence was spoken
+        assert audio_seconds(reply) == pytest.approx(0.5, abs=0.01)
+
+
 async def test_unknown_speaker_and_bad_fields_give_errors(fake_wyoming):
     _, frontend = fake_wyoming
     async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
