@@ -132,3 +132,23 @@ async def test_attribution_follows_the_provider_that_would_speak(piper_wyoming):
     after = {v.name: v.attribution.name for v in (await ha_describe(frontend.port)).tts[0].voices}
     assert before["conversational"] == server.providers["piper"].description
     assert after["conversational"] == csm.description and after["joe"] == before["joe"]
+
+
+async def test_a_language_picks_the_voice_that_speaks_it_best(piper_wyoming, voices_dir):
+    from sesame_voice_wyoming.voice_choice import choose_voice
+
+    server, frontend = piper_wyoming
+    (voices_dir / "anna.yaml").write_text("provider: piper\ndescription: Anna\nlanguages: [de-de]\n")
+    await wait_until(lambda: "anna" in [v.name for v in server.voices.list()])
+
+    def picked(language: str) -> str:
+        return choose_voice(server, {"language": language}).voice.name
+
+    assert picked("en_US") == picked("en") == picked("en-GB") == "conversational"  # the default speaks English
+    assert picked("de_DE") == picked("de") == "anna"
+    async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+        await client.write_event(Synthesize(text="Bonjour.", voice=SynthesizeVoice(language="fr_FR")).event())
+        event = await client.read_event()
+    assert event.type == "error" and event.data["code"] == "language_not_found"
+    info = await ha_describe(frontend.port)
+    assert {v.name: v.languages for v in info.tts[0].voices}["anna"] == ["de_DE"]  # wyoming-piper's spelling
