@@ -19,6 +19,7 @@ from .voice_choice import VoiceChoice
 _LOGGER = logging.getLogger(__name__)
 SERVICE_TYPE = "_wyoming._tcp.local."
 DEFAULT_SAMPLES_PER_CHUNK = 1024
+DEFAULT_STREAM_IDLE_TIMEOUT = 60.0
 
 
 def parse_uri(uri: str) -> tuple[str, int]:
@@ -48,6 +49,8 @@ class WyomingFrontend(Frontend):
         self.samples_per_chunk = int(config.get("samples_per_chunk", DEFAULT_SAMPLES_PER_CHUNK))
         self.first_clause = bool(config.get("first_clause", True))
         """Speak an answer's first clause on its own, for a faster first audio chunk."""
+        self.stream_idle_timeout = float(config.get("stream_idle_timeout", DEFAULT_STREAM_IDLE_TIMEOUT))
+        """Seconds a streamed answer waits for more text before it ends there (0: forever)."""
         self._info: tuple[tuple, Event] | None = None
         """The cached ``info`` event and the provider states it was built for."""
         self._listener: asyncio.Server | None = None

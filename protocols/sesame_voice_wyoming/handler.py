@@ -141,6 +141,7 @@ class WyomingHandler(AsyncEventHandler):
             reply = self.frontend.reply(choice, self.write_event)
         except SesameVoiceError as err:
             error = err
-        self._stream = StreamedReply(reply, self._report, self.server.settings.max_input_length)
+        self._stream = StreamedReply(reply, self._report, self.server.settings.max_input_length,
+                                     self.frontend.stream_idle_timeout)
         if error is not None:
             await self._report(error)  # the stream stays open so synthesize-stop still gets its reply

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.event import Event
 
-from sesame_voice import SesameVoiceError, SynthesisRequest, TextSource
+from sesame_voice import InvalidRequest, SesameVoiceError, SynthesisRequest, TextSource
 
 from .pcm import CHANNELS, WIDTH, PcmConverter
 from .voice_choice import VoiceChoice
@@ -75,10 +75,12 @@ class StreamedReply:
     """``synthesize-start`` … ``synthesize-stop``: one engine job whose text grows with each chunk.
 
     The job starts at once and its provider speaks each sentence (the first clause first) as soon
-    as it is complete, conditioned on the sentences before it.
+    as it is complete, conditioned on the sentences before it. A client that sends nothing for
+    ``idle_timeout`` seconds has its text ended there, so it cannot hold a provider forever.
     """
 
-    def __init__(self, reply: SpokenReply | None, report: ReportError, max_pending_chars: int) -> None:
+    def __init__(self, reply: SpokenReply | None, report: ReportError, max_pending_chars: int,
+                 idle_timeout: float | None = None) -> None:
         self.reply = reply
         self.failed = reply is None
         """True once an error was reported (or the voice was unknown): the rest is not spoken."""
@@ -86,6 +88,21 @@ class StreamedReply:
         first_clause = reply is not None and reply.first_clause
         self.source = TextSource(first_clause=first_clause, max_pending_chars=max_pending_chars)
         self._task = asyncio.create_task(self._speak(), name="wyoming-reply") if reply is not None else None
+        self._idle_timeout = idle_timeout
+        self._idle: asyncio.TimerHandle | None = None
+        self._watch_idle()
+
+    def _watch_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self._idle_timeout and not self.failed:
+            self._idle = asyncio.get_running_loop().call_later(self._idle_timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.source.finish()
+        error = InvalidRequest(f"no synthesize-chunk or synthesize-stop for {self._idle_timeout:g} s; "
+                               "the text ends here", code="stream_timeout")
+        self._timeout_report = asyncio.get_running_loop().create_task(self._fail(error))
 
     async def add(self, text: str) -> None:
         """Take the next piece of text (it may end mid-word)."""
@@ -95,9 +112,11 @@ class StreamedReply:
             self.source.add(text)
         except SesameVoiceError as err:
             await self._fail(err)
+        self._watch_idle()
 
     async def finish(self) -> None:
         """End the text, wait until all its audio is sent, and close the answer."""
+        self._stop_watching()
         self.source.finish()
         if self._task is not None:
             await self._task
@@ -106,6 +125,7 @@ class StreamedReply:
 
     async def cancel(self) -> None:
         """Stop speaking at once (client went away)."""
+        self._stop_watching()
         self.source.abort()
         if self._task is not None:
             self._task.cancel()
@@ -117,8 +137,14 @@ class StreamedReply:
         except SesameVoiceError as err:
             await self._fail(err)
 
+    def _stop_watching(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
     async def _fail(self, err: SesameVoiceError) -> None:
         self.source.abort()
+        self._stop_watching()
         if not self.failed:
             self.failed = True
             await self._report(err)

@@ -174,6 +174,22 @@ async def test_an_answer_is_one_job_whose_text_arrives_in_order(fake_wyoming):
     assert server.engine.counters["requests"] == 2
 
 
+async def test_a_stream_that_goes_quiet_ends_its_text_there(fake_wyoming):
+    server, frontend = fake_wyoming
+    recorder = server.providers["recorder"]
+    frontend.stream_idle_timeout = 0.5
+    async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+        await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="recorder")).event())
+        await client.write_event(SynthesizeChunk(text="Hello there. And then").event())
+        reply = await read_reply(client, ("error",))  # the client says nothing more
+        assert reply.of("error")[0].data["code"] == "stream_timeout"
+        await client.write_event(SynthesizeChunk(text=" too late.").event())
+        await client.write_event(SynthesizeStop().event())
+        reply = await read_reply(client, ("synthesize-stopped",))
+    assert reply.types[-2:] == ["audio-stop", "synthesize-stopped"]
+    assert recorder.jobs == [["Hello there.", "And then"]]
+
+
 def test_split_first_clause():
     from sesame_voice.text import split_first_clause
 
