@@ -152,5 +152,5 @@ class ProviderJob:
 
     @property
     def text(self) -> str:
-        """All sentences joined by spaces."""
+        """All sentences joined by spaces (for a streamed text: once it has all arrived)."""
         return " ".join(self.sentences)
