@@ -139,7 +139,11 @@ async def test_a_language_picks_the_voice_that_speaks_it_best(piper_wyoming, voi
 
     server, frontend = piper_wyoming
     (voices_dir / "anna.yaml").write_text("provider: piper\ndescription: Anna\nlanguages: [de-de]\n")
-    await wait_until(lambda: "anna" in [v.name for v in server.voices.list()])
+    deadline = time.monotonic() + 20
+    while "anna" not in (listed := {v.name: v.languages for v in (await ha_describe(frontend.port)).tts[0].voices}):
+        assert time.monotonic() < deadline, "the new voice never appeared in info"
+        await asyncio.sleep(0.1)
+    assert listed["anna"] == ["de_DE"]  # wyoming-piper's spelling
 
     def picked(language: str) -> str:
         return choose_voice(server, {"language": language}).voice.name
@@ -150,5 +154,3 @@ async def test_a_language_picks_the_voice_that_speaks_it_best(piper_wyoming, voi
         await client.write_event(Synthesize(text="Bonjour.", voice=SynthesizeVoice(language="fr_FR")).event())
         event = await client.read_event()
     assert event.type == "error" and event.data["code"] == "language_not_found"
-    info = await ha_describe(frontend.port)
-    assert {v.name: v.languages for v in info.tts[0].voices}["anna"] == ["de_DE"]  # wyoming-piper's spelling
