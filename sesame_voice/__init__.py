@@ -3,6 +3,7 @@
 from .frontend import Announcement, Frontend
 from .hookspecs import hookimpl
 from .provider import Provider
+from .text import TextSource
 from .types import (
     AudioChunk,
     ClipPolicy,
@@ -37,6 +38,7 @@ __all__ = [
     "RejectedFile",
     "SesameVoiceError",
     "SynthesisRequest",
+    "TextSource",
     "UnknownVoice",
     "Voice",
     "VoiceChanges",

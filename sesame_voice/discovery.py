@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import ifaddr
@@ -43,6 +45,17 @@ def instance_name(name: str) -> str:
     """A usable mDNS instance name: no dots (they separate labels), at most 63 bytes."""
     cleaned = " ".join(name.replace(".", "-").split()) or "sesame-voice"
     return cleaned.encode("utf-8")[:MAX_INSTANCE_NAME].decode("utf-8", errors="ignore")
+
+
+def host_name(hostname: str | None = None) -> str:
+    """This machine's mDNS host, ``<hostname>.local.``: the host every service record points at.
+
+    Devices that resolve a service's host by name (as Home Assistant and satellites may) find the
+    machine under the name it already has, as with other Wyoming servers.
+    """
+    label = (hostname if hostname is not None else socket.gethostname()).split(".")[0]
+    label = re.sub(r"[^A-Za-z0-9-]+", "-", label).strip("-")[:MAX_INSTANCE_NAME].strip("-")
+    return f"{label or 'sesame-voice'}.local."
 
 
 def _zeroconf_interfaces(interfaces: Sequence[str]):
@@ -99,7 +112,7 @@ class Discovery:
             port=announcement.port,
             properties={k: str(v) for k, v in announcement.properties.items()},
             parsed_addresses=addresses,
-            server=old.server if old is not None else None,
+            server=old.server if old is not None else host_name(),
         )
         if old is not None and _same(old, info):
             return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Mapping
@@ -12,7 +13,8 @@ from typing import AsyncIterator, Callable, Mapping
 from .audio.stretch import MAX_SPEED, MIN_SPEED, StreamStretcher
 from .metrics import RequestTimer, ServerMetrics
 from .provider import Provider
-from .text import normalize, split_sentences
+from .text import TextSource, normalize
+from .turns import Turns
 from .types import (
     RESPONSE_FORMATS,
     AudioChunk,
@@ -36,16 +38,25 @@ COMMON_SAMPLING = ("speaker",)
 
 
 class ProviderWorker:
-    """One thread and a queue in front of one provider: the event loop only awaits."""
+    """A queue in front of one provider, whose model only ever runs in one thread at a time.
+
+    Jobs run in the worker thread one after another; a provider that ``takes_turns`` gets a thread
+    per job instead, and its jobs take turns chunk by chunk (and step aside while waiting for text),
+    so concurrent answers interleave. The event loop only awaits.
+    """
 
     def __init__(self, provider: Provider, max_queue: int) -> None:
         self.provider = provider
         self.max_queue = max_queue
         self.pending = 0
+        self.turns = Turns()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"provider-{provider.name}")
         self._jobs: dict[int, ProviderJob] = {}
         """Jobs queued or running, by id, so shutdown can cancel them."""
         self._closed = False
+        self._job_threads = self._executor
+        if provider.takes_turns:
+            self._job_threads = ThreadPoolExecutor(max_workers=max_queue, thread_name_prefix=f"job-{provider.name}")
 
     async def call(self, function: Callable, *args):
         """Run ``function`` in the worker thread, in queue order."""
@@ -68,13 +79,15 @@ class ProviderWorker:
 
         def produce() -> None:
             try:
-                if job.cancelled.is_set():
-                    return
-                self.provider.ensure_loaded()
-                for chunk in self.provider.synthesize(job):
+                with self.turns.held():
                     if job.cancelled.is_set():
-                        break
-                    put(chunk)
+                        return
+                    self.provider.ensure_loaded()
+                    for chunk in self.provider.synthesize(job):
+                        if job.cancelled.is_set():
+                            break
+                        put(chunk)
+                        self.turns.pass_on()
             except SesameVoiceError as err:
                 put(err)
             except Exception as err:  # noqa: BLE001 - handed to the awaiting side
@@ -85,7 +98,7 @@ class ProviderWorker:
 
         self.pending += 1
         self._jobs[id(job)] = job
-        future = loop.run_in_executor(self._executor, produce)
+        future = loop.run_in_executor(self._job_threads, produce)
         future.add_done_callback(lambda _: self._finished())
         try:
             while True:
@@ -103,12 +116,14 @@ class ProviderWorker:
         self.pending -= 1
 
     async def shutdown(self) -> None:
-        """Cancel queued work, call the provider's ``close()`` once in its thread, stop the thread."""
+        """Cancel queued work, call the provider's ``close()`` once in its thread, stop the threads."""
         if self._closed:
             return
         self._closed = True
         for job in list(self._jobs.values()):
             job.cancelled.set()
+        if self._job_threads is not self._executor:
+            self._job_threads.shutdown(wait=False, cancel_futures=True)
         closing = asyncio.wrap_future(self._executor.submit(self._close_provider))
         self._executor.shutdown(wait=False)  # queued close() still runs; nothing new is accepted
         try:
@@ -178,18 +193,12 @@ class Engine:
 
     # -- validation ------------------------------------------------------------
     def validate(self, request: SynthesisRequest) -> SynthesisRequest:
-        """Raise InvalidRequest for anything out of range; return the request with normalised text."""
-        if not isinstance(request.text, str):
-            raise InvalidRequest("input must be a string", param="input")
-        text = normalize(request.text)
-        if not text:
-            raise InvalidRequest("input is empty; give some text to speak", param="input", code="empty_input")
-        if len(request.text) > self.settings.max_input_length:
-            raise InvalidRequest(
-                f"input is {len(request.text)} characters; the maximum is {self.settings.max_input_length}",
-                param="input",
-                code="input_too_long",
-            )
+        """Raise InvalidRequest for anything out of range; return the request with normalised text.
+
+        Text still arriving (``text_source``) is checked by its source as it comes.
+        """
+        if request.text_source is None:
+            request.text = self._validated_text(request.text)
         if request.response_format not in RESPONSE_FORMATS:
             raise InvalidRequest(
                 f"response_format {request.response_format!r} is not one of {', '.join(RESPONSE_FORMATS)}",
@@ -202,7 +211,7 @@ class Engine:
             raise InvalidRequest("speed must be a number", param="speed") from None
         if not MIN_SPEED <= speed <= MAX_SPEED or speed != speed:
             raise InvalidRequest(f"speed must be between {MIN_SPEED} and {MAX_SPEED}, got {speed}", param="speed")
-        request.text, request.speed = text, speed
+        request.speed = speed
         return request
 
     def _check_sampling(self, request: SynthesisRequest, voice: Voice) -> None:
@@ -222,6 +231,20 @@ class Engine:
                 param="sampling", code="unknown_sampling_parameter",
             )
 
+    def _validated_text(self, text) -> str:
+        if not isinstance(text, str):
+            raise InvalidRequest("input must be a string", param="input")
+        normalized = normalize(text)
+        if not normalized:
+            raise InvalidRequest("input is empty; give some text to speak", param="input", code="empty_input")
+        if len(text) > self.settings.max_input_length:
+            raise InvalidRequest(
+                f"input is {len(text)} characters; the maximum is {self.settings.max_input_length}",
+                param="input",
+                code="input_too_long",
+            )
+        return normalized
+
     def resolve_voice(self, request: SynthesisRequest) -> Voice:
         """The Voice for the request: plugins' ``resolve_voice`` first, then the voices folder."""
         if self.resolve_hook is not None and request.voice is not None:
@@ -240,24 +263,24 @@ class Engine:
         request = self.validate(request)
         voice = self.resolve_voice(request)
         self._check_sampling(request, voice)
-        sentences = split_sentences(request.text)
+        source = request.text_source or TextSource.complete(request.text, request.first_clause)
         skipped: list[str] = []
         last_error: SesameVoiceError | None = None
         candidates = voice.candidates()
         for index, (provider_name, params) in enumerate(candidates):
-            worker = self.workers.get(provider_name)
-            if worker is None:
+            unusable = self._unusable(provider_name, last=index == len(candidates) - 1)
+            if unusable is not None:
                 skipped.append(provider_name)
-                last_error = ProviderUnavailable(f"provider {provider_name!r} is not installed")
+                last_error = unusable
                 continue
-            if worker.provider.state == "loading" and index < len(candidates) - 1:
-                # A model still downloading or loading must not hold up a voice that has a fallback.
-                skipped.append(provider_name)
-                last_error = ProviderUnavailable(f"provider {provider_name!r} is still loading")
-                continue
+            worker = self.workers[provider_name]
             accepted = (*COMMON_SAMPLING, *worker.provider.sampling_params)
             sampling = {k: v for k, v in request.sampling.items() if k in accepted}
-            job = ProviderJob(sentences=sentences, voice=voice, params={**params, **sampling}, request=request)
+            cancelled = threading.Event()
+            job = ProviderJob(
+                sentences=source.reader(cancelled, worker.turns.stepped_aside), voice=voice,
+                params={**params, **sampling}, request=request, cancelled=cancelled,
+            )
             stream = self._shaped(worker, job)
             try:
                 first = await stream.__anext__()
@@ -293,6 +316,24 @@ class Engine:
     def _count_provider_error(self, provider: str, err: BaseException) -> None:
         if self.metrics is not None and isinstance(err, (ProviderUnavailable, ProviderFailed)):
             self.metrics.provider_errors.labels(provider, err.code).inc()
+    def _unusable(self, provider_name: str, last: bool) -> ProviderUnavailable | None:
+        """Why ``provider_name`` is skipped for a voice right now (None: try it)."""
+        worker = self.workers.get(provider_name)
+        if worker is None:
+            return ProviderUnavailable(f"provider {provider_name!r} is not installed")
+        if worker.provider.state == "loading" and not last:
+            # A model still downloading or loading must not hold up a voice that has a fallback.
+            return ProviderUnavailable(f"provider {provider_name!r} is still loading")
+        return None
+
+    def serving_provider(self, voice: Voice) -> str | None:
+        """The provider that would speak ``voice`` now (after fallbacks), or None if none can."""
+        candidates = voice.candidates()
+        for index, (provider_name, _) in enumerate(candidates):
+            if self._unusable(provider_name, last=index == len(candidates) - 1) is None:
+                if self.workers[provider_name].provider.state != "failed":
+                    return provider_name
+        return None
 
     @contextlib.asynccontextmanager
     async def session(self, request: SynthesisRequest):

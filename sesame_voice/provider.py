@@ -29,6 +29,9 @@ class Provider:
     duration within a few percent of duration(1.0) / ``job.speed``. The engine sets ``job.speed``
     to the requested speed clamped to this range and time-stretches the rest; the default range
     means the provider never sees a speed other than 1.0."""
+    takes_turns: ClassVar[bool] = False
+    """True if concurrent jobs may interleave chunk by chunk: ``synthesize`` keeps no state in the
+    model between the chunks it yields (Piper). Otherwise each job has the model to itself until done."""
     voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
     """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
     env_names: ClassVar[tuple[str, ...]] = ()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .text import TextSource
 
 RESPONSE_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
@@ -95,6 +98,7 @@ class SynthesisRequest:
     """What every frontend asks of the engine, whatever its protocol."""
 
     text: str
+    """The whole text; ignored when ``text_source`` is given."""
     voice: str | None = None
     """Voice name or alias; None means the default voice."""
     speed: float = 1.0
@@ -108,6 +112,10 @@ class SynthesisRequest:
     """Free-text delivery hints (OpenAI ``instructions``); providers may ignore them."""
     frontend: str = ""
     """Name of the frontend that asked, for logs and voice resolution."""
+    text_source: TextSource | None = None
+    """Text that is still arriving (streamed by a client): one job speaks it all as it grows."""
+    first_clause: bool = False
+    """Hand the provider the first sentence's first clause on its own, for a sooner first audio."""
 
 
 @dataclass(frozen=True)
@@ -173,8 +181,9 @@ class ClipPolicy:
 class ProviderJob:
     """One unit of work handed to a provider in its worker thread."""
 
-    sentences: list[str]
-    """The text, already split into sentences, in order."""
+    sentences: Iterable[str]
+    """The text, split into sentences, in order. Iterating may block (in the worker thread) until the
+    next sentence of a streamed text is complete; each iteration starts again at the first one."""
     voice: Voice
     params: Mapping[str, Any]
     """The voice's parameters for this provider, merged with request overrides."""
@@ -185,5 +194,5 @@ class ProviderJob:
 
     @property
     def text(self) -> str:
-        """All sentences joined by spaces."""
+        """All sentences joined by spaces (for a streamed text: once it has all arrived)."""
         return " ".join(self.sentences)

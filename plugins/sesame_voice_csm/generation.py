@@ -9,12 +9,13 @@ prompt plus the previous group only. Audio leaves through Mimi's streaming decod
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import mlx.core as mx
 import numpy as np
@@ -46,6 +47,8 @@ class Plan:
     """Everything one request generates."""
 
     groups: list[Group]
+    later_groups: Iterable[Group] = ()
+    """Groups of text still arriving, planned as it comes (a streamed answer)."""
     speaker: int = 0
     prefix: list[Tokens] = field(default_factory=list)
     prefix_key: str | None = None
@@ -189,7 +192,7 @@ class Generator:
         undecoded: list[mx.array] = []
         threshold = plan.first_chunk_frames
         total = 0
-        for group in plan.groups:
+        for group in itertools.chain(plan.groups, plan.later_groups):
             text = self.text_tokens(group.text, plan.speaker)
             if cache[0].offset + sum(map(len, feed)) + len(text) + group.max_frames + 1 > WINDOW:
                 stats.rebuilds += 1

@@ -11,6 +11,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from sesame_voice.provider import Provider
+from sesame_voice.text import sentence_runs
 from sesame_voice.types import AudioChunk, ClipPolicy, InvalidRequest, ProviderJob
 
 from .loading import import_mlx, load_csm
@@ -108,8 +109,15 @@ class CsmProvider(Provider):
         def budget(text: str) -> int:
             return frame_budget(text, options.frame_budget_base_ms, options.frame_budget_per_char_ms, cap)
 
-        groups = plan_groups(job.sentences, lambda text: generator.count_text_tokens(text, speaker), fixed, budget)
-        return Plan(groups=groups, speaker=speaker, prefix=prefix, prefix_key=prefix_key, context=context,
+        def count(text: str) -> int:
+            return generator.count_text_tokens(text, speaker)
+
+        # Text still arriving (a streamed answer) is planned run by run as it comes; the later groups
+        # continue the same generation, so each is conditioned on the ones before it.
+        runs = sentence_runs(job.sentences)
+        groups = plan_groups(next(runs, []), count, fixed, budget)
+        later = (group for run in runs for group in plan_groups(run, count, fixed, budget))
+        return Plan(groups=groups, later_groups=later, speaker=speaker, prefix=prefix, prefix_key=prefix_key, context=context,
                     temperature=temperature, top_k=top_k, seed=seed, first_chunk_frames=first_chunk,
                     chunk_frames=options.chunk_frames, max_frames=cap if job.request.max_audio_length_ms else None)
 

@@ -64,6 +64,7 @@ class PiperProvider(Provider):
     the audio's tempo moves only about half as far as asked (measured on en_US-joe-medium, three
     texts: 0.9 came out 6% fast, 1.1 and 1.2 8% slow, 2.0 gave 1.55, 4.0 gave 2.0). Within
     0.95-1.05 it stays within 4%; the engine time-stretches beyond."""
+    takes_turns = True
     voice_file_suffixes = (MODEL_SUFFIX,)
     sampling_params = ("noise_scale", "noise_w_scale", "length_scale", "volume", "sentence_pause", "speaker")
     clip_policy = ClipPolicy(min_seconds=0.0, max_seconds=float("inf"), clones=False)

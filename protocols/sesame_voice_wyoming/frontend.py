@@ -6,15 +6,17 @@ import asyncio
 import logging
 from urllib.parse import urlparse
 
-from sesame_voice import Announcement, Frontend, __version__
+from wyoming.event import Event
+
+from sesame_voice import Announcement, Frontend, SesameVoiceError, __version__
 from sesame_voice.config import ConfigError
 
-from .answer import Answer, WriteEvent
-from .choice import VoiceChoice
 from .handler import WyomingHandler
 from .info import build_info
 from .options import ENV_NAMES, wyoming_options
 from .peers import describe_peer
+from .spoken_reply import SpokenReply, WriteEvent
+from .voice_choice import VoiceChoice
 
 _LOGGER = logging.getLogger(__name__)
 SERVICE_TYPE = "_wyoming._tcp.local."
@@ -53,8 +55,10 @@ class WyomingFrontend(Frontend):
         self.samples_per_chunk = options.samples_per_chunk
         self.first_clause = options.first_clause
         """Speak an answer's first clause on its own, for a faster first audio chunk."""
-        self.info_event = None
-        """The cached ``info`` event; Home Assistant asks for it every 30 s."""
+        self.stream_idle_timeout = options.stream_idle_timeout
+        """Seconds a streamed answer waits for more text before it ends there (0: forever)."""
+        self._info: tuple[tuple, Event] | None = None
+        """The cached ``info`` event and the provider states it was built for."""
         self._listener: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
 
@@ -86,13 +90,29 @@ class WyomingFrontend(Frontend):
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
 
-    def answer(self, choice: VoiceChoice, write_event: WriteEvent) -> Answer:
-        """A new reply in ``choice``'s voice, written with ``write_event``."""
-        return Answer(self.server.engine, choice, write_event, self.samples_per_chunk, self.first_clause)
+    def reply(self, choice: VoiceChoice, write_event: WriteEvent) -> SpokenReply:
+        """A new answer in ``choice``'s voice, written with ``write_event``."""
+        return SpokenReply(self.server.engine, choice, write_event, self.samples_per_chunk, self.first_clause)
+
+    def info_event(self) -> Event:
+        """The ``info`` event (Home Assistant asks every 30 s): from memory unless a provider's state changed."""
+        states = tuple((name, provider.state) for name, provider in self.server.providers.items())
+        if self._info is None or self._info[0] != states:
+            self._info = (states, self._build_info())
+        return self._info[1]
 
     def refresh_info(self) -> None:
         """Rebuild the cached ``info`` from the current voices."""
-        self.info_event = build_info(self.server.voices.list(), self.server.providers).event()
+        self._info = None
+        self.info_event()
+
+    def _build_info(self) -> Event:
+        try:
+            default = self.server.voices.get(None).name
+        except SesameVoiceError:
+            default = None
+        voices = self.server.voices.list()
+        return build_info(voices, self.server.providers, self.server.engine.serving_provider, default).event()
 
     def announcements(self) -> list[Announcement]:
         if self.port is None:

@@ -15,10 +15,9 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from sesame_voice import InvalidRequest, SesameVoiceError
 
-from .answer import Answer
-from .choice import choose_voice
-from .events import MalformedEvent, read_event
-from .stream import TextStream
+from .event_reader import MalformedEvent, read_event
+from .spoken_reply import SpokenReply, StreamedReply
+from .voice_choice import choose_voice
 
 if TYPE_CHECKING:  # pragma: no cover
     from .frontend import WyomingFrontend
@@ -41,7 +40,7 @@ class WyomingHandler(AsyncEventHandler):
         self.frontend = frontend
         self.server = frontend.server
         self.peer = writer.get_extra_info("peername")
-        self._stream: TextStream | None = None
+        self._stream: StreamedReply | None = None
 
     # -- connection --------------------------------------------------------------
     async def run(self) -> None:
@@ -97,7 +96,7 @@ class WyomingHandler(AsyncEventHandler):
 
     async def _dispatch(self, event: Event) -> bool:
         if Describe.is_type(event.type):
-            await self.write_event(self.frontend.info_event)
+            await self.write_event(self.frontend.info_event())
         elif Ping.is_type(event.type):
             await self.write_event(Pong(text=event.data.get("text")).event())
         elif Synthesize.is_type(event.type):
@@ -127,21 +126,22 @@ class WyomingHandler(AsyncEventHandler):
     async def _synthesize(self, event: Event) -> None:
         text = _text(event)
         choice = choose_voice(self.server, event.data.get("voice"))
-        answer = self.frontend.answer(choice, self.write_event)
-        await answer.say(text, self.server.settings.max_input_length)
-        await answer.finish(always=True)
+        reply = self.frontend.reply(choice, self.write_event)
+        await reply.say(text)
+        await reply.finish(always=True)
 
     async def _start_stream(self, event: Event) -> None:
         if self._stream is not None:
             raise InvalidRequest("synthesize-start inside a running stream; send synthesize-stop first",
                                  code="invalid_event")
-        answer: Answer | None = None
+        reply: SpokenReply | None = None
         error: SesameVoiceError | None = None
         try:
             choice = choose_voice(self.server, event.data.get("voice"))
-            answer = self.frontend.answer(choice, self.write_event)
+            reply = self.frontend.reply(choice, self.write_event)
         except SesameVoiceError as err:
             error = err
-        self._stream = TextStream(answer, self._report, self.server.settings.max_input_length)
+        self._stream = StreamedReply(reply, self._report, self.server.settings.max_input_length,
+                                     self.frontend.stream_idle_timeout)
         if error is not None:
             await self._report(error)  # the stream stays open so synthesize-stop still gets its reply

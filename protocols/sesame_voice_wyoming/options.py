@@ -22,6 +22,8 @@ class WyomingOptions:
     """Samples per ``audio-chunk`` event, as wyoming-piper sends them."""
     first_clause: bool = True
     """Speak an answer's first clause on its own, for a faster first audio chunk."""
+    stream_idle_timeout: float = 60.0
+    """Seconds a streamed answer waits for more text before it ends there (0: forever)."""
 
 
 def wyoming_options(settings) -> WyomingOptions:

@@ -67,3 +67,51 @@ async def test_empty_model_folder_falls_back_to_piper(start_server, tmp_path):
             async with session.get(f"http://127.0.0.1:{server.http_port}/health") as response:
                 health = await response.json()
     assert "csm" in json.dumps(health) and "MODEL_ID" in json.dumps(health)
+
+
+async def test_a_streamed_wyoming_answer_is_one_csm_generation_started_on_its_first_sentence(
+    make_settings, csm_checkpoint, csm_plugin_config
+):
+    from wyoming.client import AsyncTcpClient
+    from wyoming.tts import SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+
+    from sesame_voice.server import Server
+
+    settings = make_settings(model_id=str(csm_checkpoint.model_dir), plugins={"csm": dict(csm_plugin_config)})
+    async with Server(settings) as server:
+        provider = server.engine.workers["csm"].provider
+        for _ in range(600):
+            if provider.state in ("ready", "failed"):
+                break
+            await asyncio.sleep(0.1)
+        assert provider.state == "ready"
+        generations: list[list[str]] = []  # the group texts of each Generator.run, as it takes them
+        run = provider.generator.run
+
+        def recording_run(plan, cancelled=None):
+            texts = [group.text for group in plan.groups]
+            generations.append(texts)
+            plan.later_groups = (texts.append(group.text) or group for group in plan.later_groups)
+            return run(plan, cancelled)
+
+        provider.generator.run = recording_run
+        frontend = next(f for f in server.frontends if f.name == "wyoming")
+        async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="professional")).event())
+            for piece in ("First sentence ", "is here. Sec"):
+                await client.write_event(SynthesizeChunk(text=piece).event())
+            first = await asyncio.wait_for(client.read_event(), 120)  # before the rest is even written
+            assert first.type == "audio-start"
+            for piece in ("ond sentence follows it. ", "Third one ends."):
+                await client.write_event(SynthesizeChunk(text=piece).event())
+            await client.write_event(SynthesizeStop().event())
+            types = []
+            while (event := await asyncio.wait_for(client.read_event(), 120)) is not None:
+                types.append(event.type)
+                if event.type == "synthesize-stopped":
+                    break
+    assert "error" not in types and types[-2:] == ["audio-stop", "synthesize-stopped"]
+    assert server.engine.counters["requests"] == 1
+    # One generation: later sentences continue it, conditioned on the ones before.
+    assert len(generations) == 1 and generations[0][0] == "First sentence is here."
+    assert " ".join(generations[0]) == "First sentence is here. Second sentence follows it. Third one ends."

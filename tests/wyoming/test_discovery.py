@@ -19,6 +19,7 @@ from sesame_voice.discovery import (
     Discovery,
     advertised_addresses,
     browse,
+    host_name,
     instance_name,
     lan_addresses,
 )
@@ -96,6 +97,7 @@ async def test_both_services_are_found_updated_and_withdrawn(start_server, watch
         assert txt(http)["path"] == "/v1" and txt(http)["default_voice"] == "tone" and txt(http)["version"]
         wyoming = await watcher.resolve(WYOMING_TYPE, wyoming_name)
         assert wyoming.port == frontend.port and wyoming.parsed_addresses() == ["127.0.0.1"]
+        assert wyoming.server == http.server == host_name()  # <hostname>.local., not the instance name
         count = len(server.voices.list())
         assert txt(wyoming)["voices"] == str(count)
 
@@ -151,6 +153,12 @@ def test_addresses_are_the_configured_ones_or_real_lan_addresses():
         ip = ipaddress.ip_address(address)
         assert not (ip.is_loopback or ip.is_unspecified or ip.is_link_local)
     assert advertised_addresses(()) == lan_addresses()
+
+
+def test_the_host_is_this_machine_under_local():
+    assert host_name("kitchen.example.com") == "kitchen.local."
+    assert host_name("my_box (2)") == "my-box-2.local."
+    assert host_name("") == "sesame-voice.local."
 
 
 def test_instance_names_are_valid_dns_labels():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -42,7 +43,29 @@ class TwoRateProvider(Provider):
             yield EngineChunk((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), rate)
 
 
-PLUGIN = FakePlugin(ToneProvider, SlowToneProvider, BrokenProvider, TwoRateProvider)
+class RecordingProvider(Provider):
+    """Records every job it gets and each sentence as its worker thread reads it; 0.1 s of tone each."""
+
+    name = "recorder"
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.jobs: list[list[str]] = []
+        self.first_read = threading.Event()
+
+    def default_voices(self):
+        return [Voice(name="recorder", provider=self.name)]
+
+    def synthesize(self, job):
+        heard: list[str] = []
+        self.jobs.append(heard)
+        for sentence in job.sentences:
+            heard.append(sentence)
+            self.first_read.set()
+            yield EngineChunk(np.full(2400, 0.1, dtype=np.float32), 24000)
+
+
+PLUGIN = FakePlugin(ToneProvider, SlowToneProvider, BrokenProvider, TwoRateProvider, RecordingProvider)
 
 
 @pytest.fixture
@@ -70,7 +93,8 @@ async def test_describe_lists_every_voice_with_streaming(fake_wyoming):
     assert program.supports_synthesize_streaming and program.installed
     voices = {v.name: v for v in program.voices}
     assert set(voices) == {v.name for v in server.voices.list()}
-    assert voices["duo"].description == "Two speakers"
+    assert voices["duo"].description == "duo: Two speakers"  # Home Assistant lists voices by description
+    assert voices["tone"].description == "tone: test tones (default)"
     assert [s.name for s in voices["duo"].speakers] == ["alice", "bob"]
     assert voices["tone"].speakers is None and voices["tone"].languages == ["en"]
     assert all(v.attribution.name and v.version for v in voices.values())
@@ -78,9 +102,9 @@ async def test_describe_lists_every_voice_with_streaming(fake_wyoming):
 
 async def test_info_is_cached_and_refreshed_when_a_voice_is_added(fake_wyoming, voices_dir):
     server, frontend = fake_wyoming
-    cached = frontend.info_event
+    cached = frontend.info_event()
     await describe(frontend.port)
-    assert frontend.info_event is cached  # answered from memory, not rebuilt per describe
+    assert frontend.info_event() is cached  # answered from memory, not rebuilt per describe
     (voices_dir / "extra.yaml").write_text("provider: tone\ndescription: Added later\n")
     deadline = time.monotonic() + 10
     while "extra" not in [v.name for v in (await describe(frontend.port)).tts[0].voices]:
@@ -120,8 +144,54 @@ async def test_first_clause_is_spoken_on_its_own(fake_wyoming):
     assert server.providers["tone"].sentences_done == ["All right then,", "the lights are on.", "See you, my friend."]
 
 
+async def test_an_answer_is_one_job_whose_text_arrives_in_order(fake_wyoming):
+    server, frontend = fake_wyoming
+    recorder = server.providers["recorder"]
+    text = "All right then, the lights are on. The heating is set to twenty degrees. See you later."
+    async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+        await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="recorder")).event())
+        reply = await read_reply(client, ("audio-stop", "error"))
+    assert reply.types[-1] == "audio-stop"
+    spoken = ["All right then,", "the lights are on.", "The heating is set to twenty degrees.", "See you later."]
+    assert recorder.jobs == [spoken]  # one job; its first clause first, for an early start
+
+    async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+        await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="recorder")).event())
+        first_end = text.index("The heating")
+        for piece in split_mid_word(text[: first_end + 3]):
+            await client.write_event(SynthesizeChunk(text=piece).event())
+        # The job is already speaking while the rest of the answer has not been written yet.
+        assert await asyncio.to_thread(recorder.first_read.wait, 10)
+        assert (await asyncio.wait_for(client.read_event(), 10)).type == "audio-start"
+        assert recorder.jobs[1][:2] == spoken[:2]
+        for piece in split_mid_word(text[first_end + 3 :]):
+            await client.write_event(SynthesizeChunk(text=piece).event())
+        await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="recorder")).event())  # HA's copy
+        await client.write_event(SynthesizeStop().event())
+        reply = await read_reply(client, ("synthesize-stopped",))
+    assert reply.types.count("audio-stop") == 1 and reply.types[-1] == "synthesize-stopped"
+    assert recorder.jobs[1] == spoken and len(recorder.jobs) == 2  # still one job for the whole stream
+    assert server.engine.counters["requests"] == 2
+
+
+async def test_a_stream_that_goes_quiet_ends_its_text_there(fake_wyoming):
+    server, frontend = fake_wyoming
+    recorder = server.providers["recorder"]
+    frontend.stream_idle_timeout = 0.5
+    async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+        await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="recorder")).event())
+        await client.write_event(SynthesizeChunk(text="Hello there. And then").event())
+        reply = await read_reply(client, ("error",))  # the client says nothing more
+        assert reply.of("error")[0].data["code"] == "stream_timeout"
+        await client.write_event(SynthesizeChunk(text=" too late.").event())
+        await client.write_event(SynthesizeStop().event())
+        reply = await read_reply(client, ("synthesize-stopped",))
+    assert reply.types[-2:] == ["audio-stop", "synthesize-stopped"]
+    assert recorder.jobs == [["Hello there.", "And then"]]
+
+
 def test_split_first_clause():
-    from sesame_voice_wyoming.answer import split_first_clause
+    from sesame_voice.text import split_first_clause
 
     assert split_first_clause("Well, yes.") == ["Well, yes."]  # too short to be worth it
     assert split_first_clause("It costs 1,000 euros today.") == ["It costs 1,000 euros today."]
@@ -206,6 +276,29 @@ async def test_unknown_voice_gives_error_and_server_keeps_serving(fake_wyoming):
         await client.write_event(Synthesize(text="Still here.").event())  # same connection still works
         reply = await read_reply(client, ("audio-stop", "error"))
         assert reply.types[-1] == "audio-stop"
+
+
+async def test_too_long_or_empty_text_gives_an_error_in_the_protocols_shape(start_wyoming):
+    async with start_wyoming(plugins=[PLUGIN], default_voice="tone", disabled_plugins=("piper",),
+                             max_input_length=100) as (_, frontend):
+        async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+            await client.write_event(Synthesize(text="   ").event())
+            reply = await read_reply(client, ("audio-stop",))
+        assert reply.types == ["error"] and reply.events[0].data["code"] == "empty_input"
+        async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
+            await client.write_event(Synthesize(text="Words " * 30).event())
+            reply = await read_reply(client, ("audio-stop",))
+        assert reply.types == ["error"] and reply.events[0].data["code"] == "input_too_long"
+        async with AsyncTcpClient("127.0.0.1", frontend.port) as client:  # a stream that never ends a sentence
+            await client.write_event(SynthesizeStart().event())
+            await client.write_event(SynthesizeChunk(text="It starts well. And then ").event())
+            for _ in range(10):
+                await client.write_event(SynthesizeChunk(text="it goes on and on ").event())
+            await client.write_event(SynthesizeStop().event())
+            reply = await read_reply(client, ("synthesize-stopped",))
+        assert "input_too_long" in [e.data.get("code") for e in reply.of("error")]
+        assert reply.types[-2:] == ["audio-stop", "synthesize-stopped"]  # the complete sentence was spoken
+        assert audio_seconds(reply) == pytest.approx(0.5, abs=0.01)
 
 
 async def test_unknown_speaker_and_bad_fields_give_errors(fake_wyoming):

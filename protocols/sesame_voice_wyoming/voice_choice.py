@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sesame_voice import InvalidRequest, SesameVoiceError, SynthesisRequest, UnknownVoice, Voice
+from sesame_voice import InvalidRequest, SesameVoiceError, SynthesisRequest, TextSource, UnknownVoice, Voice
+
+from .info import wyoming_language
 
 FRONTEND = "wyoming"
 
@@ -19,10 +21,11 @@ class VoiceChoice:
     """The name as the client sent it (None: the default voice); the engine resolves it again."""
     sampling: dict[str, Any] = field(default_factory=dict)
 
-    def request(self, text: str) -> SynthesisRequest:
-        """The engine request for ``text`` in this voice."""
+    def request(self, text: str = "", source: TextSource | None = None, first_clause: bool = False) -> SynthesisRequest:
+        """The engine request in this voice for a whole ``text``, or for text arriving through ``source``."""
         return SynthesisRequest(
-            text=text, voice=self.requested, frontend=FRONTEND, response_format="pcm", sampling=dict(self.sampling)
+            text=text, text_source=source, first_clause=first_clause, voice=self.requested, frontend=FRONTEND,
+            response_format="pcm", sampling=dict(self.sampling),
         )
 
 
@@ -49,22 +52,28 @@ def choose_voice(server, data: Any) -> VoiceChoice:
 
 
 def _voice_for_language(server, language: str) -> str | None:
-    """The default voice if it speaks ``language`` (or a variant: en ~ en_US), else the first that does."""
-    wanted = language.replace("-", "_").lower()
+    """The voice for a ``language`` (None: the default voice).
 
-    def speaks(voice: Voice) -> bool:
-        return any(
-            lang.replace("-", "_").lower() in (wanted, wanted.split("_")[0]) or lang.lower().startswith(wanted + "_")
-            for lang in voice.languages
-        )
+    A voice that speaks it exactly wins over one that speaks another variant of it (an ``en_US``
+    voice for ``en_GB``, an ``en_US`` voice for ``en``); among equals the default voice goes first.
+    """
+    wanted = wyoming_language(language)
+
+    def fit(voice: Voice) -> int:
+        spoken = [wyoming_language(lang) for lang in voice.languages]
+        if wanted in spoken:
+            return 2
+        return 1 if any(lang.split("_")[0] == wanted.split("_")[0] for lang in spoken) else 0
 
     try:
         default: Voice | None = server.engine.resolve_voice(SynthesisRequest(text="", frontend=FRONTEND))
     except SesameVoiceError:
         default = None
-    if default is not None and speaks(default):
+    voices = server.voices.list()
+    best = max((fit(voice) for voice in voices), default=0)
+    if best == 0:
+        raise UnknownVoice(f"no voice speaks language {language[:32]!r}", param="language",
+                           code="language_not_found")
+    if default is not None and fit(default) == best:
         return None
-    for voice in server.voices.list():
-        if speaks(voice):
-            return voice.name
-    raise UnknownVoice(f"no voice speaks language {language[:32]!r}", param="language", code="language_not_found")
+    return next(voice.name for voice in voices if fit(voice) == best)

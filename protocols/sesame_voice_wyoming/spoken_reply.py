@@ -1,0 +1,150 @@
+"""Speaking one answer as one engine job: a single audio-start, the audio-chunks, a single audio-stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.event import Event
+
+from sesame_voice import InvalidRequest, SesameVoiceError, SynthesisRequest, TextSource
+
+from .pcm import CHANNELS, WIDTH, PcmConverter
+from .voice_choice import VoiceChoice
+
+FALLBACK_RATE = 22050
+"""Rate announced for an answer that produced no audio at all."""
+WriteEvent = Callable[[Event], Awaitable[None]]
+ReportError = Callable[[SesameVoiceError], Awaitable[None]]
+
+
+class SpokenReply:
+    """The audio of one answer; every chunk keeps the format of its first ``audio-start``."""
+
+    def __init__(
+        self, engine, choice: VoiceChoice, write_event: WriteEvent, samples_per_chunk: int, first_clause: bool = True
+    ) -> None:
+        self.engine = engine
+        self.choice = choice
+        self.first_clause = first_clause
+        """Hand the engine the first clause on its own, for a sooner first audio."""
+        self._write = write_event
+        self._pcm = PcmConverter()
+        self._bytes_per_chunk = samples_per_chunk * WIDTH * CHANNELS
+        self._fallback_rate: int | None = None
+        self.started = False
+
+    async def say(self, text: str) -> None:
+        """Speak a whole text (``synthesize``); the engine checks it once."""
+        await self.speak(self.choice.request(text=text, first_clause=self.first_clause))
+
+    async def speak(self, request: SynthesisRequest) -> None:
+        """Run one engine job (off the event loop) and send its audio as it comes."""
+        async with self.engine.session(request) as synthesis:
+            self._fallback_rate = self._fallback_rate or synthesis.sample_rate
+            async for chunk in synthesis:
+                await self._send(self._pcm.convert(chunk.samples, chunk.sample_rate))
+
+    async def _send(self, audio: bytes) -> None:
+        if not audio:
+            return
+        await self._start()
+        rate = self._pcm.rate
+        for offset in range(0, len(audio), self._bytes_per_chunk):
+            piece = audio[offset : offset + self._bytes_per_chunk]
+            await self._write(AudioChunk(rate=rate, width=WIDTH, channels=CHANNELS, audio=piece).event())
+
+    async def _start(self) -> None:
+        if not self.started:
+            self.started = True
+            rate = self._pcm.rate or self._fallback_rate or FALLBACK_RATE
+            self._pcm.rate = rate
+            await self._write(AudioStart(rate=rate, width=WIDTH, channels=CHANNELS).event())
+
+    async def finish(self, always: bool) -> None:
+        """Send the resampler's tail and ``audio-stop``; with ``always``, even if nothing was said."""
+        await self._send(self._pcm.flush())
+        if always:
+            await self._start()
+        if self.started:
+            await self._write(AudioStop().event())
+
+
+class StreamedReply:
+    """``synthesize-start`` … ``synthesize-stop``: one engine job whose text grows with each chunk.
+
+    The job starts at once and its provider speaks each sentence (the first clause first) as soon
+    as it is complete, conditioned on the sentences before it. A client that sends nothing for
+    ``idle_timeout`` seconds has its text ended there, so it cannot hold a provider forever.
+    """
+
+    def __init__(self, reply: SpokenReply | None, report: ReportError, max_pending_chars: int,
+                 idle_timeout: float | None = None) -> None:
+        self.reply = reply
+        self.failed = reply is None
+        """True once an error was reported (or the voice was unknown): the rest is not spoken."""
+        self._report = report
+        first_clause = reply is not None and reply.first_clause
+        self.source = TextSource(first_clause=first_clause, max_pending_chars=max_pending_chars)
+        self._task = asyncio.create_task(self._speak(), name="wyoming-reply") if reply is not None else None
+        self._idle_timeout = idle_timeout
+        self._idle: asyncio.TimerHandle | None = None
+        self._watch_idle()
+
+    def _watch_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self._idle_timeout and not self.failed:
+            self._idle = asyncio.get_running_loop().call_later(self._idle_timeout, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self.source.finish()
+        error = InvalidRequest(f"no synthesize-chunk or synthesize-stop for {self._idle_timeout:g} s; "
+                               "the text ends here", code="stream_timeout")
+        self._timeout_report = asyncio.get_running_loop().create_task(self._fail(error))
+
+    async def add(self, text: str) -> None:
+        """Take the next piece of text (it may end mid-word)."""
+        if self.failed:
+            return
+        try:
+            self.source.add(text)
+        except SesameVoiceError as err:
+            await self._fail(err)
+        self._watch_idle()
+
+    async def finish(self) -> None:
+        """End the text, wait until all its audio is sent, and close the answer."""
+        self._stop_watching()
+        self.source.finish()
+        if self._task is not None:
+            await self._task
+        if self.reply is not None:
+            await self.reply.finish(always=False)
+
+    async def cancel(self) -> None:
+        """Stop speaking at once (client went away)."""
+        self._stop_watching()
+        self.source.abort()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _speak(self) -> None:
+        try:
+            await self.reply.speak(self.reply.choice.request(source=self.source))
+        except SesameVoiceError as err:
+            await self._fail(err)
+
+    def _stop_watching(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    async def _fail(self, err: SesameVoiceError) -> None:
+        self.source.abort()
+        self._stop_watching()
+        if not self.failed:
+            self.failed = True
+            await self._report(err)
