@@ -3,6 +3,7 @@
 from .frontend import Announcement, Frontend
 from .hookspecs import hookimpl
 from .provider import Provider
+from .stt import Segment, SpeechToTextUnavailable, SttProvider, Transcript, TranscriptionJob, Word
 from .types import (
     AudioChunk,
     ContextSegment,
@@ -30,10 +31,16 @@ __all__ = [
     "ProviderFailed",
     "ProviderJob",
     "ProviderUnavailable",
+    "Segment",
     "SesameVoiceError",
+    "SpeechToTextUnavailable",
+    "SttProvider",
     "SynthesisRequest",
+    "Transcript",
+    "TranscriptionJob",
     "UnknownVoice",
     "Voice",
+    "Word",
     "hookimpl",
     "__version__",
 ]

@@ -11,7 +11,7 @@ from typing import AsyncIterator, Callable, Mapping
 
 import numpy as np
 
-from .provider import Provider
+from .provider import ModelHolder, Provider
 from .text import normalize, split_sentences
 from .types import (
     RESPONSE_FORMATS,
@@ -34,20 +34,22 @@ _DONE = object()
 
 
 class ProviderWorker:
-    """One thread and a queue in front of one provider: the event loop only awaits."""
+    """One thread and a queue in front of one provider (of any kind): the event loop only awaits."""
 
-    def __init__(self, provider: Provider, max_queue: int) -> None:
+    def __init__(self, provider: ModelHolder, max_queue: int, kind: str = "provider") -> None:
         self.provider = provider
         self.max_queue = max_queue
         self.pending = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"provider-{provider.name}")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{kind}-{provider.name}")
 
     async def call(self, function: Callable, *args):
         """Run ``function`` in the worker thread, in queue order."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
-    async def stream(self, job: ProviderJob) -> AsyncIterator[AudioChunk]:
-        """Yield the provider's chunks for ``job``; leaving early cancels the job."""
+    async def stream(self, job, work: Callable | None = None) -> AsyncIterator:
+        """Yield what ``work(job)`` yields in the worker thread (default: the provider's
+        ``synthesize``); leaving early sets ``job.cancelled``."""
+        work = work or self.provider.synthesize
         if self.pending >= self.max_queue:
             raise Overloaded(f"provider {self.provider.name} has {self.pending} requests queued; try again later")
         loop = asyncio.get_running_loop()
@@ -62,7 +64,7 @@ class ProviderWorker:
                 if job.cancelled.is_set():
                     return
                 self.provider.ensure_loaded()
-                for chunk in self.provider.synthesize(job):
+                for chunk in work(job):
                     if job.cancelled.is_set():
                         break
                     put(chunk)

@@ -14,20 +14,14 @@ if TYPE_CHECKING:  # pragma: no cover
 _LOGGER = logging.getLogger(__name__)
 
 
-class Provider:
-    """A speech synthesiser. Every method except ``__init__`` and ``status`` runs in its worker thread.
+class ModelHolder:
+    """The lifecycle shared by every kind of provider: load once, remember failures, report status.
 
-    Subclasses set ``name`` and implement ``synthesize``; they override ``load`` when they hold a
-    model, ``discover_voices`` when files in the voices folder become voices of theirs, and set
-    ``native_speed`` when they honour ``job.request.speed`` themselves.
+    Every method except ``__init__`` and ``status`` runs in the provider's worker thread.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    native_speed: ClassVar[bool] = False
-    """True if ``synthesize`` applies ``request.speed`` itself (else the engine time-stretches)."""
-    voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
-    """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings
@@ -75,6 +69,20 @@ class Provider:
         if self.progress:
             info["progress"] = self.progress
         return info
+
+
+class Provider(ModelHolder):
+    """A speech synthesiser. Every method except ``__init__`` and ``status`` runs in its worker thread.
+
+    Subclasses set ``name`` and implement ``synthesize``; they override ``load`` when they hold a
+    model, ``discover_voices`` when files in the voices folder become voices of theirs, and set
+    ``native_speed`` when they honour ``job.request.speed`` themselves.
+    """
+
+    native_speed: ClassVar[bool] = False
+    """True if ``synthesize`` applies ``request.speed`` itself (else the engine time-stretches)."""
+    voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
+    """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
 
     # -- work --------------------------------------------------------------
     def discover_voices(self, files: Iterable["object"]) -> Iterable[Voice]:

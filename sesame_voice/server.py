@@ -14,8 +14,9 @@ from . import __version__
 from .config import Settings
 from .engine import Engine
 from .frontend import Announcement, Frontend
-from .plugins import PluginManager, collect_frontends, collect_providers, make_plugin_manager
+from .plugins import PluginManager, collect_frontends, collect_providers, collect_stt_providers, make_plugin_manager
 from .provider import Provider
+from .stt import SpeechToText
 from .voices import VoiceLibrary
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ class Server:
         )
         self.engine = Engine(self.providers, self.voices, settings)
         self.engine.resolve_hook = self._resolve_voice_hook
+        self.speech_to_text = SpeechToText(
+            {name: reg.cls(settings) for name, reg in collect_stt_providers(self.pm).items()}, settings
+        )
+        """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
         self.frontends: list[Frontend] = []
         self.http_properties: dict[str, str] = {}
         """TXT properties for the HTTP zeroconf service; route plugins add theirs."""
@@ -68,10 +73,13 @@ class Server:
         await asyncio.to_thread(self.voices.reload)
         self.voices.listeners.append(self._on_voices_changed)
         stack.push_async_callback(self.engine.aclose)
+        stack.push_async_callback(self.speech_to_text.aclose)
         if self.settings.preload:
             for worker in self.engine.workers.values():
                 preload = asyncio.create_task(self._preload(worker), name=f"preload-{worker.provider.name}")
                 stack.callback(preload.cancel)
+            preload = asyncio.create_task(self.speech_to_text.preload(), name="preload-speech-to-text")
+            stack.callback(preload.cancel)
         watcher = asyncio.create_task(self.voices.watch(self.settings.voices_poll_interval), name="voices-watch")
         stack.callback(watcher.cancel)
         await self._start_http()
@@ -158,6 +166,7 @@ class Server:
             "status": "ok" if default_ok else "degraded",
             "version": __version__,
             "providers": providers,
+            "speech_to_text": {name: p.status() for name, p in self.speech_to_text.providers.items()},
             "voices": len(self.voices.list()),
             "voice_errors": self.voices.errors,
             "default_voice": self.settings.default_voice,
