@@ -10,6 +10,7 @@ from sesame_voice import Announcement, Frontend, __version__
 from sesame_voice.config import ConfigError
 
 from .answer import Answer, WriteEvent
+from .asr import asr_programs
 from .choice import VoiceChoice
 from .handler import WyomingHandler
 from .info import build_info
@@ -57,11 +58,14 @@ class WyomingFrontend(Frontend):
 
     async def start(self) -> None:
         self.refresh_info()
+        self.server.speech_to_text.listeners.append(self.refresh_info)
         self._listener = await asyncio.start_server(self._accept, self.host, self._requested_port)
         self.port = self._listener.sockets[0].getsockname()[1]
         _LOGGER.info("Wyoming on tcp://%s:%s", self.host, self.port)
 
     async def stop(self) -> None:
+        if self.refresh_info in self.server.speech_to_text.listeners:
+            self.server.speech_to_text.listeners.remove(self.refresh_info)
         if self._listener is not None:
             self._listener.close()
         tasks = list(self._connections)
@@ -84,8 +88,10 @@ class WyomingFrontend(Frontend):
         return Answer(self.server.engine, choice, write_event, self.samples_per_chunk, self.first_clause)
 
     def refresh_info(self) -> None:
-        """Rebuild the cached ``info`` from the current voices."""
-        self.info_event = build_info(self.server.voices.list(), self.server.providers).event()
+        """Rebuild the cached ``info`` from the current voices and speech-to-text models."""
+        info = build_info(self.server.voices.list(), self.server.providers)
+        info.asr = asr_programs(self.server)
+        self.info_event = info.event()
 
     async def voices_changed(self, added: list[str], removed: list[str]) -> None:
         self.refresh_info()

@@ -16,6 +16,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 from sesame_voice import InvalidRequest, SesameVoiceError
 
 from .answer import Answer
+from .asr import AsrSession
 from .choice import choose_voice
 from .events import MalformedEvent, read_event
 from .stream import TextStream
@@ -42,6 +43,7 @@ class WyomingHandler(AsyncEventHandler):
         self.server = frontend.server
         self.peer = writer.get_extra_info("peername")
         self._stream: TextStream | None = None
+        self._asr = AsrSession(self.server, self.write_event, self.send_error, self.writer.close)
 
     # -- connection --------------------------------------------------------------
     async def run(self) -> None:
@@ -68,6 +70,7 @@ class WyomingHandler(AsyncEventHandler):
         stream, self._stream = self._stream, None
         if stream is not None:
             await stream.cancel()
+        await self._asr.close()
 
     async def send_error(self, text: str, code: str) -> None:
         """Send an ``error`` event; a client that is already gone is not an error of ours."""
@@ -120,6 +123,8 @@ class WyomingHandler(AsyncEventHandler):
             if stream is not None:
                 await stream.finish()
             await self.write_event(SynthesizeStopped().event())
+        elif self._asr.handles(event.type):
+            await self._asr.handle(event)
         else:
             _LOGGER.debug("Ignoring Wyoming event %s from %s", event.type, self.peer)
         return True
