@@ -1,0 +1,60 @@
+"""Speech-to-text fixtures: speech from the bundled Piper voice, Wyoming servers, a fake STT plugin."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from sesame_voice.plugins import make_plugin_manager
+from sesame_voice.server import Server
+from stt_helpers import EchoPlugin
+
+
+@pytest.fixture
+def speak(openai_client):
+    """``await speak(text, fmt)`` → bytes of the bundled Piper voice saying ``text`` in ``fmt``."""
+
+    async def run(text: str, fmt: str = "wav") -> bytes:
+        response = await openai_client.audio.speech.with_raw_response.create(
+            model="tts-1", voice="joe", input=text, response_format=fmt
+        )
+        return response.content
+
+    return run
+
+
+@pytest.fixture
+def start_configured(make_settings):
+    """``async with start_configured({"openai": {...}}, plugins=[...], **settings) as server``: plugin settings too."""
+
+    @contextlib.asynccontextmanager
+    async def start(plugin_settings: dict | None = None, plugins: list | None = None, **overrides):
+        settings = make_settings(**overrides)
+        settings.plugins = dict(plugin_settings or {})
+        pm = make_plugin_manager(disabled=settings.disabled_plugins)
+        for plugin in plugins or []:
+            pm.register(plugin)
+        async with Server(settings, pm=pm) as server:
+            yield server
+
+    return start
+
+
+@pytest.fixture
+def start_wyoming(start_configured):
+    """``async with start_wyoming(plugin_settings, **settings) as (server, port)``: a server's Wyoming port."""
+
+    @contextlib.asynccontextmanager
+    async def start(plugin_settings: dict | None = None, **overrides):
+        async with start_configured(plugin_settings, **overrides) as server:
+            frontend = next(f for f in server.frontends if f.name == "wyoming")
+            yield server, frontend.port
+
+    return start
+
+
+@pytest.fixture
+def echo_plugin() -> EchoPlugin:
+    """A third-party plugin object registering the ``echo`` speech-to-text provider."""
+    return EchoPlugin()
