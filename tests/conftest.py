@@ -43,6 +43,8 @@ def make_settings(tmp_path: Path, voices_dir: Path) -> Callable[..., Settings]:
             "zeroconf_enabled": False,
             "zeroconf_interfaces": ("127.0.0.1",),
             "voices_poll_interval": 0.2,
+            # Loading Whisper costs seconds of CPU per server; tests/stt/ turns it back on.
+            "disabled_plugins": ("whisper",),
         }
         values.update(overrides)
         return load_settings(env={}, dotenv_file=None, **values)

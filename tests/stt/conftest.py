@@ -12,6 +12,16 @@ from stt_helpers import EchoPlugin
 
 
 @pytest.fixture
+def make_settings(make_settings):
+    """The suite's test settings with the Whisper plugin enabled (other tests leave it off)."""
+
+    def make(**overrides):
+        return make_settings(**{"disabled_plugins": (), **overrides})
+
+    return make
+
+
+@pytest.fixture
 def speak(openai_client):
     """``await speak(text, fmt)`` → bytes of the bundled Piper voice saying ``text`` in ``fmt``."""
 
