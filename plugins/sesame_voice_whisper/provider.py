@@ -10,6 +10,7 @@ from typing import Iterator
 from sesame_voice import InvalidRequest, ProviderUnavailable, Segment, SttProvider, TranscriptionJob, Word
 
 from .options import WhisperOptions
+from .window import fits, transcribe_short
 
 _LOGGER = logging.getLogger(__name__)
 EMBEDDED_MODEL = "tiny.en"
@@ -88,6 +89,13 @@ class WhisperProvider(SttProvider):
 
     def transcribe(self, job: TranscriptionJob) -> Iterator[Segment]:
         model = self._model
+        language = job.language or (None if model.model.is_multilingual else "en")
+        if self._short_window_applies(job, language):
+            segments = transcribe_short(model, job.samples, language, job.prompt, self.options.beam_size)
+            if segments is not None:
+                job.detected_language = language
+                yield from (Segment(**{**s, "tokens": tuple(s["tokens"]), "temperature": 0.0}) for s in segments)
+                return
         temperature = job.temperature if job.temperature else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
         try:
             segments, info = model.transcribe(
@@ -117,3 +125,8 @@ class WhisperProvider(SttProvider):
                 compression_ratio=segment.compression_ratio,
                 no_speech_prob=segment.no_speech_prob,
             )
+
+    def _short_window_applies(self, job: TranscriptionJob, language: str | None) -> bool:
+        """Short, deterministic decodes of a known language without word timestamps."""
+        return (self.options.short_window and language is not None and not job.word_timestamps
+                and not job.temperature and fits(job.duration))
