@@ -168,3 +168,54 @@ def load_settings(
         if raw is not None:
             values[name] = raw if not isinstance(raw, str) else _convert(name, raw)
     return Settings(**values).validate()
+
+
+def plugin_options(cls: type, settings: Settings, name: str, env_names: Mapping[str, str] | None = None,
+                   env: Mapping[str, str] | None = None) -> Any:
+    """A plugin's options dataclass ``cls`` from ``settings.plugin_config(name)`` and its env vars.
+
+    ``env_names`` maps a field to the env var that overrides it (e.g. ``{"model": "STT_MODEL"}``).
+    Unknown keys and values that do not fit a field's type raise ConfigError naming them.
+    """
+    env = os.environ if env is None else env
+    env_names = env_names or {}
+    raw: dict[str, Any] = settings.plugin_config(name)
+    for key, var in env_names.items():
+        if env.get(var):
+            raw[key] = env[var]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(f"plugins.{name}: unknown setting {key!r} (known: {', '.join(fields)})")
+        declared = fields[key].type
+        kind = declared if isinstance(declared, str) else getattr(declared, "__name__", str(declared))
+        try:
+            values[key] = _option_value(kind, value)
+        except (TypeError, ValueError):
+            var = f" ({env_names[key]})" if key in env_names else ""
+            raise ConfigError(f"plugins.{name}: {key}{var} has an invalid value {value!r} (expected {kind})") from None
+    return cls(**values)
+
+
+def _option_value(kind: str, value: Any) -> Any:
+    """``value`` converted to a field of type ``kind`` (str, int, float, bool, each optionally ``| None``)."""
+    if value is None or (value == "" and kind.endswith("| None")):
+        if kind.endswith("| None"):
+            return None
+        raise ValueError(value)
+    base = kind.split("|")[0].strip()
+    if base == "str":
+        return str(value)
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return text in ("1", "true", "yes", "on")
+        raise ValueError(value)
+    if base == "int":
+        return int(value)
+    if base == "float":
+        return float(value)
+    return value

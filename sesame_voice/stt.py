@@ -262,18 +262,13 @@ class SpeechToText:
         worker = self.workers[chosen.name]
         return Transcription(job, chosen, worker.stream(job, _prepared(chosen)))
 
-    async def transcribe(
-        self,
-        samples: np.ndarray,
-        sample_rate: int,
-        language: str | None = None,
-        prompt: str | None = None,
-        temperature: float | None = None,
-        word_timestamps: bool = False,
-        provider: str | None = None,
-    ) -> Transcript:
-        """The transcript of mono (or samples × channels) float audio at ``sample_rate``."""
-        transcription = self.start(samples, sample_rate, language, prompt, temperature, word_timestamps, provider)
+    async def transcribe(self, samples: np.ndarray, sample_rate: int, **options) -> Transcript:
+        """The transcript of mono (or samples × channels) float audio at ``sample_rate``.
+
+        ``options`` are those of ``start``: ``language``, ``prompt``, ``temperature``,
+        ``word_timestamps``, ``provider``.
+        """
+        transcription = self.start(samples, sample_rate, **options)
         try:
             return await transcription.result()
         finally:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
-from sesame_voice.config import ConfigError
+from sesame_voice.config import ConfigError, plugin_options
 
 NAME = "whisper"
 ENV_OVERRIDES = {
@@ -46,40 +44,7 @@ class WhisperOptions:
     @classmethod
     def from_settings(cls, settings, env: Mapping[str, str] | None = None) -> "WhisperOptions":
         """Options from ``settings.plugin_config('whisper')`` with STT_* env overrides."""
-        env = os.environ if env is None else env
-        raw: dict[str, Any] = dict(settings.plugin_config(NAME))
-        for key, var in ENV_OVERRIDES.items():
-            if env.get(var):
-                raw[key] = env[var]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in fields:
-                raise ConfigError(f"plugins.whisper: unknown setting {key!r} (known: {', '.join(fields)})")
-            values[key] = _convert(key, fields[key].type, value)
-        options = cls(**values)
+        options = plugin_options(cls, settings, NAME, ENV_OVERRIDES, env)
         if options.beam_size < 1 or options.cpu_threads < 0:
             raise ConfigError("plugins.whisper: beam_size must be at least 1 and cpu_threads at least 0")
         return options
-
-
-def _convert(key: str, kind: str, value: Any) -> Any:
-    try:
-        if kind.startswith("str"):
-            return None if value in (None, "") else str(value)
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                return text in ("1", "true", "yes", "on")
-            raise ValueError(value)
-        if kind == "int":
-            return int(value)
-    except (TypeError, ValueError):
-        pass
-    else:
-        return value
-    env = ENV_OVERRIDES.get(key)
-    raise ConfigError(f"plugins.whisper: {key}{f' ({env})' if env else ''} has an invalid value {value!r} "
-                      f"(expected {kind})")

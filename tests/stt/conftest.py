@@ -6,17 +6,18 @@ import contextlib
 
 import pytest
 
-from sesame_voice.plugins import make_plugin_manager
-from sesame_voice.server import Server
 from stt_helpers import EchoPlugin
 
 
 @pytest.fixture
 def make_settings(make_settings):
-    """The suite's test settings with the Whisper plugin enabled (other tests leave it off)."""
+    """The suite's test settings with Whisper enabled (other tests leave it off) and ``plugin_settings``
+    as the YAML ``plugins:`` table: ``start_server(plugin_settings={"openai": {...}})``."""
 
-    def make(**overrides):
-        return make_settings(**{"disabled_plugins": (), **overrides})
+    def make(plugin_settings: dict | None = None, **overrides):
+        settings = make_settings(**{"disabled_plugins": (), **overrides})
+        settings.plugins = dict(plugin_settings or {})
+        return settings
 
     return make
 
@@ -35,29 +36,12 @@ def speak(openai_client):
 
 
 @pytest.fixture
-def start_configured(make_settings):
-    """``async with start_configured({"openai": {...}}, plugins=[...], **settings) as server``: plugin settings too."""
-
-    @contextlib.asynccontextmanager
-    async def start(plugin_settings: dict | None = None, plugins: list | None = None, **overrides):
-        settings = make_settings(**overrides)
-        settings.plugins = dict(plugin_settings or {})
-        pm = make_plugin_manager(disabled=settings.disabled_plugins)
-        for plugin in plugins or []:
-            pm.register(plugin)
-        async with Server(settings, pm=pm) as server:
-            yield server
-
-    return start
-
-
-@pytest.fixture
-def start_wyoming(start_configured):
+def start_wyoming(start_server):
     """``async with start_wyoming(plugin_settings, **settings) as (server, port)``: a server's Wyoming port."""
 
     @contextlib.asynccontextmanager
     async def start(plugin_settings: dict | None = None, **overrides):
-        async with start_configured(plugin_settings, **overrides) as server:
+        async with start_server(plugin_settings=plugin_settings, **overrides) as server:
             frontend = next(f for f in server.frontends if f.name == "wyoming")
             yield server, frontend.port
 

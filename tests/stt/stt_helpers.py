@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 
 import numpy as np
 import soundfile
@@ -13,6 +12,7 @@ from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 
+from fakes import think
 from sesame_voice import Segment, SttProvider, hookimpl
 
 
@@ -75,13 +75,7 @@ class EchoStt(SttProvider):
         job.detected_language = job.language or "en"
         seconds = int(np.ceil(job.duration))
         for second in range(seconds):
-            deadline = time.monotonic() + self.delay
-            while time.monotonic() < deadline:
-                if job.cancelled.is_set():
-                    self.cancelled_seen.set()
-                    return
-                time.sleep(0.01)
-            if job.cancelled.is_set():
+            if not think(self.delay, job.cancelled):
                 self.cancelled_seen.set()
                 return
             text = f"{len(job.samples)} samples at {job.sample_rate} hertz" if second == 0 else f"second {second + 1}"

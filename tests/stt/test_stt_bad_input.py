@@ -69,10 +69,10 @@ async def test_silence_is_an_empty_transcript_not_an_invention(openai_client):
     assert result.text == "" and result.usage.seconds == 3
 
 
-async def test_enormous_uploads_are_refused_before_they_are_read(start_configured):
+async def test_enormous_uploads_are_refused_before_they_are_read(start_server):
     from openai import AsyncOpenAI
 
-    async with start_configured({"openai": {"max_upload_mb": 0.5}}) as server:
+    async with start_server(plugin_settings={"openai": {"max_upload_mb": 0.5}}) as server:
         client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="x", max_retries=0)
         status, body = await _status_of(client, file=("big.wav", _wav(np.zeros(16000 * 30, np.float32))))
         assert status == 413 and body["code"] == "file_too_large"

@@ -49,9 +49,11 @@ def test_short_window_hears_what_the_full_window_hears(providers, spoken, monkey
     used = []
     original = whisper.transcribe_short
     monkeypatch.setattr(whisper, "transcribe_short", lambda *a, **k: used.append(r := original(*a, **k)) or r)
-    for samples in spoken:
-        full = _text(providers[False], samples, language="en")
-        assert wer(full, _text(providers[True], samples, language="en")) <= 0.1
+    full = " ".join(_text(providers[False], samples, language="en") for samples in spoken)
+    short = " ".join(_text(providers[True], samples, language="en") for samples in spoken)
+    reference = " ".join([*SENTENCES, "Yes."])
+    # Over the set: a word here or there ("a"/"the") may differ, the error rate may not grow.
+    assert wer(full, short) <= 0.1 and wer(reference, short) <= 0.1
     assert len(used) == len(spoken) and sum(r is not None for r in used) >= len(spoken) - 1
 
 
