@@ -3,6 +3,7 @@
 from .frontend import Announcement, Frontend
 from .hookspecs import hookimpl
 from .provider import Provider
+from .stt import Segment, SpeechToTextUnavailable, SttProvider, Transcript, TranscriptionJob, Word
 from .text import TextSource
 from .types import (
     AudioChunk,
@@ -36,12 +37,18 @@ __all__ = [
     "ProviderJob",
     "ProviderUnavailable",
     "RejectedFile",
+    "Segment",
     "SesameVoiceError",
+    "SpeechToTextUnavailable",
+    "SttProvider",
     "SynthesisRequest",
     "TextSource",
+    "Transcript",
+    "TranscriptionJob",
     "UnknownVoice",
     "Voice",
     "VoiceChanges",
+    "Word",
     "hookimpl",
     "__version__",
 ]

@@ -1,4 +1,4 @@
-"""``sesame-voice`` command line: serve, voices, say, plugins, discover (+ plugin commands)."""
+"""``sesame-voice`` command line: serve, voices, say, transcribe, plugins, discover (+ plugin commands)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__
 from .commands import CommandContext
 from .config import ConfigError, Settings, load_settings
-from .plugins import PluginClash, collect_frontends, collect_providers, make_plugin_manager, plugin_rows
+from .plugins import PluginClash, collect_frontends, collect_providers, collect_stt_providers, make_plugin_manager, plugin_rows
 from .types import RESPONSE_FORMATS, SesameVoiceError, SynthesisRequest
 
 _LOGGER = logging.getLogger(__name__)
@@ -60,6 +60,13 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     say.add_argument("--voice", help="voice name or alias (default: DEFAULT_VOICE)")
     say.add_argument("--format", choices=RESPONSE_FORMATS, help="audio format (default: from the file suffix)")
     say.add_argument("--speed", type=float, default=1.0, help="tempo 0.25–4.0 (pitch is kept)")
+
+    transcribe = sub.add_parser("transcribe", help="transcribe an audio FILE (any format FFmpeg reads), without a server")
+    _common(transcribe)
+    transcribe.add_argument("file", type=Path, help="audio file")
+    transcribe.add_argument("--language", help="ISO 639-1 code of the speech (default: detect)")
+    transcribe.add_argument("--prompt", help="text that precedes the audio (names, spelling)")
+    transcribe.add_argument("--json", action="store_true", help="text, language, duration and segments as JSON")
 
     plugins = sub.add_parser("plugins", help="list loaded plugins, providers and frontends")
     _common(plugins)
@@ -212,18 +219,46 @@ async def _say(settings: Settings, args: argparse.Namespace, pm=None) -> int:
     return 0
 
 
+async def _transcribe(settings: Settings, args: argparse.Namespace, pm=None) -> int:
+    from .audio import decode_file
+    from .server import Server
+
+    try:
+        data = args.file.read_bytes()
+    except OSError as err:
+        print(f"sesame-voice: cannot read {args.file}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    samples, rate = await asyncio.to_thread(decode_file, data)
+    server = Server(settings, pm=pm)
+    try:
+        transcript = await server.speech_to_text.transcribe(samples, rate, language=args.language, prompt=args.prompt)
+    finally:
+        await server.speech_to_text.aclose()
+    if args.json:
+        segments = [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip()}
+                    for s in transcript.segments]
+        print(json.dumps({"text": transcript.text, "language": transcript.language,
+                          "duration": round(transcript.duration, 3), "provider": transcript.provider,
+                          "model": transcript.model, "segments": segments}, indent=2))
+    else:
+        print(transcript.text)
+    return 0
+
+
 def _plugins(settings: Settings, as_json: bool, pm=None) -> int:
     pm = pm or make_plugin_manager(disabled=settings.disabled_plugins)
     rows = plugin_rows(pm)
     providers = {n: r.plugin for n, r in collect_providers(pm).items()}
     frontends = {n: r.plugin for n, r in collect_frontends(pm).items()}
+    stt = {n: r.plugin for n, r in collect_stt_providers(pm).items()}
     if as_json:
-        print(json.dumps({"plugins": rows, "providers": providers, "frontends": frontends,
+        print(json.dumps({"plugins": rows, "providers": providers, "stt_providers": stt, "frontends": frontends,
                           "failed": pm.failed, "disabled": list(settings.disabled_plugins)}, indent=2))
         return 0
     for row in rows:
         print(f"{row['name']}  {row['distribution'] or '-'} {row['version'] or ''}  hooks: {', '.join(row['hooks'])}")
     print(f"providers: {', '.join(f'{n} ({p})' for n, p in providers.items()) or 'none'}")
+    print(f"speech to text: {', '.join(f'{n} ({p})' for n, p in stt.items()) or 'none'}")
     print(f"frontends: {', '.join(f'{n} ({p})' for n, p in frontends.items()) or 'none'}")
     for name, error in pm.failed.items():
         print(f"FAILED {name}: {error}", file=sys.stderr)
@@ -300,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             return _voices(settings, args.json, pm)
         if args.command == "say":
             return asyncio.run(_say(settings, args, pm))
+        if args.command == "transcribe":
+            return asyncio.run(_transcribe(settings, args, pm))
         if args.command == "plugins":
             return _plugins(settings, args.json, pm)
         if args.command == "discover":

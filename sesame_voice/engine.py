@@ -12,7 +12,7 @@ from typing import AsyncIterator, Callable, Mapping
 
 from .audio.stretch import MAX_SPEED, MIN_SPEED, StreamStretcher
 from .metrics import RequestTimer, ServerMetrics
-from .provider import Provider
+from .provider import ModelHolder, Provider
 from .text import TextSource, normalize
 from .turns import Turns
 from .types import (
@@ -38,24 +38,24 @@ COMMON_SAMPLING = ("speaker",)
 
 
 class ProviderWorker:
-    """A queue in front of one provider, whose model only ever runs in one thread at a time.
+    """A queue in front of one provider (of any kind), whose model only ever runs in one thread at a time.
 
     Jobs run in the worker thread one after another; a provider that ``takes_turns`` gets a thread
     per job instead, and its jobs take turns chunk by chunk (and step aside while waiting for text),
     so concurrent answers interleave. The event loop only awaits.
     """
 
-    def __init__(self, provider: Provider, max_queue: int) -> None:
+    def __init__(self, provider: ModelHolder, max_queue: int, kind: str = "provider") -> None:
         self.provider = provider
         self.max_queue = max_queue
         self.pending = 0
         self.turns = Turns()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"provider-{provider.name}")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{kind}-{provider.name}")
         self._jobs: dict[int, ProviderJob] = {}
         """Jobs queued or running, by id, so shutdown can cancel them."""
         self._closed = False
         self._job_threads = self._executor
-        if provider.takes_turns:
+        if getattr(provider, "takes_turns", False):
             self._job_threads = ThreadPoolExecutor(max_workers=max_queue, thread_name_prefix=f"job-{provider.name}")
 
     async def call(self, function: Callable, *args):
@@ -66,8 +66,10 @@ class ProviderWorker:
         """Run ``function`` in the worker thread and wait for it (from any thread but that one)."""
         return self._executor.submit(function, *args).result()
 
-    async def stream(self, job: ProviderJob) -> AsyncIterator[AudioChunk]:
-        """Yield the provider's chunks for ``job``; leaving early cancels the job."""
+    async def stream(self, job, work: Callable | None = None) -> AsyncIterator:
+        """Yield what ``work(job)`` yields in the worker thread (default: the provider's
+        ``synthesize``); leaving early sets ``job.cancelled``."""
+        work = work or self.provider.synthesize
         if self.pending >= self.max_queue:
             raise Overloaded(f"provider {self.provider.name} has {self.pending} requests queued; try again later")
         loop = asyncio.get_running_loop()
@@ -83,7 +85,7 @@ class ProviderWorker:
                     if job.cancelled.is_set():
                         return
                     self.provider.ensure_loaded()
-                    for chunk in self.provider.synthesize(job):
+                    for chunk in work(job):
                         if job.cancelled.is_set():
                             break
                         put(chunk)

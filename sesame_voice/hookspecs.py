@@ -15,6 +15,11 @@ def register_providers(register):
 
 
 @hookspec
+def register_stt_providers(register):
+    """Register speech-to-text provider classes: ``register(SttProviderSubclass)``."""
+
+
+@hookspec
 def register_frontends(register):
     """Register protocol frontend classes that own a listener: ``register(FrontendSubclass)``."""
 

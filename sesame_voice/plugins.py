@@ -12,6 +12,7 @@ import pluggy
 from . import hookspecs
 from .frontend import Frontend
 from .provider import Provider
+from .stt import SttProvider
 
 _LOGGER = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "sesame_voice"
@@ -93,6 +94,11 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, base: type) -> dict[str, 
 def collect_providers(pm: pluggy.PluginManager) -> dict[str, Registration]:
     """Provider classes by provider name."""
     return _collect(pm, "register_providers", Provider)
+
+
+def collect_stt_providers(pm: pluggy.PluginManager) -> dict[str, Registration]:
+    """Speech-to-text provider classes by provider name."""
+    return _collect(pm, "register_stt_providers", SttProvider)
 
 
 def collect_frontends(pm: pluggy.PluginManager) -> dict[str, Registration]:

@@ -1,4 +1,4 @@
-"""Base class of voice providers; plugins subclass it and register it via a hook."""
+"""Base classes of providers; plugins subclass them and register them via a hook."""
 
 from __future__ import annotations
 
@@ -14,33 +14,16 @@ if TYPE_CHECKING:  # pragma: no cover
 _LOGGER = logging.getLogger(__name__)
 
 
-class Provider:
-    """A speech synthesiser. Every method except ``__init__`` and ``status`` runs in its worker thread.
-
-    Subclasses set ``name`` and implement ``synthesize``; they override ``load`` when they hold a
-    model, ``discover_voices`` when files in the voices folder become voices of theirs, and set
-    ``native_speed_range`` when they can render a tempo (``job.speed``) themselves.
+class ModelHolder:
+    """The lifecycle shared by every kind of provider (voices, speech-to-text): load once,
+    remember failures, report status. Every method except ``__init__`` and ``status`` runs in the
+    provider's worker thread.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    native_speed_range: ClassVar[tuple[float, float]] = (1.0, 1.0)
-    """Tempos (low, high; 1.0 within) that ``synthesize`` renders accurately itself, i.e. with the
-    duration within a few percent of duration(1.0) / ``job.speed``. The engine sets ``job.speed``
-    to the requested speed clamped to this range and time-stretches the rest; the default range
-    means the provider never sees a speed other than 1.0."""
-    takes_turns: ClassVar[bool] = False
-    """True if concurrent jobs may interleave chunk by chunk: ``synthesize`` keeps no state in the
-    model between the chunks it yields (Piper). Otherwise each job has the model to itself until done."""
-    voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
-    """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
     env_names: ClassVar[tuple[str, ...]] = ()
     """Environment variables the provider reads its settings from (``service install`` passes them on)."""
-    sampling_params: ClassVar[tuple[str, ...]] = ()
-    """Voice parameters a request may override through ``SynthesisRequest.sampling``."""
-    clip_policy: ClipPolicy | None = None
-    """Speaker clips (``NAME.wav`` + ``NAME.txt``) this provider can serve; None: it takes no clips.
-    May be set per instance in ``__init__`` when the limits come from settings."""
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings
@@ -92,6 +75,31 @@ class Provider:
         if self.device:
             info["device"] = self.device
         return info
+
+
+class Provider(ModelHolder):
+    """A speech synthesiser. Every method except ``__init__`` and ``status`` runs in its worker thread.
+
+    Subclasses set ``name`` and implement ``synthesize``; they override ``load`` when they hold a
+    model, ``discover_voices`` when files in the voices folder become voices of theirs, and set
+    ``native_speed_range`` when they can render a tempo (``job.speed``) themselves.
+    """
+
+    native_speed_range: ClassVar[tuple[float, float]] = (1.0, 1.0)
+    """Tempos (low, high; 1.0 within) that ``synthesize`` renders accurately itself, i.e. with the
+    duration within a few percent of duration(1.0) / ``job.speed``. The engine sets ``job.speed``
+    to the requested speed clamped to this range and time-stretches the rest; the default range
+    means the provider never sees a speed other than 1.0."""
+    takes_turns: ClassVar[bool] = False
+    """True if concurrent jobs may interleave chunk by chunk: ``synthesize`` keeps no state in the
+    model between the chunks it yields (Piper). Otherwise each job has the model to itself until done."""
+    voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
+    """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
+    sampling_params: ClassVar[tuple[str, ...]] = ()
+    """Voice parameters a request may override through ``SynthesisRequest.sampling``."""
+    clip_policy: ClipPolicy | None = None
+    """Speaker clips (``NAME.wav`` + ``NAME.txt``) this provider can serve; None: it takes no clips.
+    May be set per instance in ``__init__`` when the limits come from settings."""
 
     # -- work --------------------------------------------------------------
     def discover_voices(self, files: Iterable["object"]) -> Iterable[Voice | RejectedFile]:

@@ -17,10 +17,11 @@ from .engine import Engine
 from .frontend import Announcement, Frontend
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics
-from .plugins import PluginManager, collect_frontends, collect_providers, make_plugin_manager
+from .plugins import PluginManager, collect_frontends, collect_providers, collect_stt_providers, make_plugin_manager
 from .provider import Provider
-from .selfcheck import self_check
 from .routes import api_key_middleware, public
+from .selfcheck import self_check
+from .stt import SpeechToText
 from .voices import VoiceChanges, VoiceLibrary
 
 _LOGGER = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ class Server:
         self.metrics.watch(self.engine, self.voices)
         self.voices.call_in_provider = lambda provider, function: self.engine.workers[provider.name].call_blocking(function)
         self._plugin_state: dict[str, dict[str, Any]] = {}
+        self.speech_to_text = SpeechToText(
+            {name: reg.cls(settings) for name, reg in collect_stt_providers(self.pm).items()}, settings
+        )
+        """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
         self.frontends: list[Frontend] = []
         self.http_properties: dict[str, str] = {}
         """TXT properties for the HTTP zeroconf service; route plugins add theirs."""
@@ -101,11 +106,15 @@ class Server:
         self.voices.listeners.append(self._on_voices_changed)
         stack.push_async_callback(self.engine.aclose)
         preloads = []
+        stack.push_async_callback(self.speech_to_text.aclose)
         if self.settings.preload:
             for worker in self.engine.workers.values():
                 preload = asyncio.create_task(self._preload(worker), name=f"preload-{worker.provider.name}")
                 stack.callback(preload.cancel)
                 preloads.append(preload)
+            preload = asyncio.create_task(self.speech_to_text.preload(), name="preload-speech-to-text")
+            stack.callback(preload.cancel)
+            preloads.append(preload)
         report = asyncio.create_task(self._report_when_loaded(preloads), name="self-check")
         stack.callback(report.cancel)
         watcher = asyncio.create_task(self.voices.watch(self.settings.voices_poll_interval), name="voices-watch")
@@ -230,6 +239,7 @@ class Server:
             "status": "ok" if default_ok else "degraded",
             "version": __version__,
             "providers": providers,
+            "speech_to_text": {name: p.status() for name, p in self.speech_to_text.providers.items()},
             "voices": len(self.voices.list()),
             "voice_errors": self.voices.errors,
             "default_voice": self.settings.default_voice,

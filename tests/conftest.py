@@ -36,7 +36,8 @@ def make_settings(make_settings, tmp_path: Path) -> Callable[..., Settings]:
     empty_model.mkdir()
 
     def make(**overrides: Any) -> Settings:
-        return make_settings(**{"model_id": str(empty_model), **overrides})
+        # Loading Whisper costs seconds of CPU per server; tests/stt/ turns it back on.
+        return make_settings(**{"model_id": str(empty_model), "disabled_plugins": ("whisper",), **overrides})
 
     return make
 

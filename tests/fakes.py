@@ -12,6 +12,16 @@ from sesame_voice import AudioChunk, Provider, ProviderFailed, ProviderUnavailab
 RATE = 24000
 
 
+def think(seconds: float, cancelled: threading.Event) -> bool:
+    """Busy for ``seconds`` like a model; False as soon as ``cancelled`` is set."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cancelled.is_set():
+            return False
+        time.sleep(0.01)
+    return not cancelled.is_set()
+
+
 class ToneProvider(Provider):
     """One 0.5 s tone per sentence, after ``delay`` seconds of 'thinking'; records what it did."""
 
@@ -35,15 +45,10 @@ class ToneProvider(Provider):
         self.started.set()
         self.threads.add(threading.get_ident())
         for index, sentence in enumerate(job.sentences):
-            deadline = time.monotonic() + self.delay
             began = time.perf_counter()
-            while time.monotonic() < deadline:
-                if job.cancelled.is_set():
-                    self.cancelled_seen.set()
-                    return
-                time.sleep(0.01)
+            thought = think(self.delay, job.cancelled)
             self.spans.append((began, time.perf_counter()))
-            if job.cancelled.is_set():
+            if not thought:
                 self.cancelled_seen.set()
                 return
             t = np.arange(RATE // 2) / RATE

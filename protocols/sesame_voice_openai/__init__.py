@@ -1,4 +1,4 @@
-"""OpenAI-compatible HTTP frontend: /v1/audio/speech, /v1/models, /v1/audio/voices."""
+"""OpenAI-compatible HTTP frontend: /v1/audio/speech, /v1/audio/transcriptions, /v1/models, /v1/audio/voices."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sesame_voice import hookimpl
 from .errors import error_response
 from .openapi import openapi_paths
 from .speech import create_speech
+from .transcriptions import TRANSCRIPTION_MODELS, create_transcription
 
 MODELS = ("csm-1b", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 CREATED = int(time.mktime((2025, 3, 13, 0, 0, 0, 0, 0, 0)))
@@ -22,13 +23,21 @@ def _model_object(model_id: str) -> dict:
     return {"id": model_id, "object": "model", "created": CREATED, "owned_by": "sesame-voice"}
 
 
+def model_ids(server) -> list[str]:
+    """Speech models, then transcription models when a speech-to-text provider is installed."""
+    ids = list(MODELS)
+    if server.speech_to_text.providers:
+        ids += [m for m in (TRANSCRIPTION_MODELS[0], *server.speech_to_text.model_names()) if m not in ids]
+    return ids
+
+
 async def list_models(request: web.Request, server) -> web.Response:
-    return web.json_response({"object": "list", "data": [_model_object(m) for m in MODELS]})
+    return web.json_response({"object": "list", "data": [_model_object(m) for m in model_ids(server)]})
 
 
 async def get_model(request: web.Request, server) -> web.Response:
     model_id = request.match_info["model"]
-    if model_id not in MODELS:
+    if model_id not in model_ids(server):
         return error_response(404, f"The model '{model_id}' does not exist", param="model", code="model_not_found")
     return web.json_response(_model_object(model_id))
 
@@ -59,6 +68,7 @@ def register_routes(app: web.Application, server) -> None:
     """Mount the OpenAI routes and describe them for zeroconf and OpenAPI."""
     routes = [
         ("POST", "/v1/audio/speech", create_speech),
+        ("POST", "/v1/audio/transcriptions", create_transcription),
         ("GET", "/v1/models", list_models),
         ("GET", "/v1/models/{model}", get_model),
         ("GET", "/v1/audio/voices", list_voices),

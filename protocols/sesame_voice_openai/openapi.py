@@ -64,10 +64,47 @@ def speech_body_schema(server) -> dict:
     }
 
 
+_TRANSCRIPTION_FORM = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "string", "format": "binary", "description": "Audio in any format FFmpeg decodes (≤ 25 MB)"},
+        "model": {"type": "string", "description": "whisper-1 (listed) or any; a speech-to-text model name picks it"},
+        "language": {"type": "string", "description": "ISO 639-1 code of the speech; detected when absent"},
+        "prompt": {"type": "string", "description": "Text preceding the audio (names, spelling)"},
+        "response_format": {"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"], "default": "json"},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
+        "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
+        "stream": {"type": "boolean", "default": False, "description": "Server-sent transcript.text.delta/done events"},
+    },
+}
+
+
 def openapi_paths(server) -> dict:
-    """Path items of /v1/audio/speech (rebuilt as voices change), /v1/models and /v1/audio/voices."""
+    """Path items of /v1/audio/speech (rebuilt as voices change), /v1/audio/transcriptions, /v1/models
+    and /v1/audio/voices."""
     errors = {"400": _ERROR, "401": _ERROR, "415": _ERROR, "429": _ERROR, "500": _ERROR, "503": _ERROR}
     return {
+        "/v1/audio/transcriptions": {
+            "post": {
+                "summary": "Transcribe audio into text (OpenAI createTranscription)",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _TRANSCRIPTION_FORM}}},
+                "responses": {
+                    "200": {
+                        "description": "The transcript in the requested format, or SSE events with stream=true",
+                        "content": {
+                            "application/json": {},
+                            "text/plain": {},
+                            "application/x-subrip": {},
+                            "text/vtt": {},
+                            "text/event-stream": {},
+                        },
+                    },
+                    "413": _ERROR,
+                    **errors,
+                },
+            }
+        },
         "/v1/audio/speech": lambda: {
             "post": {
                 "summary": "Generate audio from text (OpenAI createSpeech)",

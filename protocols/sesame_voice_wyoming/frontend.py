@@ -11,6 +11,7 @@ from wyoming.event import Event
 from sesame_voice import Announcement, Frontend, SesameVoiceError, __version__
 from sesame_voice.config import ConfigError
 
+from .asr import asr_programs
 from .handler import WyomingHandler
 from .info import build_info
 from .options import ENV_NAMES, wyoming_options
@@ -49,6 +50,8 @@ class WyomingFrontend(Frontend):
     def __init__(self, server) -> None:
         super().__init__(server)
         options = wyoming_options(server.settings)
+        self.options = options
+        """The plugin's settings (``plugins.wyoming`` / WYOMING_* env)."""
         self.host, self._requested_port = parse_uri(options.uri)
         self.port: int | None = None
         """The bound port, once started."""
@@ -68,11 +71,14 @@ class WyomingFrontend(Frontend):
 
     async def start(self) -> None:
         self.refresh_info()
+        self.server.speech_to_text.listeners.append(self.refresh_info)
         self._listener = await asyncio.start_server(self._accept, self.host, self._requested_port)
         self.port = self._listener.sockets[0].getsockname()[1]
         _LOGGER.info("Wyoming on tcp://%s:%s", self.host, self.port)
 
     async def stop(self) -> None:
+        if self.refresh_info in self.server.speech_to_text.listeners:
+            self.server.speech_to_text.listeners.remove(self.refresh_info)
         if self._listener is not None:
             self._listener.close()
         tasks = list(self._connections)
@@ -102,7 +108,7 @@ class WyomingFrontend(Frontend):
         return self._info[1]
 
     def refresh_info(self) -> None:
-        """Rebuild the cached ``info`` from the current voices."""
+        """Rebuild the cached ``info`` from the current voices and speech-to-text models."""
         self._info = None
         self.info_event()
 
@@ -112,7 +118,9 @@ class WyomingFrontend(Frontend):
         except SesameVoiceError:
             default = None
         voices = self.server.voices.list()
-        return build_info(voices, self.server.providers, self.server.engine.serving_provider, default).event()
+        info = build_info(voices, self.server.providers, self.server.engine.serving_provider, default)
+        info.asr = asr_programs(self.server)
+        return info.event()
 
     def announcements(self) -> list[Announcement]:
         if self.port is None:

@@ -15,6 +15,7 @@ from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, Synthesize
 
 from sesame_voice import InvalidRequest, SesameVoiceError
 
+from .asr import AsrSession
 from .event_reader import MalformedEvent, read_event
 from .spoken_reply import SpokenReply, StreamedReply
 from .voice_choice import choose_voice
@@ -41,6 +42,7 @@ class WyomingHandler(AsyncEventHandler):
         self.server = frontend.server
         self.peer = writer.get_extra_info("peername")
         self._stream: StreamedReply | None = None
+        self._asr = AsrSession(self.server, frontend.options, self.write_event, self.send_error, self.writer.close)
 
     # -- connection --------------------------------------------------------------
     async def run(self) -> None:
@@ -67,6 +69,7 @@ class WyomingHandler(AsyncEventHandler):
         stream, self._stream = self._stream, None
         if stream is not None:
             await stream.cancel()
+        await self._asr.close()
 
     async def send_error(self, text: str, code: str) -> None:
         """Send an ``error`` event; a client that is already gone is not an error of ours."""
@@ -119,6 +122,8 @@ class WyomingHandler(AsyncEventHandler):
             if stream is not None:
                 await stream.finish()
             await self.write_event(SynthesizeStopped().event())
+        elif self._asr.handles(event.type):
+            await self._asr.handle(event)
         else:
             _LOGGER.debug("Ignoring Wyoming event %s from %s", event.type, self.peer)
         return True

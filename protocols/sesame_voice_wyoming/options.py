@@ -24,6 +24,10 @@ class WyomingOptions:
     """Speak an answer's first clause on its own, for a faster first audio chunk."""
     stream_idle_timeout: float = 60.0
     """Seconds a streamed answer waits for more text before it ends there (0: forever)."""
+    audio_timeout: float = 30.0
+    """Speech-to-text: seconds without an audio event before an unfinished utterance is dropped."""
+    max_audio_seconds: float = 300.0
+    """Speech-to-text: the longest utterance accepted."""
 
 
 def wyoming_options(settings) -> WyomingOptions:

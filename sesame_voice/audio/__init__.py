@@ -3,12 +3,13 @@
 - ``formats``: the six response formats, their content types and sample rates.
 - ``pcm``: float samples <-> 16-bit PCM (the one conversion every frontend uses).
 - ``encoders``: ``StreamEncoder`` / ``encode_audio``, chunk by chunk into one valid stream.
-- ``decoders``: ``decode_audio``, any of the six formats back to float samples.
+- ``decoders``: ``decode_audio``, any of the six formats back to float samples; ``decode_file``,
+  any upload PyAV reads, with clear errors for empty, non-audio, truncated or too long files.
 - ``resampling``: ``StreamResampler``, seamless chunk-by-chunk rate conversion (soxr).
 - ``stretch``: ``StreamStretcher`` / ``time_stretch``, pitch-preserving tempo change that streams.
 """
 
-from .decoders import decode_audio
+from .decoders import decode_audio, decode_file
 from .encoders import StreamEncoder, encode_audio, encoders_available
 from .formats import CONTENT_TYPES, OPUS_SAMPLE_RATE, PCM_SAMPLE_RATE, WHOLE_FILE_FORMATS, output_rate
 from .pcm import as_mono, from_pcm16, to_pcm16
@@ -25,6 +26,7 @@ __all__ = [
     "StreamStretcher",
     "as_mono",
     "decode_audio",
+    "decode_file",
     "encode_audio",
     "encoders_available",
     "from_pcm16",

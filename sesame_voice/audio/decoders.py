@@ -1,4 +1,4 @@
-"""Decoding any of the six response formats back to float samples (tests, voice clips, CLI)."""
+"""Decoding audio to float samples: the six response formats, and any file PyAV reads (uploads)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import io
 import av
 import numpy as np
 
+from ..types import InvalidRequest
 from .formats import PCM_SAMPLE_RATE, check_format
 from .pcm import from_pcm16
 
@@ -20,18 +21,68 @@ def decode_audio(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     check_format(fmt)
     if fmt == "pcm":
         return from_pcm16(data), PCM_SAMPLE_RATE
-    resampler = av.AudioResampler(format="fltp")  # keep rate and channels; planar float
-    parts: list[np.ndarray] = []
-    rate = 0
     with av.open(io.BytesIO(data), mode="r") as container:
         if not container.streams.audio:
             raise ValueError(f"no audio stream in the {fmt} data")
-        stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate or stream.rate or 0
-        frames = list(container.decode(stream)) + [None]
-        for frame in frames:
-            for out in resampler.resample(frame):
-                rate = out.sample_rate
-                parts.append(out.to_ndarray().mean(axis=0))
+        return _decode_container(container)
+
+
+def _decode_container(container, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Every frame of the first audio stream as float32 mono (channels averaged) and its rate."""
+    resampler = av.AudioResampler(format="fltp")  # keep rate and channels; planar float
+    parts: list[np.ndarray] = []
+    stream = container.streams.audio[0]
+    rate = stream.codec_context.sample_rate or stream.rate or 0
+    decoded = 0
+    for frame in _frames(container, stream):
+        for out in resampler.resample(frame):
+            rate = out.sample_rate
+            parts.append(out.to_ndarray().mean(axis=0))
+            decoded += out.samples
+            if max_seconds is not None and decoded > max_seconds * rate:
+                raise InvalidRequest(f"the audio is longer than {max_seconds:.0f} s", param="file",
+                                     code="audio_too_long")
     samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
     return samples, int(rate)
+
+
+def _frames(container, stream):
+    """The stream's decoded frames, then None (which flushes the resampler)."""
+    yield from container.decode(stream)
+    yield None
+
+
+def decode_file(data: bytes, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
+    """Decode an audio file of any format PyAV (FFmpeg) reads to float32 mono and its sample rate.
+
+    Raises ``InvalidRequest`` for empty data, data that is not audio, a corrupt or truncated file
+    (decoding fails, or the header promises more than the data holds) and audio longer than
+    ``max_seconds``.
+    """
+    if not data:
+        raise InvalidRequest("the audio file is empty", param="file", code="empty_audio")
+    try:
+        container = av.open(io.BytesIO(data), mode="r")
+    except (av.FFmpegError, ValueError, EOFError) as err:
+        raise InvalidRequest(f"the file is not audio that can be decoded ({err})", param="file",
+                             code="invalid_audio_file") from None
+    with container:
+        if not container.streams.audio:
+            raise InvalidRequest("the file has no audio stream", param="file", code="invalid_audio_file")
+        try:
+            samples, rate = _decode_container(container, max_seconds)
+        except (av.FFmpegError, ValueError, EOFError) as err:
+            if isinstance(err, InvalidRequest):
+                raise
+            raise InvalidRequest(f"the audio file is corrupt or truncated ({err})", param="file",
+                                 code="truncated_audio") from None
+        promised = (container.duration or 0) / 1e6
+    if rate <= 0 or samples.size == 0:
+        raise InvalidRequest("the audio file holds no samples", param="file", code="empty_audio")
+    decoded = samples.size / rate
+    if promised - decoded > max(0.5, 0.1 * promised):
+        raise InvalidRequest(
+            f"the audio file is truncated: its header promises {promised:.1f} s, the data holds {decoded:.1f} s",
+            param="file", code="truncated_audio",
+        )
+    return samples, rate

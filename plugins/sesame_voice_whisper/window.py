@@ -1,0 +1,80 @@
+"""Short utterances decoded in a short encoder window instead of Whisper's fixed 30 s.
+
+Whisper pads every window to 30 s, so a 3 s voice command pays for 30 s of encoder work (most of
+the time to transcript on a CPU). CTranslate2 encodes shorter inputs; below about 10 s the model
+starts to repeat itself, so the window is max(10 s, duration + 3 s). A result that does not end
+the way a complete transcript ends (closing timestamp, nothing past the end of the audio, not
+repetitive, confident) is thrown away and the caller decodes the audio the normal way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIN_FRAMES = 1000
+"""Shortest window in 10 ms mel frames (10 s); shorter windows make Whisper repeat itself."""
+TAIL_FRAMES = 300
+"""Silence after the speech, in frames (3 s), so the model hears the utterance end."""
+FULL_FRAMES = 3000
+MAX_COMPRESSION_RATIO = 2.4
+MIN_AVG_LOGPROB = -1.0
+"""faster-whisper's own thresholds for a failed decode (repetition, low confidence)."""
+
+
+def fits(duration: float) -> bool:
+    """True if audio this long (seconds) gains from a short window."""
+    return duration * 100 + TAIL_FRAMES < FULL_FRAMES
+
+
+def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | None, beam_size: int) -> list[dict] | None:
+    """Segments (start, end, text, tokens, scores) of a short utterance, or None if the result is unreliable."""
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+    duration = len(samples) / model.feature_extractor.sampling_rate
+    hop = model.feature_extractor.hop_length
+    frames = max(MIN_FRAMES, len(samples) // hop + TAIL_FRAMES)
+    if frames > FULL_FRAMES:
+        return None
+    # Pad with digital silence before the mel transform, as Whisper pads its 30 s windows.
+    features = model.feature_extractor(np.pad(samples, (0, frames * hop - len(samples))))[:, :frames]
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+    previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
+    request = model.get_prompt(tokenizer, previous, without_timestamps=False)
+    result = model.model.generate(
+        model.encode(features),
+        [request],
+        beam_size=beam_size,
+        max_length=model.max_length,
+        suppress_blank=True,
+        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+        max_initial_timestamp_index=50,
+        return_scores=True,
+        return_no_speech_prob=True,
+    )[0]
+    tokens = list(result.sequences_ids[0])
+    if len(tokens) < 2 or tokens[-1] < tokenizer.timestamp_begin:
+        return None  # no closing timestamp: the decode ran off
+    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+    pieces, _, finished = model._split_segments_by_timestamps(tokenizer, tokens, 0.0, frames, duration, 0)
+    if not finished:
+        return None  # the model wants to go on after its last segment: decode it the normal way
+    segments = []
+    for piece in pieces:
+        text_tokens = [t for t in piece["tokens"] if t < tokenizer.eot]
+        text = tokenizer.decode(text_tokens)
+        if piece["end"] > duration + 0.5 or piece["start"] > piece["end"]:
+            return None  # speech "heard" after the audio ended
+        if text.strip():
+            segments.append({
+                "start": piece["start"], "end": min(piece["end"], duration), "text": text, "tokens": text_tokens,
+                "avg_logprob": avg_logprob, "no_speech_prob": result.no_speech_prob,
+                "compression_ratio": get_compression_ratio(text),
+            })
+    texts = [s["text"].strip().lower() for s in segments]
+    whole = " ".join(texts)
+    if not whole or get_compression_ratio(whole) > MAX_COMPRESSION_RATIO or avg_logprob < MIN_AVG_LOGPROB:
+        return None
+    if len(set(texts)) < len(texts):
+        return None  # a segment said twice: the short window's typical failure
+    return segments

@@ -1,0 +1,310 @@
+"""Speech to text: the provider base class, its result types, and the server's transcription service."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, AsyncIterator, Callable, ClassVar, Iterator, Mapping
+
+import numpy as np
+
+from .engine import ProviderWorker
+from .provider import ModelHolder
+from .types import InvalidRequest, ProviderUnavailable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import Settings
+
+_LOGGER = logging.getLogger(__name__)
+SILENCE_PEAK = 1e-3
+"""Audio whose loudest sample is below this (-60 dBFS) is silence: an empty transcript, no model run."""
+MAX_AUDIO_SECONDS = 4 * 3600
+"""Longest audio the service accepts in one request."""
+
+
+class SpeechToTextUnavailable(ProviderUnavailable):
+    """No speech-to-text provider is installed, or none could load."""
+
+    code = "stt_unavailable"
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word with its time span in seconds."""
+
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of decoded speech; times in seconds from the start of the audio."""
+
+    start: float
+    end: float
+    text: str
+    words: tuple[Word, ...] = ()
+    tokens: tuple[int, ...] = ()
+    temperature: float | None = None
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
+    no_speech_prob: float | None = None
+
+
+@dataclass
+class Transcript:
+    """The whole result: text, language (ISO code, if known), audio duration and segments."""
+
+    text: str
+    language: str | None
+    duration: float
+    segments: list[Segment] = field(default_factory=list)
+    provider: str = ""
+    model: str = ""
+
+
+@dataclass
+class TranscriptionJob:
+    """One unit of work handed to a speech-to-text provider in its worker thread."""
+
+    samples: np.ndarray
+    """Mono float32 in [-1, 1] at the provider's ``sample_rate``."""
+    sample_rate: int
+    language: str | None = None
+    """ISO 639-1 code the speech is in, or None to detect it."""
+    prompt: str | None = None
+    """Text that precedes the audio (names, spelling, style); providers may ignore it."""
+    temperature: float | None = None
+    """Sampling temperature; None is the provider's default."""
+    word_timestamps: bool = False
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    detected_language: str | None = None
+    """Set by the provider when it knows the language (detected or given)."""
+
+    @property
+    def duration(self) -> float:
+        """Length of the audio in seconds."""
+        return len(self.samples) / float(self.sample_rate)
+
+
+class SttProvider(ModelHolder):
+    """A speech recogniser. Every method except ``__init__``, ``status``, ``languages`` and
+    ``model_name`` runs in its worker thread.
+
+    Subclasses set ``name`` and implement ``transcribe``; they override ``load`` when they hold a
+    model. ``sample_rate`` is the rate ``transcribe`` receives (the service resamples to it).
+    """
+
+    sample_rate: ClassVar[int] = 16000
+
+    def model_name(self) -> str:
+        """The model this provider serves, as clients may name it (e.g. ``tiny.en``)."""
+        return self.name
+
+    def languages(self) -> list[str]:
+        """ISO 639-1 codes of the languages it understands (empty: unknown)."""
+        return []
+
+    def transcribe(self, job: TranscriptionJob) -> Iterator[Segment]:
+        """Yield segments in order; stop soon after ``job.cancelled`` is set."""
+        raise NotImplementedError
+
+    def status(self) -> dict:
+        return {**super().status(), "model": self.model_name(), "languages": self.languages()}
+
+
+class Transcription:
+    """A running transcription: iterate its segments as they are decoded, or await ``result()``."""
+
+    def __init__(self, job: TranscriptionJob, provider: SttProvider, segments: AsyncIterator[Segment]) -> None:
+        self.job = job
+        self.provider = provider
+        self.segments: list[Segment] = []
+        self._source = segments
+
+    def __aiter__(self) -> AsyncIterator[Segment]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Segment]:
+        async for segment in self._source:
+            self.segments.append(segment)
+            yield segment
+
+    async def result(self) -> Transcript:
+        """Wait for every remaining segment; the whole transcript."""
+        async for _ in self:
+            pass
+        return self.transcript()
+
+    def transcript(self) -> Transcript:
+        """The transcript of the segments decoded so far."""
+        text = " ".join(s.text.strip() for s in self.segments if s.text.strip())
+        return Transcript(
+            text=text,
+            language=self.job.detected_language or self.job.language,
+            duration=self.job.duration,
+            segments=list(self.segments),
+            provider=self.provider.name,
+            model=self.provider.model_name(),
+        )
+
+    async def aclose(self) -> None:
+        """Stop decoding (client went away, or done)."""
+        self.job.cancelled.set()
+        await self._source.aclose()
+
+
+def _mono(samples: np.ndarray) -> np.ndarray:
+    """A float32 1-D copy of ``samples``; several channels (samples × channels) are averaged."""
+    try:
+        x = np.asarray(samples, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidRequest("audio samples must be numbers", param="file", code="invalid_audio") from None
+    if x.ndim == 2:
+        x = x.mean(axis=1 if x.shape[0] >= x.shape[1] else 0)
+    if x.ndim != 1:
+        raise InvalidRequest(f"audio must be mono or samples × channels, got shape {x.shape}", param="file",
+                             code="invalid_audio")
+    return np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+
+
+class SpeechToText:
+    """The server's speech-to-text service: validates audio and runs a provider off the event loop.
+
+    ``await server.speech_to_text.transcribe(samples, sample_rate)`` → ``Transcript``;
+    ``server.speech_to_text.start(...)`` → a ``Transcription`` whose segments arrive as decoded.
+    """
+
+    def __init__(self, providers: Mapping[str, SttProvider], settings: "Settings") -> None:
+        self.providers = dict(providers)
+        self.workers = {name: ProviderWorker(p, settings.max_queue, kind="stt") for name, p in providers.items()}
+        self.listeners: list[Callable[[], None]] = []
+        """Called (on the event loop) after a provider finished loading or failed to."""
+
+    @property
+    def available(self) -> bool:
+        """True if some provider is installed and has not failed to load."""
+        return any(p.state != "failed" for p in self.providers.values())
+
+    def provider(self, name: str | None = None) -> SttProvider:
+        """The provider called (or serving a model called) ``name``, else the first usable one."""
+        if not self.providers:
+            raise SpeechToTextUnavailable(
+                "no speech-to-text provider is installed; install sesame-voice with its default "
+                "dependencies (faster-whisper) or a speech-to-text plugin"
+            )
+        if name:
+            for provider in self.providers.values():
+                if name in (provider.name, provider.model_name()):
+                    return provider
+        usable = [p for p in self.providers.values() if p.state != "failed"]
+        if not usable:
+            reasons = "; ".join(f"{p.name}: {p.error}" for p in self.providers.values())
+            raise SpeechToTextUnavailable(f"no speech-to-text provider could load ({reasons})")
+        return next((p for p in usable if p.state == "ready"), usable[0])
+
+    def model_names(self) -> list[str]:
+        """Model names of every installed provider."""
+        return [p.model_name() for p in self.providers.values()]
+
+    def languages(self) -> list[str]:
+        """Every language some provider understands, sorted."""
+        return sorted({lang for p in self.providers.values() for lang in p.languages()})
+
+    async def preload(self) -> None:
+        """Load every provider in its worker thread, then tell the listeners."""
+        for worker in self.workers.values():
+            try:
+                await worker.call(worker.provider.ensure_loaded)
+            except Exception as err:  # noqa: BLE001 - remembered by the provider, shown in /health
+                _LOGGER.debug("Speech-to-text provider %s not available: %s", worker.provider.name, err)
+            for listener in list(self.listeners):
+                listener()
+
+    def start(
+        self,
+        samples: np.ndarray,
+        sample_rate: int,
+        language: str | None = None,
+        prompt: str | None = None,
+        temperature: float | None = None,
+        word_timestamps: bool = False,
+        provider: str | None = None,
+    ) -> Transcription:
+        """Validate the audio and start transcribing it; iterate the result or await ``result()``.
+
+        The caller must ``aclose()`` a Transcription it stops iterating early.
+        """
+        chosen = self.provider(provider)
+        audio = _mono(samples)
+        try:
+            rate = int(sample_rate)
+        except (TypeError, ValueError):
+            raise InvalidRequest("sample_rate must be an integer", code="invalid_audio") from None
+        if not 1000 <= rate <= 384000:
+            raise InvalidRequest(f"sample rate must be 1000-384000 Hz, got {rate}", code="invalid_audio")
+        if audio.size == 0:
+            raise InvalidRequest("the audio is empty: no samples to transcribe", param="file", code="empty_audio")
+        if audio.size / rate > MAX_AUDIO_SECONDS:
+            raise InvalidRequest(
+                f"the audio is {audio.size / rate:.0f} s long; the maximum is {MAX_AUDIO_SECONDS} s",
+                param="file", code="audio_too_long",
+            )
+        if temperature is not None and not 0.0 <= float(temperature) <= 1.0:
+            raise InvalidRequest("temperature must be between 0 and 1", param="temperature")
+        job = TranscriptionJob(
+            samples=audio, sample_rate=rate, language=_language_code(language), prompt=prompt or None,
+            temperature=None if temperature is None else float(temperature), word_timestamps=word_timestamps,
+        )
+        worker = self.workers[chosen.name]
+        return Transcription(job, chosen, worker.stream(job, _prepared(chosen)))
+
+    async def transcribe(self, samples: np.ndarray, sample_rate: int, **options) -> Transcript:
+        """The transcript of mono (or samples × channels) float audio at ``sample_rate``.
+
+        ``options`` are those of ``start``: ``language``, ``prompt``, ``temperature``,
+        ``word_timestamps``, ``provider``.
+        """
+        transcription = self.start(samples, sample_rate, **options)
+        try:
+            return await transcription.result()
+        finally:
+            await transcription.aclose()
+
+    async def aclose(self) -> None:
+        """Shut every worker down."""
+        for worker in self.workers.values():
+            worker.shutdown()
+
+
+def _language_code(language: str | None) -> str | None:
+    """``en-US`` / ``en_US`` / ``EN`` → ``en``; empty → None (detect)."""
+    if language is None:
+        return None
+    if not isinstance(language, str):
+        raise InvalidRequest("language must be a string such as 'en'", param="language")
+    code = language.strip().replace("_", "-").split("-")[0].lower()
+    if not code:
+        return None
+    if not code.isalpha() or len(code) > 3:
+        raise InvalidRequest(f"language {language[:32]!r} is not an ISO 639-1 code such as 'en'", param="language")
+    return code
+
+
+def _prepared(provider: SttProvider) -> Callable[[TranscriptionJob], Iterator[Segment]]:
+    """The provider's ``transcribe`` behind resampling to its rate and a silence check (worker thread)."""
+
+    def run(job: TranscriptionJob) -> Iterator[Segment]:
+        if job.sample_rate != provider.sample_rate:
+            import soxr
+
+            job.samples = soxr.resample(job.samples, job.sample_rate, provider.sample_rate).astype(np.float32)
+            job.sample_rate = provider.sample_rate
+        if float(np.max(np.abs(job.samples))) < SILENCE_PEAK:
+            return iter(())  # nothing was said; Whisper would invent "Thank you."
+        return provider.transcribe(job)
+
+    return run
