@@ -65,10 +65,11 @@ async def serve_sesame(port: int, threads: int, beam_size: int, short_window: bo
     from sesame_voice.server import Server
 
     settings = load_settings(
-        env={}, dotenv_file=None, host="127.0.0.1", port=free_port(), plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{port}"}},
+        env={}, dotenv_file=None, host="127.0.0.1", port=free_port(),
         zeroconf_enabled=False, voices_dir=REPO / "voices", model_id=str(REPO / "no-csm-weights"),
         log_level="warning", disabled_plugins=("csm",),
-        plugins={"whisper": {"model": model_dir(), "cpu_threads": threads, "beam_size": beam_size,
+        plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{port}"},
+                 "whisper": {"model": model_dir(), "cpu_threads": threads, "beam_size": beam_size,
                              "compute_type": "int8", "short_window": short_window}},
     )
     async with Server(settings) as server:
