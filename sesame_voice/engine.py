@@ -32,6 +32,8 @@ _LOGGER = logging.getLogger(__name__)
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 STRETCH_BLOCK_SECONDS = 2.0
 """Providers without native speed are time-stretched in blocks at least this long."""
+FIRST_AUDIO_HANDOFF_SECONDS = 0.25
+"""At most this long a provider waits for its first chunk to be sent on before it goes on."""
 _DONE = object()
 
 
@@ -63,6 +65,8 @@ class ProviderWorker:
             raise Overloaded(f"provider {self.provider.name} has {self.pending} requests queued; try again later")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
+        first_sent = threading.Event()
+        """Set when the consumer comes back after the first chunk: that audio is on its way."""
 
         def put(item) -> None:
             with contextlib.suppress(RuntimeError):  # loop already closed
@@ -74,10 +78,12 @@ class ProviderWorker:
                     if job.cancelled.is_set():
                         return
                     self.provider.ensure_loaded()
-                    for chunk in self.provider.synthesize(job):
+                    for index, chunk in enumerate(self.provider.synthesize(job)):
                         if job.cancelled.is_set():
                             break
                         put(chunk)
+                        if index == 0:  # the first audio leaves before the rest competes with it for the CPU
+                            first_sent.wait(FIRST_AUDIO_HANDOFF_SECONDS)
                         self.turns.pass_on()
             except SesameVoiceError as err:
                 put(err)
@@ -98,7 +104,9 @@ class ProviderWorker:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+                first_sent.set()
         finally:
+            first_sent.set()
             job.cancelled.set()
 
     def _finished(self) -> None:
