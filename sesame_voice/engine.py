@@ -30,6 +30,8 @@ from .types import (
 )
 
 _LOGGER = logging.getLogger(__name__)
+FIRST_AUDIO_HANDOFF_SECONDS = 0.25
+"""At most this long a provider waits for its first chunk to be sent on before it goes on."""
 _DONE = object()
 CLOSE_WAIT_SECONDS = 10.0
 """Shutdown waits this long for a provider to finish its job and close; then it lets it finish alone."""
@@ -74,6 +76,8 @@ class ProviderWorker:
             raise Overloaded(f"provider {self.provider.name} has {self.pending} requests queued; try again later")
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
+        first_sent = threading.Event()
+        """Set when the consumer comes back after the first chunk: that audio is on its way."""
 
         def put(item) -> None:
             with contextlib.suppress(RuntimeError):  # loop already closed
@@ -85,10 +89,12 @@ class ProviderWorker:
                     if job.cancelled.is_set():
                         return
                     self.provider.ensure_loaded()
-                    for chunk in work(job):
+                    for index, chunk in enumerate(work(job)):
                         if job.cancelled.is_set():
                             break
                         put(chunk)
+                        if index == 0:  # the first audio leaves before the rest competes with it for the CPU
+                            first_sent.wait(FIRST_AUDIO_HANDOFF_SECONDS)
                         self.turns.pass_on()
             except SesameVoiceError as err:
                 put(err)
@@ -110,7 +116,9 @@ class ProviderWorker:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+                first_sent.set()
         finally:
+            first_sent.set()
             job.cancelled.set()
             self._jobs.pop(id(job), None)
 

@@ -163,6 +163,11 @@ async def test_an_answer_is_one_job_whose_text_arrives_in_order(fake_wyoming):
         # The job is already speaking while the rest of the answer has not been written yet.
         assert await asyncio.to_thread(recorder.first_read.wait, 10)
         assert (await asyncio.wait_for(client.read_event(), 10)).type == "audio-start"
+        # The provider reads on to the second clause once its first audio was sent (the text up
+        # to there has arrived): wait for it rather than race it.
+        deadline = time.monotonic() + 10
+        while len(recorder.jobs[1]) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         assert recorder.jobs[1][:2] == spoken[:2]
         for piece in split_mid_word(text[first_end + 3 :]):
             await client.write_event(SynthesizeChunk(text=piece).event())
