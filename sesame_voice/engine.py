@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, Callable, Mapping
 
 import numpy as np
 
+from .context import fit_context
 from .provider import Provider
 from .text import normalize, split_sentences
 from .types import (
@@ -200,9 +201,12 @@ class Engine:
                 skipped.append(provider_name)
                 last_error = ProviderUnavailable(f"provider {provider_name!r} is still loading")
                 continue
-            job = ProviderJob(
-                sentences=sentences, voice=voice, params={**params, **request.sampling}, request=request
-            )
+            job_params = {**params, **request.sampling}
+            job_request = request
+            if request.context:  # each provider gets the newest turns its window holds, at its rate
+                context = await asyncio.to_thread(fit_context, worker.provider, request.context, job_params)
+                job_request = replace(request, context=context)
+            job = ProviderJob(sentences=sentences, voice=voice, params=job_params, request=job_request)
             stream = self._shaped(worker, job)
             try:
                 first = await stream.__anext__()
@@ -293,5 +297,5 @@ def _cap(chunk: AudioChunk, limit_ms: int | None, emitted_ms: float) -> tuple[Au
     room = int((limit_ms - emitted_ms) / 1000 * chunk.sample_rate)
     if room >= len(chunk.samples):
         return chunk, False
-    return AudioChunk(chunk.samples[: max(room, 0)], chunk.sample_rate), True
+    return chunk.head(room), True
 

@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator
 
-from .types import AudioChunk, ProviderJob, ProviderUnavailable, Voice
+from .types import AudioChunk, ContextSegment, ProviderJob, ProviderUnavailable, Voice
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
@@ -28,6 +28,12 @@ class Provider:
     """True if ``synthesize`` applies ``request.speed`` itself (else the engine time-stretches)."""
     voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
     """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
+    supports_context: ClassVar[bool] = False
+    """True if ``synthesize`` conditions on ``job.request.context`` (earlier conversation turns).
+    Otherwise the engine hands it no context, and it simply speaks."""
+    context_sample_rate: ClassVar[int | None] = None
+    """Rate the engine resamples context audio to before the job reaches the provider (None: as sent)."""
+    DEFAULT_CONTEXT_WINDOW: ClassVar[float] = 600.0
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings
@@ -84,6 +90,20 @@ class Provider:
     def default_voices(self) -> Iterable[Voice]:
         """Voices that exist without any file (e.g. an embedded model)."""
         return ()
+
+    def context_window(self, params) -> float:
+        """How much context (in ``context_cost`` units) fits beside a generation with these voice params.
+
+        Runs on the event loop's helper thread, not the worker: keep it quick and model-free.
+        The default is generous: 600 seconds of speech.
+        """
+        return self.DEFAULT_CONTEXT_WINDOW
+
+    def context_cost(self, segment: ContextSegment) -> float:
+        """What one context segment takes of ``context_window``; default seconds (audio, or text at 15 chars/s)."""
+        if segment.audio is not None and segment.sample_rate:
+            return len(segment.audio) / float(segment.sample_rate)
+        return len(segment.text or "") / 15.0
 
     def synthesize(self, job: ProviderJob) -> Iterator[AudioChunk]:
         """Yield audio for ``job.sentences`` in order; stop soon after ``job.cancelled`` is set."""

@@ -16,6 +16,7 @@ from .engine import Engine
 from .frontend import Announcement, Frontend
 from .plugins import PluginManager, collect_frontends, collect_providers, make_plugin_manager
 from .provider import Provider
+from .sessions import SessionLimits, SessionStore
 from .voices import VoiceLibrary
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ class Server:
         )
         self.engine = Engine(self.providers, self.voices, settings)
         self.engine.resolve_hook = self._resolve_voice_hook
+        self.sessions = SessionStore(
+            SessionLimits.from_settings(settings), self.engine, Path(settings.cache_dir).expanduser() / "sessions",
+            speech_to_text=lambda: getattr(self, "speech_to_text", None),
+        )
+        """Conversation sessions shared by every frontend (docs/sessions.md)."""
+        self.health_fields: list[Any] = []
+        """Callables ``(report) -> dict | None`` whose answers are merged into ``GET /health``'s report."""
         self.frontends: list[Frontend] = []
         self.http_properties: dict[str, str] = {}
         """TXT properties for the HTTP zeroconf service; route plugins add theirs."""
@@ -74,6 +82,7 @@ class Server:
                 stack.callback(preload.cancel)
         watcher = asyncio.create_task(self.voices.watch(self.settings.voices_poll_interval), name="voices-watch")
         stack.callback(watcher.cancel)
+        await stack.enter_async_context(self.sessions.running())
         await self._start_http()
         for name, registration in self.frontend_classes.items():
             if not registration.cls.enabled(self.settings):
@@ -154,7 +163,7 @@ class Server:
             self.voices.get(None)
         except Exception:  # noqa: BLE001
             default_ok = False
-        return {
+        report = {
             "status": "ok" if default_ok else "degraded",
             "version": __version__,
             "providers": providers,
@@ -163,7 +172,14 @@ class Server:
             "default_voice": self.settings.default_voice,
             "frontends": [f.name for f in self.frontends],
             "requests": dict(self.engine.counters),
+            "sessions": len(self.sessions.list()),
         }
+        for contribute in self.health_fields:
+            try:
+                report.update(contribute(report) or {})
+            except Exception:  # noqa: BLE001 - a plugin's field must not break the health check
+                _LOGGER.exception("Health field contributor %r failed", contribute)
+        return report
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response(self.health())

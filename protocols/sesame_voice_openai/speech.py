@@ -65,6 +65,19 @@ def parse_speech_body(body: Any, settings) -> tuple[SynthesisRequest, str]:
     return request, stream_format
 
 
+def session_extension(body: dict) -> tuple[str, int | None] | None:
+    """``session`` (and optional ``speaker``): a sesame-voice extension to speak within a conversation."""
+    session_id = body.get("session")
+    if session_id is None:
+        return None
+    if not isinstance(session_id, str) or not session_id:
+        raise InvalidRequest("session must be a session id string", param="session")
+    speaker = body.get("speaker")
+    if speaker is not None and (isinstance(speaker, bool) or not isinstance(speaker, int) or speaker < 0):
+        raise InvalidRequest("speaker must be a non-negative integer", param="speaker")
+    return session_id, speaker
+
+
 async def read_json(request: web.Request) -> Any:
     """The JSON body, or an InvalidRequest saying what is wrong with it."""
     if request.content_type != "application/json":
@@ -85,8 +98,15 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
         try:
             body = await read_json(request)
             speech, stream_format = parse_speech_body(body, server.settings)
-            # The engine's session stops the generation, and counts it, if the client goes away.
-            synthesis = await stack.enter_async_context(server.engine.session(speech))
+            conversation = session_extension(body)
+            if conversation is not None:  # extension: speak in a conversation session (docs/sessions.md)
+                session_id, speaker = conversation
+                synthesis = await stack.enter_async_context(server.sessions.speak(
+                    session_id, speech.text, speaker=speaker, voice=speech.voice, frontend="openai",
+                    speed=speech.speed, response_format=speech.response_format, instructions=speech.instructions))
+            else:
+                # The engine's session stops the generation, and counts it, if the client goes away.
+                synthesis = await stack.enter_async_context(server.engine.session(speech))
         except InvalidRequest as err:
             status = 415 if err.code == "unsupported_media_type" else 400
             return error_response(status, str(err), param=err.param, code=err.code)
