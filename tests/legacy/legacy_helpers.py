@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import threading
+from collections import deque
 
 import numpy as np
 import soundfile as sf
@@ -26,7 +27,8 @@ class RecordingProvider(Provider):
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
-        self.jobs: list = []
+        self.jobs: deque = deque(maxlen=2)
+        """The latest jobs (bounded: old jobs would keep their context audio alive)."""
 
     def context_window(self, params) -> float:
         return float(params.get("window_seconds", self.window_seconds))
