@@ -190,3 +190,44 @@ def load_settings(
         if raw is not None:
             values[name] = raw if not isinstance(raw, str) else _convert(name, raw)
     return Settings(**values).validate()
+
+
+def plugin_options(settings: Settings, name: str, cls: type, env_names: Mapping[str, str] | None = None,
+                   env: Mapping[str, str] | None = None):
+    """A plugin's options dataclass ``cls`` from ``settings.plugin_config(name)``, overridden by env vars.
+
+    ``env_names`` maps option fields to environment names. Values are converted to the fields'
+    types (str, int, float, bool, optionally ``| None``); ConfigError names an unknown or bad one.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = dict(settings.plugin_config(name))
+    for key, var in (env_names or {}).items():
+        if env.get(var):
+            raw[key] = env[var]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(f"plugins.{name}: unknown setting {key!r} (known: {', '.join(fields)})")
+        values[key] = _plugin_value(name, key, str(fields[key].type), value)
+    return cls(**values)
+
+
+def _plugin_value(plugin: str, key: str, kind: str, value: Any) -> Any:
+    if value in (None, "") and kind.endswith("| None"):
+        return None
+    base = kind.split("|")[0].strip()
+    try:
+        if base == "bool":
+            return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
+        if base == "int":
+            return int(value)
+        if base == "float":
+            return float(value)
+        if base == "str":
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    raise ConfigError(f"plugins.{plugin}: {key} has an invalid value {value!r} (expected {kind})")

@@ -117,12 +117,12 @@ class Session:
 class SessionLimits:
     """Bounds of the session store (core settings SESSION_IDLE_SECONDS, MAX_SESSIONS, …)."""
 
-    idle_seconds: float = 3600.0
-    max_sessions: int = 32
-    max_turns: int = 200
-    max_audio_seconds: float = 240.0
-    overflow: str = "drop_oldest"
-    persist: bool = False
+    idle_seconds: float
+    max_sessions: int
+    max_turns: int
+    max_audio_seconds: float
+    overflow: str
+    persist: bool
 
     @classmethod
     def from_settings(cls, settings) -> "SessionLimits":

@@ -52,10 +52,15 @@ def make_settings(tmp_path: Path, voices_dir: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 def start_server(make_settings):
-    """``async with start_server(**settings, plugins=[...]) as server`` runs a real server."""
+    """``async with start_server(**settings, plugins=[...], plugin_config={...}) as server`` runs a real server.
+
+    ``plugins`` are extra plugin objects to register; ``plugin_config`` is the settings' ``plugins:`` table.
+    """
 
     @contextlib.asynccontextmanager
-    async def start(plugins: list | None = None, **overrides: Any):
+    async def start(plugins: list | None = None, plugin_config: dict | None = None, **overrides: Any):
+        if plugin_config is not None:
+            overrides["plugins"] = plugin_config
         settings = make_settings(**overrides)
         pm = make_plugin_manager(disabled=settings.disabled_plugins)
         for plugin in plugins or []:

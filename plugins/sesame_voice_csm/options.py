@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
-from sesame_voice.config import ConfigError
+from sesame_voice.config import ConfigError, plugin_options
 
 ENV_OVERRIDES = {"tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI"}
 
@@ -41,37 +39,10 @@ class CsmOptions:
     @classmethod
     def from_settings(cls, settings, env: Mapping[str, str] | None = None) -> "CsmOptions":
         """Options from ``settings.plugin_config('csm')`` with CSM_TOKENIZER / CSM_MIMI env overrides."""
-        env = os.environ if env is None else env
-        raw: dict[str, Any] = dict(settings.plugin_config("csm"))
-        for key, var in ENV_OVERRIDES.items():
-            if env.get(var):
-                raw[key] = env[var]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in fields:
-                raise ConfigError(f"plugins.csm: unknown setting {key!r} (known: {', '.join(fields)})")
-            values[key] = _convert(key, fields[key].type, value)
-        options = cls(**values)
+        options = plugin_options(settings, "csm", cls, ENV_OVERRIDES, env)
         if options.first_chunk_frames < 1 or options.chunk_frames < 1:
             raise ConfigError("plugins.csm: first_chunk_frames and chunk_frames must be at least 1")
         if options.quantize_bits not in (None, 4, 8):
             raise ConfigError(f"plugins.csm: quantize_bits must be 4 or 8, got {options.quantize_bits}")
         return options
 
-
-def _convert(key: str, kind: str, value: Any) -> Any:
-    try:
-        if value is None or kind.startswith("str"):
-            return None if value in (None, "") else str(value)
-        if kind == "bool":
-            return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
-        if kind.startswith("int"):
-            return int(value)
-        if kind == "float":
-            return float(value)
-    except (TypeError, ValueError):
-        pass
-    else:
-        return value
-    raise ConfigError(f"plugins.csm: {key} has an invalid value {value!r} (expected {kind})")

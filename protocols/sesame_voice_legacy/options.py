@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
-from sesame_voice.config import ConfigError
+from sesame_voice.config import ConfigError, plugin_options
 
 OUTPUTS = ("mimi", "pcm")
 ENV_OVERRIDES = {
@@ -37,22 +35,7 @@ class LegacyOptions:
     @classmethod
     def from_settings(cls, settings, env: Mapping[str, str] | None = None) -> "LegacyOptions":
         """Options from ``settings.plugin_config('legacy')``, overridden by the environment names above."""
-        env = os.environ if env is None else env
-        raw: dict[str, Any] = dict(settings.plugin_config("legacy"))
-        for key, var in ENV_OVERRIDES.items():
-            if env.get(var):
-                raw[key] = env[var]
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key not in fields:
-                raise ConfigError(f"plugins.legacy: unknown setting {key!r} (known: {', '.join(fields)})")
-            kind = fields[key].type
-            try:
-                values[key] = int(value) if kind == "int" else float(value) if kind == "float" else str(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"plugins.legacy: {key} has an invalid value {value!r} (expected {kind})") from None
-        options = cls(**values)
+        options = plugin_options(settings, "legacy", cls, ENV_OVERRIDES, env)
         if options.preferred_output not in OUTPUTS:
             raise ConfigError(f"CSM_PREFERRED_OUTPUT (plugins.legacy.preferred_output) must be mimi or pcm, "
                               f"got {options.preferred_output!r}")

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from legacy_helpers import GatedProvider, legacy_plugin
-from sesame_voice.plugins import make_plugin_manager
-from sesame_voice.server import Server
 
 SMALL_LIMITS = {"max_context_segments": 3, "max_segment_seconds": 2.0, "max_context_seconds": 3.0}
 
 
 @pytest.fixture
-def start_legacy(make_settings):
+def start_legacy(start_server):
     """``async with start_legacy(legacy={...}, plugin_config={...}, **settings) as server`` with the test providers."""
 
-    @contextlib.asynccontextmanager
-    async def start(legacy: dict | None = None, plugin_config: dict | None = None, extra_plugins=(), **overrides):
+    def start(legacy: dict | None = None, plugin_config: dict | None = None, **overrides):
         config = {"legacy": {"voice": "recorder", **(legacy or {})}, **(plugin_config or {})}
-        settings = make_settings(plugins=config, **overrides)
-        pm = make_plugin_manager(disabled=settings.disabled_plugins)
-        for plugin in (legacy_plugin(), *extra_plugins):
-            pm.register(plugin)
-        async with Server(settings, pm=pm) as server:
-            yield server
+        return start_server(plugins=[legacy_plugin()], plugin_config=config, **overrides)
 
     return start
 
