@@ -21,7 +21,7 @@ from sesame_voice.context import decode_base64_audio, parse_speaker
 
 from .errors import read_json_object
 from .output import FRAME_RATE, FRAME_SAMPLES, Framer, audio_file
-from .wrapper import format_field
+from .wrapper import MAX_AUDIO_MS, format_field, number_field
 
 _LOGGER = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 16 * 1024 * 1024
@@ -39,6 +39,10 @@ def _optional_str(body: dict, name: str) -> str | None:
 def _speaker(body: dict, default: int | None = 0) -> int | None:
     value = body.get("speaker")
     return default if value is None else parse_speaker(value, "speaker")
+
+
+def _max_audio(body: dict) -> int | None:
+    return number_field(body, "max_audio_length_ms", int, 80, MAX_AUDIO_MS)
 
 
 def _check_voice(server, voice: str | None) -> None:
@@ -98,7 +102,7 @@ async def speak(request: web.Request, server, options) -> web.StreamResponse:
     voice = _optional_str(body, "voice")
     _check_voice(server, voice)
     async with server.sessions.speak(session_id, _speech_text(body), speaker=_speaker(body, None), voice=voice,
-                                     frontend="legacy") as spoken:
+                                     frontend="legacy", max_audio_length_ms=_max_audio(body)) as spoken:
         chunks = [chunk async for chunk in spoken]
     return await audio_file(server, spoken, chunks, fmt, {"X-Sesame-Turn-Id": spoken.id})
 
@@ -113,7 +117,7 @@ async def websocket(request: web.Request, server, options) -> web.StreamResponse
         session = server.sessions.create(voice=options.voice)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MAX_MESSAGE)
     await ws.prepare(request)
-    await Conversation(server, options, ws, session.id).run()
+    await Conversation(server, options, ws, session.id).run(session)
     return ws
 
 
@@ -127,8 +131,8 @@ class Conversation:
         self.session_id = session_id
         self.speaking: asyncio.Task | None = None
 
-    async def run(self) -> None:
-        session = self.server.sessions.get(self.session_id)
+    async def run(self, session) -> None:
+        """Greet the client, then answer its messages until it goes away."""
         await self.send({"type": "welcome", "session_id": self.session_id, "voice": session.voice,
                          "turns": len(session.turns), "audio": AUDIO_FORMAT,
                          "messages": ["add_turn", "speak", "cancel", "history"]})
@@ -185,14 +189,16 @@ class Conversation:
         voice = _optional_str(message, "voice")
         _check_voice(self.server, voice)
         speaker = _speaker(message, None)
+        limit = _max_audio(message)
         self.server.sessions.get(self.session_id)
-        self.speaking = asyncio.create_task(self.speak(text, speaker, voice, request_id))
+        self.speaking = asyncio.create_task(self.speak(text, speaker, voice, limit, request_id))
 
-    async def speak(self, text: str, speaker: int | None, voice: str | None, request_id: Any) -> None:
+    async def speak(self, text: str, speaker: int | None, voice: str | None, limit: int | None,
+                    request_id: Any) -> None:
         turn_id = None
         try:
             async with self.server.sessions.speak(self.session_id, text, speaker=speaker, voice=voice,
-                                                  frontend="legacy") as spoken:
+                                                  frontend="legacy", max_audio_length_ms=limit) as spoken:
                 turn_id = spoken.id
                 await self.send({"type": "audio_start", "turn_id": spoken.id, "voice": spoken.voice.name,
                                  "provider": spoken.provider, **AUDIO_FORMAT, "request_id": request_id})

@@ -43,6 +43,9 @@ _SPEECH_BODY = {
         "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
         "instructions": {"type": "string", "description": "Accepted; passed to providers, which may ignore it"},
         "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
+        "session": {"type": "string", "description": "Extension: speak within this conversation session "
+                                                     "(docs/sessions.md); the speech joins its history"},
+        "speaker": {"type": "integer", "minimum": 0, "description": "Extension: speaker id within the session"},
     },
 }
 

@@ -140,6 +140,11 @@ async def test_session_bad_input_and_bounds(start_legacy):
             assert status == 400, error
         status, error = await _json("POST", f"{url}/v1/sessions", json={"id": "bad id!"})
         assert status == 400
+        status, error = await _json("POST", f"{url}/v1/sessions", json={"voice": "ghost"})
+        assert status == 400 and error["code"] == "voice_not_found"
+        status, error = await _json("POST", f"{url}/v1/sessions/{sid}/speak", json={"text": "x",
+                                                                                   "max_audio_length_ms": 5})
+        assert status == 400 and "max_audio_length_ms" in error["detail"]
         status, error = await _json("POST", f"{url}/v1/sessions/nope/turns", json={"text": "t"})
         assert status == 404 and error["code"] == "session_not_found"
         # Rolling history: the oldest turns make room, within 3 turns and 2 s of audio.

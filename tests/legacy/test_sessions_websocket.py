@@ -58,7 +58,8 @@ async def test_conversation_over_a_websocket(url, legacy, recorder):
         async with client.ws_connect(f"{url}/v1/sessions/{sid}/ws") as ws:
             welcome = await _next_json(ws)
             assert welcome["session_id"] == sid and welcome["turns"] == 2
-            _, _, done = await _speak(ws, text="Go on.")
+            _, frames, done = await _speak(ws, text="Go on.", max_audio_length_ms=160)
+            assert len(frames) == 2  # 160 ms: two 80 ms frames
             assert [s.text for s in recorder.jobs[-1].request.context][-1] == "That is good to hear. Tell me more."
 
 

@@ -87,11 +87,16 @@ async def test_generate_voices_and_root(url):
             info = await response.json()
         async with client.get(f"{url}/", headers={"Accept": "text/html,application/xhtml+xml"}) as response:
             page = response.headers["Content-Type"], await response.text()
+        async with client.get(f"{url}/openapi.json") as response:
+            paths = (await response.json())["paths"]
     names = {v["name"] for v in voices["voices"]}
     assert {"maya", "neutral", "warm", "mystic", "conversational", "recorder"} <= names
     assert [s["id"] for s in voices["speakers"]] == [0, 1, 2, 3, 4]
     assert info["endpoints"]["POST /tts"] and info["default_voice"] == "recorder"
     assert page[0].startswith("text/html") and "<table>" in page[1] and "/tts" in page[1]
+    assert {"/tts", "/generate", "/api/v1/generate", "/csm/generate", "/v1/sessions/{session_id}/ws"} <= set(paths)
+    assert "session" in paths["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"]["schema"][
+        "properties"]
 
 
 async def test_health_fields_follow_the_legacy_voice(start_legacy):
