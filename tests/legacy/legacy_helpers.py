@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import threading
+import tracemalloc
 from collections import deque
 
 import numpy as np
@@ -92,3 +94,14 @@ def read_audio(data: bytes) -> tuple[np.ndarray, int]:
     """Decode an audio file as a user would."""
     samples, rate = sf.read(io.BytesIO(data), dtype="float32")
     return samples, rate
+
+
+IMPORTS = [tracemalloc.Filter(False, pattern) for pattern in
+           ("<frozen importlib._bootstrap*>", "*/transformers/*", "*/mlx*", "*/huggingface_hub/*")]
+"""Modules a provider's start-up thread may still be importing: not the memory under test."""
+
+
+def allocated() -> int:
+    """Bytes traced by tracemalloc (started by the caller), imports excluded, after a collection."""
+    gc.collect()
+    return sum(stat.size for stat in tracemalloc.take_snapshot().filter_traces(IMPORTS).statistics("filename"))

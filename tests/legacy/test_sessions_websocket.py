@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import tracemalloc
 
 import aiohttp
 import numpy as np
 
-from legacy_helpers import GatedProvider, sine, wav_b64
+from legacy_helpers import GatedProvider, allocated, sine, wav_b64
 
 
 async def _next_json(ws) -> dict:
@@ -127,16 +126,6 @@ async def test_wrong_messages_get_error_messages_and_the_socket_stays_open(url, 
             assert response.status == 404 and (await response.json())["code"] == "session_not_found"
 
 
-IMPORTS = [tracemalloc.Filter(False, pattern) for pattern in
-           ("<frozen importlib._bootstrap*>", "*/transformers/*", "*/mlx*", "*/huggingface_hub/*")]
-"""Module imports finishing in other tests' leftover threads are not the session's memory."""
-
-
-def _allocated() -> int:
-    gc.collect()
-    return sum(stat.size for stat in tracemalloc.take_snapshot().filter_traces(IMPORTS).statistics("filename"))
-
-
 async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(start_legacy):
     # No CSM or Wyoming: their start-up imports would land inside the measured interval.
     async with start_legacy(session_max_turns=40, session_max_audio_seconds=10.0,
@@ -157,14 +146,11 @@ async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(
                             assert (await _next_json(ws))["type"] == "turn_added"
 
                 await turns(200, 0)
-                gc.collect()
                 tracemalloc.start()
                 await turns(50, 200)
-                gc.collect()
-                after_250 = _allocated()
+                after_250 = allocated()
                 await turns(750, 250)
-                gc.collect()
-                after_1000 = _allocated()
+                after_1000 = allocated()
                 tracemalloc.stop()
         session = server.sessions.get(sid)
         assert len(session.turns) <= 40 and session.audio_seconds <= 10.0

@@ -7,7 +7,7 @@ import json
 
 import aiohttp
 
-from legacy_helpers import OUT_RATE, dominant_frequency, read_audio, sine, wav_b64
+from legacy_helpers import OUT_RATE, allocated, dominant_frequency, read_audio, sine, wav_b64
 
 
 async def _post(url: str, **kwargs) -> tuple[int, dict, bytes]:
@@ -169,3 +169,31 @@ async def test_api_key_guards_the_legacy_routes(start_legacy):
         status, _, _ = await _post(f"{url}/api/v1/generate", json={"text": "hi"}, headers={"X-API-Key": "local"})
         assert status == 200
 
+
+
+async def test_repeated_bad_requests_leave_no_memory_behind(start_legacy):
+    import tracemalloc
+
+    async with start_legacy(legacy={"max_segment_seconds": 2.0}, disabled_plugins=("csm", "wyoming")) as server:
+        await _send_bad_requests(f"http://127.0.0.1:{server.http_port}", tracemalloc)
+
+
+async def _send_bad_requests(url: str, tracemalloc) -> None:
+    too_long = {"text": "x", "context_segments": [{"text": "t", "audio": wav_b64(sine(2.5, 16000), 16000)}]}
+    not_wav = {"text": "x", "context_segments": [{"text": "t", "audio": base64.b64encode(b"\x00" * 50_000).decode()}]}
+    async with aiohttp.ClientSession() as client:
+
+        async def send(count: int) -> None:
+            for index in range(count):
+                async with client.post(f"{url}/tts", json=too_long if index % 2 else not_wav) as response:
+                    assert response.status == 400
+                    await response.read()
+
+        await send(20)
+        tracemalloc.start()
+        await send(20)
+        before = allocated()
+        await send(100)
+        after = allocated()
+        tracemalloc.stop()
+    assert after - before < 300_000, (before, after)  # each request decoded ~80-160 kB of audio
