@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import inspect
 import io
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -160,3 +162,26 @@ def _resampled(segment: ContextSegment, rate: int) -> ContextSegment:
 
     audio = soxr.resample(np.asarray(segment.audio, dtype=np.float32), segment.sample_rate, rate, quality="HQ")
     return replace(segment, audio=np.ascontiguousarray(audio, dtype=np.float32), sample_rate=rate)
+
+
+async def transcribe_audio(service: Any, samples: np.ndarray, rate: int, param: str = "text") -> str:
+    """Words of ``samples`` from a speech-to-text ``service`` (``transcribe(samples, sample_rate)``).
+
+    ``transcribe`` may be a coroutine function or a blocking one (run in a thread) and returns a
+    ``str`` or an object with ``.text``. Without a service: InvalidRequest ``transcript_required``.
+    """
+    transcribe = getattr(service, "transcribe", None)
+    if transcribe is None:
+        raise InvalidRequest("audio came without its text, and the server has no speech-to-text service to "
+                             "transcribe it; send the text with the audio", param=param, code="transcript_required")
+    if inspect.iscoroutinefunction(transcribe):
+        result = await transcribe(samples, rate)
+    else:
+        result = await asyncio.to_thread(transcribe, samples, rate)
+        if inspect.isawaitable(result):
+            result = await result
+    text = result if isinstance(result, str) else getattr(result, "text", "")
+    if not str(text or "").strip():
+        raise InvalidRequest("no words were recognised in the audio; send its text", param=param,
+                             code="transcript_empty")
+    return str(text).strip()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from typing import Any, AsyncIterator, Callable
 import numpy as np
 
 from .config import ConfigError
+from .context import transcribe_audio
 from .types import ContextSegment, InvalidRequest, SynthesisRequest
 
 _LOGGER = logging.getLogger(__name__)
@@ -280,31 +280,12 @@ class SessionStore:
         if not (text or "").strip():
             if audio is None or not len(audio):
                 raise InvalidRequest("a turn needs text, audio, or both", param="text", code="empty_turn")
-            text = await self._transcribe(audio, int(sample_rate or 0))
+            text = await transcribe_audio(self.speech_to_text(), audio, int(sample_rate or 0))
             transcribed = True
         turn = Turn(text=text.strip(), speaker=speaker, audio=audio, sample_rate=sample_rate if audio is not None else None,
                     transcribed=transcribed)
         self._append(session, turn)
         return turn
-
-    async def _transcribe(self, audio: np.ndarray, rate: int) -> str:
-        service = self.speech_to_text()
-        transcribe = getattr(service, "transcribe", None)
-        if transcribe is None:
-            raise InvalidRequest("this turn has audio but no text, and the server has no speech-to-text service to "
-                                 "transcribe it; send the turn's text with its audio", param="text",
-                                 code="transcript_required")
-        if inspect.iscoroutinefunction(transcribe):
-            result = await transcribe(audio, rate)
-        else:
-            result = await asyncio.to_thread(transcribe, audio, rate)
-            if inspect.isawaitable(result):
-                result = await result
-        text = result if isinstance(result, str) else getattr(result, "text", "")
-        if not str(text or "").strip():
-            raise InvalidRequest("no words were recognised in the turn's audio; send its text", param="audio",
-                                 code="transcript_empty")
-        return str(text)
 
     def _append(self, session: Session, turn: Turn) -> None:
         limits = self.limits

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from aiohttp import web
 
 from sesame_voice import InvalidRequest, ProviderUnavailable, SynthesisRequest
-from sesame_voice.context import parse_segments, parse_speaker
+from sesame_voice.context import parse_segments, parse_speaker, transcribe_audio
 
 from .options import OUTPUTS
 from .output import FRAME_RATE, FRAME_SAMPLES, Framer, provider_headers, synthesize_all
@@ -18,7 +19,7 @@ from .wrapper import MAX_AUDIO_MS, number_field, text_field, context_limits
 CODEC = "mimi"
 
 
-def parse_sidecar(body: dict, query, options) -> tuple[SynthesisRequest, str, bool]:
+async def parse_sidecar(body: dict, query, options, server) -> tuple[SynthesisRequest, str, bool]:
     """The request, the output (mimi | pcm) and whether the client chose it."""
     output = body.get("output", query.get("output"))
     chosen = output not in (None, "")
@@ -29,9 +30,15 @@ def parse_sidecar(body: dict, query, options) -> tuple[SynthesisRequest, str, bo
     # Context audio is base64 WAV, or raw float32 at 24 kHz: the shape of this API's own pcm answers.
     context = parse_segments(body.get("context"), "context", context_limits(options), raw_rate=FRAME_RATE,
                              require_text=False, default_speaker=speaker)
-    missing = [i for i, s in enumerate(context) if not s.text]
-    if missing:
-        raise InvalidRequest(f"context[{missing[0]}] has no text; CSM needs each turn's words", param="context")
+    for index, segment in enumerate(context):
+        if segment.text:
+            continue
+        if segment.audio is None:
+            raise InvalidRequest(f"context[{index}] has neither text nor audio", param="context")
+        # CSM needs each turn's words: audio-only turns go through the server's speech-to-text, if any.
+        text = await transcribe_audio(getattr(server, "speech_to_text", None), segment.audio, segment.sample_rate,
+                                      param=f"context[{index}].text")
+        context[index] = replace(segment, text=text)
     voice = body.get("voice") or options.voice
     if not isinstance(voice, str):
         raise InvalidRequest("voice must be a voice name", param="voice")
@@ -43,7 +50,7 @@ def parse_sidecar(body: dict, query, options) -> tuple[SynthesisRequest, str, bo
 
 async def sidecar_generate(request: web.Request, server, options, body: dict) -> web.Response:
     """Answer ``mimi_codes`` from a voice that generates Mimi codes, else (or when asked) ``audio_pcm``."""
-    speech, output, chosen = parse_sidecar(body, request.query, options)
+    speech, output, chosen = await parse_sidecar(body, request.query, options, server)
     synthesis, chunks = await synthesize_all(server, speech)
     has_codes = bool(chunks) and all(c.codes is not None and c.codec == CODEC for c in chunks)
     if output == "mimi" and not has_codes:

@@ -84,10 +84,11 @@ async def tts(request: web.Request, server, options, body: dict) -> web.StreamRe
 
 
 async def generate_form(request: web.Request, server, options) -> web.StreamResponse:
-    """``POST /generate`` with form fields ``text`` and ``speaker``: a WAV file."""
+    """``POST /generate`` with form fields ``text`` and ``speaker`` (and optionally ``voice``): a WAV file."""
     form = await request.post()
     speaker = parse_speaker(form.get("speaker", "0") or "0", "speaker", range(options.max_speakers))
-    speech = SynthesisRequest(text=text_field({"text": form.get("text")}), voice=options.voice, response_format="wav",
+    voice = voice_field({"voice": form.get("voice")}, options)
+    speech = SynthesisRequest(text=text_field({"text": form.get("text")}), voice=voice, response_format="wav",
                               sampling={"speaker": speaker}, frontend="legacy")
     return await speak_file(server, speech, "wav")
 

@@ -84,7 +84,9 @@ async def test_sidecar_output_choice_and_errors(url, start_legacy):
     assert status == 400 and json.loads(body)["code"] == "codes_unavailable"
     bad = [
         ({"text": "Hi.", "output": "opus"}, "invalid_request"),
-        ({"text": "Hi.", "context": [{"speaker": 0, "audio": wav_b64(sine(0.2, 16000), 16000)}]}, "invalid_request"),
+        ({"text": "Hi.", "context": [{"speaker": 0, "audio": wav_b64(sine(0.2, 16000), 16000)}]},
+         "transcript_required"),
+        ({"text": "Hi.", "context": [{"speaker": 1}]}, "invalid_request"),
         ({"text": "Hi.", "context": [{"text": "t", "audio": base64.b64encode(b"abcde").decode()}]}, "invalid_audio"),
         ({"text": "Hi.", "context": [{"text": "t", "audio": "!!"}]}, "invalid_base64"),
         ({"text": "Hi.", "context": [{"text": "t", "audio": base64.b64encode(
@@ -120,3 +122,16 @@ def test_pcm_frames_are_whole_80ms_frames_at_24k():
     frames = framer.push(sine(0.1, OUT_RATE)) + framer.push(sine(0.05, OUT_RATE)) + framer.flush()
     assert [len(f) for f in frames] == [1920, 1920]  # 0.15 s = 3600 samples at 24 kHz → 2 frames, last padded
     assert np.all(frames[-1][-200:] == 0)
+
+
+async def test_sidecar_audio_only_context_is_transcribed_by_the_speech_to_text_service(url, legacy, recorder):
+    class Transcriber:  # the interface sessions and the sidecar look for on the server
+        def transcribe(self, samples, sample_rate):
+            return f"heard {len(samples) / sample_rate:.1f} seconds"
+
+    legacy.speech_to_text = Transcriber()
+    context = [{"audio": wav_b64(sine(0.5, 16000), 16000)}, {"text": "Typed turn.", "speaker": 1}]
+    status, _, body = await _post(f"{url}/csm/generate", json={"text": "Hi.", "context": context})
+    assert status == 200, body
+    assert [(s.text, s.speaker) for s in recorder.jobs[-1].request.context] == [("heard 0.5 seconds", 0),
+                                                                                ("Typed turn.", 1)]

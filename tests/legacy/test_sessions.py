@@ -78,16 +78,17 @@ async def test_openai_endpoint_speaks_within_a_session(url, recorder):
     status, session = await _json("POST", f"{url}/v1/sessions")
     sid = session["id"]
     await _json("POST", f"{url}/v1/sessions/{sid}/turns", json={"text": "What time is it?", "speaker": 1})
-    client = AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0)
-    response = await client.audio.speech.with_raw_response.create(
-        model="csm-1b", voice="recorder", input="It is noon.", response_format="wav",
-        extra_body={"session": sid, "speaker": 0})
-    assert len(read_audio(response.content)[0]) == 4000
-    assert [s.text for s in recorder.jobs[-1].request.context] == ["What time is it?"]
-    status, info = await _json("GET", f"{url}/v1/sessions/{sid}")
-    assert [(t["text"], t["speaker"]) for t in info["turns"]] == [("What time is it?", 1), ("It is noon.", 0)]
-    with pytest.raises(BadRequestError) as caught:
-        await client.audio.speech.create(model="csm-1b", voice="recorder", input="x", extra_body={"session": "nope"})
+    async with AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
+        response = await client.audio.speech.with_raw_response.create(
+            model="csm-1b", voice="recorder", input="It is noon.", response_format="wav",
+            extra_body={"session": sid, "speaker": 0})
+        assert len(read_audio(response.content)[0]) == 4000
+        assert [s.text for s in recorder.jobs[-1].request.context] == ["What time is it?"]
+        status, info = await _json("GET", f"{url}/v1/sessions/{sid}")
+        assert [(t["text"], t["speaker"]) for t in info["turns"]] == [("What time is it?", 1), ("It is noon.", 0)]
+        with pytest.raises(BadRequestError) as caught:
+            await client.audio.speech.create(model="csm-1b", voice="recorder", input="x",
+                                             extra_body={"session": "nope"})
     assert caught.value.body["code"] == "session_not_found"
 
 
