@@ -34,6 +34,7 @@ class Provider:
     context_sample_rate: ClassVar[int | None] = None
     """Rate the engine resamples context audio to before the job reaches the provider (None: as sent)."""
     DEFAULT_CONTEXT_WINDOW: ClassVar[float] = 600.0
+    """The default ``context_window``: 600 seconds of speech."""
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings
@@ -94,8 +95,8 @@ class Provider:
     def context_window(self, params) -> float:
         """How much context (in ``context_cost`` units) fits beside a generation with these voice params.
 
-        Runs on the event loop's helper thread, not the worker: keep it quick and model-free.
-        The default is generous: 600 seconds of speech.
+        Called in a helper thread (not the worker, which may be busy generating): keep it quick
+        and independent of the loaded model.
         """
         return self.DEFAULT_CONTEXT_WINDOW
 

@@ -110,12 +110,15 @@ async def speak(request: web.Request, server, options) -> web.StreamResponse:
 # -- WebSocket ---------------------------------------------------------------------
 async def websocket(request: web.Request, server, options) -> web.StreamResponse:
     """A conversation over one socket; an unknown session id is refused with 404 before the upgrade."""
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MAX_MESSAGE)
+    if not ws.can_prepare(request).ok:
+        raise InvalidRequest("this route speaks WebSocket: send an Upgrade: websocket request",
+                             code="websocket_expected")
     session_id = request.match_info.get("session_id") or request.query.get("session")
     if session_id:
         session = server.sessions.get(session_id)
     else:
         session = server.sessions.create(voice=options.voice)
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MAX_MESSAGE)
     await ws.prepare(request)
     await Conversation(server, options, ws, session.id).run(session)
     return ws

@@ -11,6 +11,11 @@ import numpy as np
 from legacy_helpers import GatedProvider, allocated, sine, wav_b64
 
 
+UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+"""Headers of a WebSocket handshake, to see the HTTP answer to a refused one."""
+
+
 async def _next_json(ws) -> dict:
     message = await ws.receive(timeout=60)
     assert message.type == aiohttp.WSMsgType.TEXT, message
@@ -122,8 +127,12 @@ async def test_wrong_messages_get_error_messages_and_the_socket_stays_open(url, 
             await _next_json(ws)
             await ws.send_json({"type": "add_turn", "text": "The socket still works."})
             assert (await _next_json(ws))["type"] == "turn_added"
-        async with client.get(f"{url}/ws/no-such-session") as response:
+        async with client.get(f"{url}/ws/no-such-session", headers=UPGRADE) as response:
             assert response.status == 404 and (await response.json())["code"] == "session_not_found"
+        before = len(legacy.sessions.list())
+        async with client.get(f"{url}/ws") as response:  # plain HTTP: no session is made for it
+            assert response.status == 400 and (await response.json())["code"] == "websocket_expected"
+        assert len(legacy.sessions.list()) == before
 
 
 async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(start_legacy):
@@ -167,7 +176,7 @@ async def test_websocket_session_limit_is_refused_before_upgrade(start_legacy):
         async with aiohttp.ClientSession() as client:
             async with client.ws_connect(f"{url}/ws") as ws:
                 await _next_json(ws)
-                async with client.get(f"{url}/ws") as response:
+                async with client.get(f"{url}/ws", headers=UPGRADE) as response:
                     assert response.status == 409 and (await response.json())["code"] == "session_limit"
                 await ws.send_json({"type": "history"})
                 assert (await _next_json(ws))["type"] == "history"  # the first client is untouched
