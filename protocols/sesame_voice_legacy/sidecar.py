@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from dataclasses import replace
 from typing import Any
@@ -63,7 +64,10 @@ async def sidecar_generate(request: web.Request, server, options, body: dict) ->
             raise InvalidRequest(f"{reason}; use a CSM voice or ask for output 'pcm'", param="output",
                                  code="codes_unavailable")
         output = "pcm"  # the client handles either answer; without a choice, codes are only a preference
-    answer = _codes_answer(chunks) if output == "mimi" else _pcm_answer(chunks, synthesis.sample_rate)
+    if output == "mimi":
+        answer = _codes_answer(chunks)
+    else:  # resampling minutes of audio is work for a thread, not the event loop
+        answer = await asyncio.to_thread(_pcm_answer, chunks, synthesis.sample_rate)
     return web.json_response(answer, headers=provider_headers(synthesis))
 
 
