@@ -7,10 +7,11 @@ import contextlib
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import AsyncIterator, Callable, Mapping
 
 from .audio.stretch import MAX_SPEED, MIN_SPEED, StreamStretcher
+from .context import fit_context
 from .metrics import RequestTimer, ServerMetrics
 from .provider import ModelHolder, Provider
 from .text import TextSource, normalize
@@ -224,15 +225,20 @@ class Engine:
         request.speed = speed
         return request
 
-    def _check_sampling(self, request: SynthesisRequest, voice: Voice) -> None:
-        """Refuse ``sampling`` keys that no provider of the voice understands."""
-        if not isinstance(request.sampling, Mapping):
-            raise InvalidRequest("sampling must be an object of parameter overrides", param="sampling")
+    def sampling_params(self, voice: Voice) -> set[str]:
+        """The ``sampling`` keys some provider of ``voice`` understands (``speaker`` always)."""
         known: set[str] = set(COMMON_SAMPLING)
         for name, _ in voice.candidates():
             worker = self.workers.get(name)
             if worker is not None:
                 known.update(worker.provider.sampling_params)
+        return known
+
+    def _check_sampling(self, request: SynthesisRequest, voice: Voice) -> None:
+        """Refuse ``sampling`` keys that no provider of the voice understands."""
+        if not isinstance(request.sampling, Mapping):
+            raise InvalidRequest("sampling must be an object of parameter overrides", param="sampling")
+        known = self.sampling_params(voice)
         unknown = sorted(set(request.sampling) - known)
         if unknown:
             raise InvalidRequest(
@@ -285,11 +291,15 @@ class Engine:
                 continue
             worker = self.workers[provider_name]
             accepted = (*COMMON_SAMPLING, *worker.provider.sampling_params)
-            sampling = {k: v for k, v in request.sampling.items() if k in accepted}
+            job_params = {**params, **{k: v for k, v in request.sampling.items() if k in accepted}}
+            job_request = request
+            if request.context:  # each provider gets the newest turns its window holds, at its rate
+                context = await asyncio.to_thread(fit_context, worker.provider, request.context, job_params)
+                job_request = replace(request, context=context)
             cancelled = threading.Event()
             job = ProviderJob(
                 sentences=source.reader(cancelled, worker.turns.stepped_aside), voice=voice,
-                params={**params, **sampling}, request=request, cancelled=cancelled,
+                params=job_params, request=job_request, cancelled=cancelled,
             )
             stream = self._shaped(worker, job)
             try:
@@ -460,5 +470,5 @@ def _cap(chunk: AudioChunk, limit_ms: int | None, emitted_ms: float) -> tuple[Au
     room = int((limit_ms - emitted_ms) / 1000 * chunk.sample_rate)
     if room >= len(chunk.samples):
         return chunk, False
-    return AudioChunk(chunk.samples[: max(room, 0)], chunk.sample_rate), True
+    return chunk.head(room), True
 

@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator
 
-from .types import AudioChunk, ClipPolicy, ProviderJob, ProviderUnavailable, RejectedFile, Voice
+from .types import AudioChunk, ClipPolicy, ContextSegment, ProviderJob, ProviderUnavailable, RejectedFile, Voice
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Settings
@@ -100,6 +100,13 @@ class Provider(ModelHolder):
     clip_policy: ClipPolicy | None = None
     """Speaker clips (``NAME.wav`` + ``NAME.txt``) this provider can serve; None: it takes no clips.
     May be set per instance in ``__init__`` when the limits come from settings."""
+    supports_context: ClassVar[bool] = False
+    """True if ``synthesize`` conditions on ``job.request.context`` (earlier conversation turns).
+    Otherwise the engine hands it no context, and it simply speaks."""
+    context_sample_rate: ClassVar[int | None] = None
+    """Rate the engine resamples context audio to before the job reaches the provider (None: as sent)."""
+    DEFAULT_CONTEXT_WINDOW: ClassVar[float] = 600.0
+    """The default ``context_window``: 600 seconds of speech."""
 
     # -- work --------------------------------------------------------------
     def discover_voices(self, files: Iterable["object"]) -> Iterable[Voice | RejectedFile]:
@@ -113,6 +120,20 @@ class Provider(ModelHolder):
     def default_voices(self) -> Iterable[Voice]:
         """Voices that exist without any file (e.g. an embedded model)."""
         return ()
+
+    def context_window(self, params) -> float:
+        """How much context (in ``context_cost`` units) fits beside a generation with these voice params.
+
+        Called in a helper thread (not the worker, which may be busy generating): keep it quick
+        and independent of the loaded model.
+        """
+        return self.DEFAULT_CONTEXT_WINDOW
+
+    def context_cost(self, segment: ContextSegment) -> float:
+        """What one context segment takes of ``context_window``; default seconds (audio, or text at 15 chars/s)."""
+        if segment.audio is not None and segment.sample_rate:
+            return len(segment.audio) / float(segment.sample_rate)
+        return len(segment.text or "") / 15.0
 
     def synthesize(self, job: ProviderJob) -> Iterator[AudioChunk]:
         """Yield audio for ``job.sentences`` in order; stop soon after ``job.cancelled`` is set."""

@@ -113,6 +113,7 @@ async def speech_response(
     frame: Callable[[bytes], bytes] | None = None,
     trailer: Callable[[float], bytes] | None = None,
     stream_error: Callable[[SesameVoiceError], bytes | None] | None = None,
+    open_synthesis: Callable[[], Any] | None = None,
 ) -> web.StreamResponse:
     """Synthesise ``speech`` and stream it as the response, encoded in ``speech.response_format``.
 
@@ -121,13 +122,15 @@ async def speech_response(
     gets the audio's seconds and returns the last bytes to send. After the status line has gone, an
     error is logged and ``stream_error(err)``'s bytes end the body; without them (plain audio) the
     connection is closed before the end of the chunked body, which clients see as a failed
-    download, never as a complete file.
+    download, never as a complete file. ``open_synthesis`` returns the async context manager that
+    yields the synthesis (default ``server.engine.session(speech)``; e.g. ``server.sessions.speak``).
     """
     from .audio import StreamEncoder
 
     async with contextlib.AsyncExitStack() as stack:
         try:
-            synthesis = await stack.enter_async_context(server.engine.session(speech))
+            opened = open_synthesis() if open_synthesis is not None else server.engine.session(speech)
+            synthesis = await stack.enter_async_context(opened)
         except SesameVoiceError as err:
             return errors(err)
         settings = server.settings

@@ -21,6 +21,7 @@ from .plugins import PluginManager, collect_frontends, collect_providers, collec
 from .provider import Provider
 from .routes import api_key_middleware, public
 from .selfcheck import self_check
+from .sessions import SessionLimits, SessionStore
 from .stt import SpeechToText
 from .voices import VoiceChanges, VoiceLibrary
 
@@ -56,6 +57,13 @@ class Server:
             {name: reg.cls(settings) for name, reg in collect_stt_providers(self.pm).items()}, settings
         )
         """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
+        self.sessions = SessionStore(
+            SessionLimits.from_settings(settings), self.engine, Path(settings.cache_dir).expanduser() / "sessions",
+            speech_to_text=self.speech_to_text,
+        )
+        """Conversation sessions shared by every frontend (docs/sessions.md)."""
+        self.health_fields: list[Any] = []
+        """Callables ``(report) -> dict | None`` whose answers are merged into ``GET /health``'s report."""
         self.frontends: list[Frontend] = []
         self.http_properties: dict[str, str] = {}
         """TXT properties for the HTTP zeroconf service; route plugins add theirs."""
@@ -119,6 +127,7 @@ class Server:
         stack.callback(report.cancel)
         watcher = asyncio.create_task(self.voices.watch(self.settings.voices_poll_interval), name="voices-watch")
         stack.callback(watcher.cancel)
+        await stack.enter_async_context(self.sessions.running())
         await self._start_http()
         for name, registration in self.frontend_classes.items():
             if not registration.cls.enabled(self.settings):
@@ -235,7 +244,7 @@ class Server:
             self.voices.get(None)
         except Exception:  # noqa: BLE001
             default_ok = False
-        return {
+        report = {
             "status": "ok" if default_ok else "degraded",
             "version": __version__,
             "providers": providers,
@@ -246,7 +255,14 @@ class Server:
             "frontends": [f.name for f in self.frontends],
             "requests": dict(self.engine.counters),
             "self_check": self_check(self),
+            "sessions": len(self.sessions.list()),
         }
+        for contribute in self.health_fields:
+            try:
+                report.update(contribute(report) or {})
+            except Exception:  # noqa: BLE001 - a plugin's field must not break the health check
+                _LOGGER.exception("Health field contributor %r failed", contribute)
+        return report
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = await asyncio.to_thread(self.metrics.render)

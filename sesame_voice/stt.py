@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -275,9 +276,8 @@ class SpeechToText:
             await transcription.aclose()
 
     async def aclose(self) -> None:
-        """Shut every worker down."""
-        for worker in self.workers.values():
-            worker.shutdown()
+        """Shut every worker down; each provider's ``close()`` runs once, in its own thread."""
+        await asyncio.gather(*(worker.shutdown() for worker in self.workers.values()))
 
 
 def _language_code(language: str | None) -> str | None:

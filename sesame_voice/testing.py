@@ -62,7 +62,10 @@ def voices_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_settings(tmp_path: Path, voices_dir: Path, pytestconfig) -> Callable[..., Settings]:
-    """``make_settings(**fields)``: Settings for a loopback-only test server; ``fields`` override."""
+    """``make_settings(**fields)``: Settings for a loopback-only test server; ``fields`` override.
+
+    ``env={...}`` is the environment the settings (and plugins' env names) are read from; the real
+    environment never is, so tests do not depend on the machine they run on."""
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -78,8 +81,9 @@ def make_settings(tmp_path: Path, voices_dir: Path, pytestconfig) -> Callable[..
         # A plugins: table in the overrides adds to each plugin's section rather than replacing it.
         for name, table in (overrides.pop("plugins", None) or {}).items():
             values.setdefault("plugins", {})[name] = {**values.get("plugins", {}).get(name, {}), **table}
+        env = overrides.pop("env", None) or {}  # the environment plugins read their env names from
         values.update(overrides)
-        return load_settings(env={}, dotenv_file=None, **values)
+        return load_settings(env=env, dotenv_file=None, **values)
 
     return make
 

@@ -75,11 +75,25 @@ class AudioChunk:
 
     samples: np.ndarray
     sample_rate: int
+    codes: np.ndarray | None = None
+    """Codec tokens (codebooks × frames) these samples decode from, for providers that generate a
+    codec's tokens (CSM: Mimi); the frames cover the samples evenly. None when the provider has none."""
+    codec: str | None = None
+    """Name of the codec ``codes`` belong to (e.g. ``"mimi"``)."""
 
     @property
     def duration(self) -> float:
         """Length in seconds."""
         return len(self.samples) / float(self.sample_rate)
+
+    def head(self, count: int) -> "AudioChunk":
+        """The first ``count`` samples, with the codec frames that cover them."""
+        count = max(0, int(count))
+        codes = self.codes
+        if codes is not None and len(self.samples):
+            per_frame = len(self.samples) / codes.shape[1] if codes.shape[1] else 1
+            codes = codes[:, : int(np.ceil(count / per_frame))]
+        return AudioChunk(self.samples[:count], self.sample_rate, codes, self.codec)
 
 
 @dataclass(frozen=True)

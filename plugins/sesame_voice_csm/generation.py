@@ -91,6 +91,8 @@ class Generator:
         self._prefix_cache_size = prefix_cache_size
         self._watermark = watermark
         self.stats = Stats()
+        self.last_codes: np.ndarray | None = None
+        """Mimi codes (codebooks × frames) of the audio ``run`` yielded last."""
         from .fast import FrameStep, install_fast_convtr
 
         self.step = FrameStep(self.core, compiled=compiled)
@@ -228,6 +230,7 @@ class Generator:
     def _decode(self, samples: list[mx.array]) -> np.ndarray:
         tick = time.perf_counter()
         codes = mx.stack(samples, axis=-1)  # (1, codebooks, frames)
+        self.last_codes = np.array(codes[0]).astype(np.int32)
         pcm = self.model._streaming_decoder.decode_frames(codes)[0, 0]
         if self._watermark and getattr(self.model, "_watermarker", None) is not None:
             pcm = self._apply_watermark(pcm)

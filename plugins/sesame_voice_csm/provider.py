@@ -31,6 +31,12 @@ class CsmProvider(Provider):
     description = "Sesame CSM-1B (MLX): expressive, conversational, clones a voice from a short clip"
     sampling_params = ("temperature", "top_k", "seed", "speaker", "max_audio_length_ms", "volume",
                        "first_chunk_frames")
+    supports_context = True
+    context_sample_rate = SAMPLE_RATE
+    CONTEXT_SHARE = 0.5
+    """Share of the 2048-position window that voice prompt plus conversation context may fill."""
+    BUILTIN_PROMPT_SECONDS = 12.0
+    """Assumed length of a built-in prompt (``prompt: NAME``) when sizing the context."""
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
@@ -70,6 +76,29 @@ class CsmProvider(Provider):
         """Drop the model."""
         self.loaded = self.generator = self.prompts = None
 
+    # -- context -----------------------------------------------------------
+    def context_cost(self, segment) -> float:
+        """Window positions one context turn takes: text tokens (≤ one per 3 bytes) + its 80 ms frames + EOS."""
+        positions = math.ceil(len(str(segment.text or "").encode()) / 3) + 3
+        if segment.audio is not None and segment.sample_rate:
+            positions += math.ceil(len(segment.audio) / segment.sample_rate * 1000 / FRAME_MS) + 1
+        return float(positions)
+
+    def context_window(self, params) -> float:
+        """Positions left for context: a share of the window, less the voice prompt's estimated size."""
+        prompt_seconds = 0.0
+        if params.get("prompt_audio"):
+            try:
+                import soundfile as sf
+
+                prompt_seconds = float(sf.info(str(params["prompt_audio"])).duration)
+            except Exception:  # noqa: BLE001 - a bad clip is reported when it is used
+                prompt_seconds = self.options.max_prompt_seconds
+        elif params.get("prompt"):
+            prompt_seconds = self.BUILTIN_PROMPT_SECONDS
+        prompt_positions = math.ceil(prompt_seconds * 1000 / FRAME_MS) + 60 if prompt_seconds else 0
+        return float(max(0, int(WINDOW * self.CONTEXT_SHARE) - prompt_positions))
+
     # -- work --------------------------------------------------------------
     def synthesize(self, job: ProviderJob) -> Iterator[AudioChunk]:
         """Stream the job's sentences in the voice its params describe."""
@@ -78,7 +107,7 @@ class CsmProvider(Provider):
         for samples in self.generator.run(plan, job.cancelled):
             if volume != 1.0:
                 samples = np.clip(samples * volume, -1.0, 1.0).astype(np.float32)
-            yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE)
+            yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE, codes=self.generator.last_codes, codec="mimi")
         if self.generator.stats.frames:
             stats = self.generator.stats
             _LOGGER.debug("CSM: %d frames, %.0f ms/frame, first audio after %.2f s", stats.frames,

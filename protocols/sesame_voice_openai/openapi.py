@@ -60,7 +60,14 @@ def speech_body_schema(server) -> dict:
             "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
             "instructions": {"type": "string", "description": "Accepted; passed to providers, which may ignore it"},
             "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
+            "session": {"type": "string", "enum": sorted(session.id for session in server.sessions.list()),
+                        "description": "Extension: speak within this live conversation session "
+                        "(docs/sessions.md); the speech joins its history"},
+            "speaker": {"type": "integer", "minimum": 0, "description": "Extension: speaker id within the session"},
         },
+        # Per-voice extensions (``sampling``, docs/plugins.md) are accepted but depend on the voice's
+        # providers, so the schema leaves them out rather than describe bodies that may be refused.
+        "additionalProperties": False,
     }
 
 

@@ -63,16 +63,41 @@ def parse_speech_body(body: Any, settings) -> tuple[SynthesisRequest, str]:
     return request, stream_format
 
 
+def session_extension(body: dict) -> tuple[str, int | None] | None:
+    """``session`` (and optional ``speaker``): a sesame-voice extension to speak within a conversation."""
+    session_id = body.get("session")
+    if session_id is None:
+        return None
+    if not isinstance(session_id, str) or not session_id:
+        raise InvalidRequest("session must be a session id string", param="session")
+    speaker = body.get("speaker")
+    if speaker is not None and (isinstance(speaker, bool) or not isinstance(speaker, int) or speaker < 0):
+        raise InvalidRequest("speaker must be a non-negative integer", param="speaker")
+    return session_id, speaker
+
+
 async def create_speech(request: web.Request, server) -> web.StreamResponse:
     """Handle one createSpeech call; the audio streams as it is synthesised."""
     try:
-        speech, stream_format = parse_speech_body(await read_json(request), server.settings)
+        body = await read_json(request)
+        speech, stream_format = parse_speech_body(body, server.settings)
+        conversation = session_extension(body)
     except InvalidRequest as err:
         return from_exception(err)
+    opener = None
+    if conversation is not None:  # extension: speak in a conversation session (docs/sessions.md)
+        session_id, speaker = conversation
+
+        def opener():
+            return server.sessions.speak(
+                session_id, speech.text, speaker=speaker, voice=speech.voice, frontend="openai",
+                sampling=speech.sampling, speed=speech.speed, response_format=speech.response_format,
+                instructions=speech.instructions)
+
     if stream_format != "sse":
-        return await speech_response(request, server, speech)
+        return await speech_response(request, server, speech, open_synthesis=opener)
     return await speech_response(
-        request, server, speech,
+        request, server, speech, open_synthesis=opener,
         content_type="text/event-stream",
         frame=lambda data: _sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}),
         trailer=lambda seconds: _sse_event(_done_event(speech.text, seconds)),
