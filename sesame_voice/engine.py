@@ -34,13 +34,14 @@ _DONE = object()
 
 
 class ProviderWorker:
-    """One thread and a queue in front of one provider: the event loop only awaits."""
+    """Worker threads (``provider.concurrency``, usually one) and a queue in front of one provider."""
 
     def __init__(self, provider: Provider, max_queue: int) -> None:
         self.provider = provider
         self.max_queue = max_queue
         self.pending = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"provider-{provider.name}")
+        workers = max(1, int(getattr(provider, "concurrency", 1)))
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"provider-{provider.name}")
 
     async def call(self, function: Callable, *args):
         """Run ``function`` in the worker thread, in queue order."""

@@ -28,6 +28,9 @@ class Provider:
     """True if ``synthesize`` applies ``request.speed`` itself (else the engine time-stretches)."""
     voice_file_suffixes: ClassVar[tuple[str, ...]] = ()
     """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
+    concurrency: int = 1
+    """How many ``synthesize`` calls the engine runs at once (worker threads); >1 only for providers that
+    batch or are otherwise thread-safe. Read once, when the engine starts."""
 
     def __init__(self, settings: "Settings") -> None:
         self.settings = settings

@@ -1,10 +1,11 @@
-"""The ``csm`` provider: Sesame CSM-1B on MLX via mlx-audio."""
+"""The ``csm`` provider: Sesame CSM-1B on MLX (mlx-audio) or PyTorch (transformers), same voices and behaviour."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -13,6 +14,7 @@ import numpy as np
 from sesame_voice.provider import Provider
 from sesame_voice.types import AudioChunk, InvalidRequest, ProviderJob
 
+from .backend import choose_backend
 from .loading import import_mlx, load_csm
 from .options import CsmOptions
 from .window import FRAME_MS, MIN_GROUP_POSITIONS, WINDOW, frame_budget, plan_groups
@@ -23,14 +25,20 @@ DEFAULTS = {"speaker": 0, "temperature": 0.9, "top_k": 50, "max_audio_length_ms"
 
 
 class CsmProvider(Provider):
-    """Conversational speech with voice prompts (clones), context and streaming, on Apple MLX."""
+    """Conversational speech with voice prompts (clones), context and streaming, on MLX or PyTorch."""
 
     name = "csm"
-    description = "Sesame CSM-1B (MLX): expressive, conversational, clones a voice from a short clip"
+    description = "Sesame CSM-1B: expressive, conversational, clones a voice from a short clip"
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
         self.options = CsmOptions.from_settings(settings)
+        self.backend, why = choose_backend(self.options.backend)
+        self.concurrency = self.options.max_batch if self.backend == "torch" else 1
+        """Requests the engine may run at once: the torch backend batches them, MLX takes one at a time."""
+        self.device: str | None = None
+        self._serial = threading.Lock()
+        _LOGGER.info("CSM backend: %s (%s)", self.backend, why)
         self.loaded = None
         self.generator = None
         self.prompts = None
@@ -40,6 +48,8 @@ class CsmProvider(Provider):
     # -- lifecycle ---------------------------------------------------------
     def load(self) -> None:
         """Resolve and load weights, tokenizer and Mimi; raise ProviderUnavailable with advice."""
+        if self.backend == "torch":
+            return self._load_torch()
         import_mlx()
         from .generation import Generator
         from .prompts import PromptStore
@@ -58,18 +68,46 @@ class CsmProvider(Provider):
                                    max_seconds=options.max_prompt_seconds)
         self.progress = None
         watermarked = getattr(self.loaded.model, "_watermarker", None) is not None and options.watermark
+        self.device = "mlx"
         _LOGGER.info("CSM ready from %s (watermark %s)", self.loaded.model_dir, "on" if watermarked else "off")
 
+    def _load_torch(self) -> None:
+        from .prompts import PromptStore
+        from .torch_backend import load_torch_generator
+
+        def progress(message: str) -> None:
+            self.progress = message
+            _LOGGER.info("CSM: %s", message)
+
+        cache_dir = Path(self.settings.cache_dir).expanduser()
+        options = self.options
+        self.generator, self.loaded = load_torch_generator(self.settings.model_id, cache_dir, options, progress)
+        self.prompts = PromptStore(self.generator.encode, cache_dir / "csm" / "prompts" / self.loaded.codec_tag,
+                                   max_seconds=options.max_prompt_seconds)
+        self.progress = None
+        self.device = f"{self.loaded.device}, {self.loaded.dtype}"
+        _LOGGER.info("CSM ready from %s on torch (%s, batches of up to %d, watermark %s)", self.loaded.model_dir,
+                     self.device, options.max_batch, "on" if self.generator.watermarks else "off")
+
     def close(self) -> None:
-        """Drop the model."""
+        """Drop the model (and stop the torch backend's batching loop)."""
+        if hasattr(self.generator, "close"):
+            self.generator.close()
         self.loaded = self.generator = self.prompts = None
+
+    def status(self) -> dict:
+        """Base status plus the backend in use (``torch (cuda, bfloat16)``, ``mlx``)."""
+        info = super().status()
+        info["backend"] = f"{self.backend} ({self.device})" if self.device and self.backend == "torch" else self.backend
+        return info
 
     # -- work --------------------------------------------------------------
     def synthesize(self, job: ProviderJob) -> Iterator[AudioChunk]:
         """Stream the job's sentences in the voice its params describe."""
-        plan = self.plan(job)
+        with self._serial:  # planning (prompt caches, tokenizer) is one request at a time
+            plan = self.plan(job)
         volume = _number({"volume": (job.params or {}).get("volume", 1.0)}, "volume", float, 0.0, 4.0)
-        for samples in self.generator.run(plan, job.cancelled):
+        for samples in self._generate(plan, job):
             if volume != 1.0:
                 samples = np.clip(samples * volume, -1.0, 1.0).astype(np.float32)
             yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE)
@@ -78,9 +116,16 @@ class CsmProvider(Provider):
             _LOGGER.debug("CSM: %d frames, %.0f ms/frame, first audio after %.2f s", stats.frames,
                           1000 * stats.frame_seconds / stats.frames, stats.first_audio or 0.0)
 
+    def _generate(self, plan, job: ProviderJob) -> Iterator[np.ndarray]:
+        if self.backend == "torch":  # the batching loop takes concurrent requests
+            yield from self.generator.run(plan, job.cancelled)
+            return
+        with self._serial:
+            yield from self.generator.run(plan, job.cancelled)
+
     def plan(self, job: ProviderJob):
         """Turn a job into a generation plan (tokens, groups, sampling)."""
-        from .generation import Plan
+        from .plan import Plan
 
         params = {**DEFAULTS, **dict(job.params or {})}
         speaker = _number(params, "speaker", int, 0, 1000)
