@@ -60,7 +60,7 @@ class Stream:
 class BatchLoop:
     """Owns the model's forward passes; ``submit`` a plan, read its codes from ``Stream.out``."""
 
-    def __init__(self, csm: TorchCsm, max_batch: int, prefix_cache_size: int = 8) -> None:
+    def __init__(self, csm: TorchCsm, max_batch: int, prefix_cache_size: int = 8, start: bool = True) -> None:
         self.csm = csm
         self.max_batch = max_batch
         self._waiting: queue.Queue[Stream] = queue.Queue()
@@ -72,7 +72,8 @@ class BatchLoop:
         self.batch_sizes: list[int] = []
         """Rows of every batched decode step so far (for tests and benchmarks)."""
         self._thread = threading.Thread(target=self._loop, name="csm-torch-batch", daemon=True)
-        self._thread.start()
+        if start:
+            self._thread.start()
 
     def submit(self, plan: Plan, cancelled: threading.Event, stats: Stats) -> Stream:
         generator = None
@@ -88,7 +89,24 @@ class BatchLoop:
     def close(self) -> None:
         self._stop = True
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    @property
+    def running(self) -> int:
+        """Requests in the batch now."""
+        return len(self._running)
+
+    @property
+    def busy(self) -> bool:
+        """Requests running or waiting to join."""
+        return bool(self._running) or not self._waiting.empty()
+
+    @torch.inference_mode()
+    def tick(self) -> None:
+        """One frame boundary: waiting requests join (while slots are free), then every running one steps."""
+        self._admit()
+        self._step()
 
     # -- the loop ------------------------------------------------------------
     def _loop(self) -> None:
@@ -98,9 +116,7 @@ class BatchLoop:
                 self._wake.clear()
                 continue
             try:
-                with torch.inference_mode():
-                    self._admit()
-                    self._step()
+                self.tick()
             except Exception as err:  # noqa: BLE001 - every caller learns why, the loop survives
                 _LOGGER.exception("CSM batch step failed")
                 for stream in self._running:

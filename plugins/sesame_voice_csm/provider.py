@@ -34,6 +34,7 @@ class CsmProvider(Provider):
         super().__init__(settings)
         self.options = CsmOptions.from_settings(settings)
         self.backend, why = choose_backend(self.options.backend)
+        self._auto = self.options.backend == "auto"
         self.concurrency = self.options.max_batch if self.backend == "torch" else 1
         """Requests the engine may run at once: the torch backend batches them, MLX takes one at a time."""
         self.device: str | None = None
@@ -49,7 +50,16 @@ class CsmProvider(Provider):
     def load(self) -> None:
         """Resolve and load weights, tokenizer and Mimi; raise ProviderUnavailable with advice."""
         if self.backend == "torch":
-            return self._load_torch()
+            from .backend import installed
+            from .torch_backend import OriginalLayout
+
+            try:
+                return self._load_torch()
+            except OriginalLayout:
+                if not (self._auto and installed("mlx")):
+                    raise
+            self.backend = "mlx"
+            _LOGGER.info("CSM backend: mlx (auto: the weights are in Sesame's original layout)")
         import_mlx()
         from .generation import Generator
         from .prompts import PromptStore

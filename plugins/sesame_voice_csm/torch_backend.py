@@ -21,6 +21,10 @@ WATERMARK_KEY = [212, 211, 146, 56, 201]
 """Sesame's public CSM-1B watermark key (as in mlx-audio and Sesame's generator)."""
 
 
+class OriginalLayout(ProviderUnavailable):
+    """The weights are in Sesame's original layout, which only the MLX backend loads."""
+
+
 @dataclass
 class LoadedTorchCsm:
     """What ``builtin_prompt`` and the prompt cache need to know about a loaded torch model."""
@@ -55,7 +59,7 @@ def load_torch_generator(model_id: str, cache_dir: Path, options, progress: Call
     model_dir, hub_id = resolve_model_dir(model_id, cache_dir, progress)
     config = read_config(model_dir, model_id)
     if not is_transformers_checkpoint(model_dir):
-        raise ProviderUnavailable(
+        raise OriginalLayout(
             f"{model_dir} holds CSM weights in Sesame's original layout; the torch backend loads the "
             "transformers layout that sesame/csm-1b ships (set MODEL_ID=sesame/csm-1b), or set CSM_BACKEND=mlx")
     tokenizer_dir, llama_template = resolve_tokenizer(options.tokenizer, model_dir, config, cache_dir, progress)

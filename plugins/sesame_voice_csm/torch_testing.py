@@ -33,6 +33,11 @@ def build_model(size: str = "tiny", seed: int = 0, dtype=None):
 
     torch.manual_seed(seed)
     model = CsmForConditionalGeneration(CsmConfig(**transformers_config(size)))
+    with torch.no_grad():
+        for module in model.codec_model.modules():
+            if type(module).__name__ == "MimiEuclideanCodebook":  # transformers starts them all-zero
+                module.embed_sum.normal_()
+                module._embed = None
     return model.to(dtype) if dtype is not None else model
 
 

@@ -6,7 +6,19 @@ from pathlib import Path
 
 import numpy as np
 
+from sesame_voice.types import ContextSegment, ProviderJob, SynthesisRequest, Voice
+
 RATE = 24_000
+FAST_BUDGET = {"frame_budget_base_ms": 160, "frame_budget_per_char_ms": 8}
+"""Per-group budgets small enough that random weights (which never say EOS) stop quickly."""
+
+
+def job(sentences=("Hello there.",), context: list[ContextSegment] | None = None, max_ms: int | None = None,
+        **params) -> ProviderJob:
+    """A CSM provider job for ``sentences`` with voice ``params``."""
+    sentences = list(sentences)
+    request = SynthesisRequest(text=" ".join(sentences), context=list(context or []), max_audio_length_ms=max_ms)
+    return ProviderJob(sentences=sentences, voice=Voice(name="test", provider="csm"), params=params, request=request)
 
 
 def write_clip(path: Path, seconds: float = 1.2, seed: int = 0, transcript: str | None = "a short test clip") -> Path:

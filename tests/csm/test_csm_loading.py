@@ -21,7 +21,7 @@ def _provider(tmp_path, model_id, **plugin):
     from sesame_voice_csm import CsmProvider
 
     settings = Settings(model_id=str(model_id), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                        plugins={"csm": plugin})
+                        plugins={"csm": {"backend": "mlx", **plugin}})
     return CsmProvider(settings)
 
 
@@ -160,7 +160,7 @@ def test_load_reports_progress_and_ready_status(tmp_path, csm_checkpoint, caplog
     caplog.set_level("INFO", logger="sesame_voice_csm")
     provider.ensure_loaded()
     assert "CSM: loading CSM weights" in caplog.text
-    assert provider.status() == {"state": "ready", "loaded": True}  # progress cleared once ready
+    assert provider.status() == {"state": "ready", "loaded": True, "backend": "mlx"}  # progress cleared once ready
 
 
 def test_download_progress_reaches_status(tmp_path):
