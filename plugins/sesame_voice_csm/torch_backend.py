@@ -7,12 +7,14 @@ folder, hub download and tokenizer lookup are ``loading.py``'s; only the model b
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from sesame_voice.types import ProviderUnavailable
 
+from .backend import installed
 from .checkpoint import is_transformers_checkpoint
 from .loading import _first_line, checkpoint_advice, read_config, resolve_model_dir, resolve_tokenizer
 
@@ -41,12 +43,17 @@ def import_torch():
     """torch and transformers' CSM, or ProviderUnavailable with install advice."""
     from .torch_model import INSTALL_ADVICE
 
-    try:
-        import torch
-        from transformers import CsmForConditionalGeneration  # noqa: F401
-    except ImportError as err:
-        raise ProviderUnavailable(f"the torch CSM backend needs torch and transformers ({err}); {INSTALL_ADVICE}") from None
-    return torch
+    for attempt in range(3):
+        try:
+            import torch
+            from transformers import CsmForConditionalGeneration  # noqa: F401
+        except ImportError as err:
+            if not installed("torch") or not installed("transformers") or attempt == 2:
+                raise ProviderUnavailable(
+                    f"the torch CSM backend needs torch and transformers ({err}); {INSTALL_ADVICE}") from None
+            time.sleep(0.5)  # transformers' lazy imports fail while another thread is importing it
+        else:
+            return torch
 
 
 def load_torch_generator(model_id: str, cache_dir: Path, options, progress: Callable[[str], None]):
