@@ -12,6 +12,7 @@ import platform
 import sys
 
 BACKENDS = ("auto", "mlx", "torch")
+TORCH_ADVICE = "install it with: pip install 'sesame-voice[torch]' (see docs/csm.md for a CPU-only or CUDA torch)"
 
 
 def installed(module: str) -> bool:

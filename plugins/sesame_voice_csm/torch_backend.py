@@ -14,7 +14,7 @@ from typing import Callable
 
 from sesame_voice.types import ProviderUnavailable
 
-from .backend import installed
+from .backend import TORCH_ADVICE, installed
 from .checkpoint import is_transformers_checkpoint
 from .loading import _first_line, checkpoint_advice, read_config, resolve_model_dir, resolve_tokenizer
 
@@ -41,8 +41,6 @@ class LoadedTorchCsm:
 
 def import_torch():
     """torch and transformers' CSM, or ProviderUnavailable with install advice."""
-    from .torch_model import INSTALL_ADVICE
-
     for attempt in range(3):
         try:
             import torch
@@ -50,7 +48,7 @@ def import_torch():
         except ImportError as err:
             if not installed("torch") or not installed("transformers") or attempt == 2:
                 raise ProviderUnavailable(
-                    f"the torch CSM backend needs torch and transformers ({err}); {INSTALL_ADVICE}") from None
+                    f"the torch CSM backend needs torch and transformers ({err}); {TORCH_ADVICE}") from None
             time.sleep(0.5)  # transformers' lazy imports fail while another thread is importing it
         else:
             return torch

@@ -21,10 +21,10 @@ import torch.nn.functional as F
 
 from sesame_voice.types import ProviderUnavailable
 
+from .backend import TORCH_ADVICE
 from .window import WINDOW
 
 _LOGGER = logging.getLogger(__name__)
-INSTALL_ADVICE = "install it with: pip install 'sesame-voice[torch]' (see docs/csm.md for a CPU-only torch)"
 
 
 @dataclass
@@ -79,7 +79,7 @@ def load_transformers_csm(model_dir: Path, device: torch.device, dtype: torch.dt
     try:
         from transformers import CsmForConditionalGeneration
     except ImportError as err:
-        raise ProviderUnavailable(f"the torch CSM backend needs transformers with CSM ({err}); {INSTALL_ADVICE}") from None
+        raise ProviderUnavailable(f"the torch CSM backend needs transformers with CSM ({err}); {TORCH_ADVICE}") from None
     model = CsmForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype)
     return model.to(device).eval()
 

@@ -180,7 +180,7 @@ def test_plugin_imports_without_mlx_and_load_gives_install_advice(tmp_path):
         "from sesame_voice.config import Settings\n"
         "from sesame_voice.types import ProviderUnavailable\n"
         "import sesame_voice_csm\n"
-        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(tmp_path)!r}))\n"
+        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(tmp_path)!r}, plugins={{'csm': {{'backend': 'mlx'}}}}))\n"
         "try:\n"
         "    p.ensure_loaded()\n"
         "except ProviderUnavailable as err:\n"

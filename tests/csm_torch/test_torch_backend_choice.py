@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from sesame_voice.config import ConfigError, Settings
@@ -64,3 +67,21 @@ def test_original_layout_with_torch_forced_says_how_to_fix(tmp_path):
     with pytest.raises(Exception, match="CSM_BACKEND=mlx"):
         provider.ensure_loaded()
     assert provider.status()["state"] == "failed"
+
+
+def test_torch_backend_without_torch_gives_install_advice(tmp_path):
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+        "from sesame_voice.config import Settings\n"
+        "from sesame_voice.types import ProviderUnavailable\n"
+        "import sesame_voice_csm\n"
+        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(tmp_path)!r}, plugins={{'csm': {{'backend': 'torch'}}}}))\n"
+        "try:\n"
+        "    p.ensure_loaded()\n"
+        "except ProviderUnavailable as err:\n"
+        "    print('UNAVAILABLE', err)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "UNAVAILABLE" in result.stdout, result.stderr
+    assert "pip install 'sesame-voice[torch]'" in result.stdout
