@@ -9,7 +9,7 @@ real-time factor, plus the throughput of N streams relative to 1 stream measured
 ``--dtypes float32,bfloat16`` first times one stream in each dtype and keeps the faster one.
 
     python benchmarks/csm_torch.py --size small
-    python benchmarks/csm_torch.py --size full --frames 6 --dtypes float32,bfloat16   # CSM-1B, ~7 GB RAM
+    python benchmarks/csm_torch.py --size full --frames 6 --dtypes float32,bfloat16 --repeat 2   # CSM-1B, ~7 GB RAM
 """
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ def measure(generator, streams: int, frames: int) -> dict:
             "wall_s": round(end - begin, 1), "batch_max": max(generator.loop.batch_sizes or [0])}
 
 
+def best_of(generator, streams: int, frames: int, repeat: int) -> dict:
+    """The fastest of ``repeat`` runs (a shared machine only ever slows a run down)."""
+    return min((measure(generator, streams, frames) for _ in range(repeat)), key=lambda r: r["ms_per_frame"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="small", choices=["tiny", "small", "full"])
@@ -88,6 +93,7 @@ def main() -> None:
     parser.add_argument("--streams", default="1,4,8")
     parser.add_argument("--dtypes", default="float32", help="comma list; the fastest single stream is kept")
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement; the fastest is kept")
     args = parser.parse_args()
     import torch
 
@@ -104,7 +110,7 @@ def main() -> None:
             else:  # convert in place: one copy of the weights in memory at a time
                 generator = _convert(generator, dtype, max(counts))
             measure(generator, 1, 3)  # warm-up
-            single = measure(generator, 1, args.frames)
+            single = best_of(generator, 1, args.frames, args.repeat)
             print(f"  {dtype}: 1 stream {single['ms_per_frame']} ms/frame, RTF {single['rtf']}")
             if best is None or single["ms_per_frame"] < best[1]["ms_per_frame"]:
                 best = (dtype, single)
@@ -114,7 +120,8 @@ def main() -> None:
         print(f"dtype kept: {dtype}")
         results = {}
         for count in counts:
-            results[count] = best[1] if count == 1 and len(dtypes) == 1 else measure(generator, count, args.frames)
+            results[count] = best[1] if count == 1 and len(dtypes) == 1 else best_of(generator, count, args.frames,
+                                                                                      args.repeat)
             print(f"  {results[count]}")
         if 1 in results:
             for count in counts[1:]:

@@ -122,6 +122,12 @@ class BatchLoop:
                 for stream in self._running:
                     self._finish(stream, err)
                 self._running = []
+        stopped = RuntimeError("the CSM model was closed")
+        for stream in self._running:
+            self._finish(stream, stopped)
+        self._running = []
+        while not self._waiting.empty():
+            self._waiting.get().out.put(stopped)
 
     def _admit(self) -> None:
         """New requests join at this frame boundary while slots are free."""
@@ -175,7 +181,7 @@ class BatchLoop:
         if not self._running:
             return
         tick = time.perf_counter()
-        ready = [s for s in self._running if len(s.pending) == 1]
+        ready = sorted((s for s in self._running if len(s.pending) == 1), key=lambda s: s.slot)  # contiguous slots
         lasts: dict[int, torch.Tensor] = {}
         if ready:
             rows = Rows.cat([s.pending for s in ready])

@@ -11,7 +11,8 @@ from sesame_voice.config import ConfigError
 
 from .backend import BACKENDS
 
-ENV_OVERRIDES = {"tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI", "backend": "CSM_BACKEND", "max_batch": "CSM_MAX_BATCH"}
+ENV_OVERRIDES = {"tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI", "backend": "CSM_BACKEND", "device": "CSM_DEVICE",
+                 "dtype": "CSM_DTYPE", "max_batch": "CSM_MAX_BATCH"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class CsmOptions:
     device: str | None = None
     """PyTorch device: cuda, cuda:1, cpu (default: cuda when available)."""
     dtype: str | None = None
-    """PyTorch weights: bfloat16 or float32 (default: bfloat16 on CUDA, float32 on the CPU)."""
+    """PyTorch weights: bfloat16 or float32 (default: bfloat16 on CUDA and on CPUs with native bf16, else float32)."""
     max_batch: int = 8
     """PyTorch: most requests generated together in one batch (continuous batching)."""
 

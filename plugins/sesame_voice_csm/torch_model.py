@@ -64,14 +64,20 @@ def pick_device(option: str | None) -> torch.device:
 
 
 def pick_dtype(option: str | None, device: torch.device) -> torch.dtype:
-    """bf16 on a GPU; fp32 on the CPU unless set (see docs/csm.md for the measured comparison)."""
+    """bf16 on a GPU and on CPUs with native bf16 matmuls (AVX512-BF16, AMX), else fp32 (docs/csm.md measures both)."""
     if option and option != "auto":
         try:
             return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
                     "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[option]
         except KeyError:
             raise ProviderUnavailable(f"plugins.csm.dtype {option!r} is not float32, bfloat16 or float16") from None
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return torch.bfloat16 if device.type == "cuda" or cpu_has_bf16() else torch.float32
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU multiplies bf16 natively (elsewhere torch emulates it, slower than fp32)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def load_transformers_csm(model_dir: Path, device: torch.device, dtype: torch.dtype):

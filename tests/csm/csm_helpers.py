@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,3 +41,22 @@ def collect(provider, job) -> np.ndarray:
     """All audio of a job, concatenated."""
     chunks = list(provider.synthesize(job))
     return np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
+
+
+def load_without(modules: list[str], cache_dir: Path, backend: str) -> str:
+    """stdout of a fresh interpreter that hides ``modules``, then loads the csm provider on ``backend``."""
+    hidden = "; ".join(f"sys.modules[{name!r}] = None" for name in modules)
+    code = (
+        f"import sys\n{hidden}\n"
+        "from sesame_voice.config import Settings\n"
+        "from sesame_voice.types import ProviderUnavailable\n"
+        "import sesame_voice_csm\n"
+        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(cache_dir)!r}, plugins={{'csm': {{'backend': {backend!r}}}}}))\n"
+        "try:\n"
+        "    p.ensure_loaded()\n"
+        "except ProviderUnavailable as err:\n"
+        "    print('UNAVAILABLE', err)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "UNAVAILABLE" in result.stdout, result.stderr
+    return result.stdout

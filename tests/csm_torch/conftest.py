@@ -29,7 +29,8 @@ def hf_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def torch_plugin_config() -> dict[str, Any]:
-    return {"backend": "torch", "first_chunk_frames": 2, "chunk_frames": 3, "max_batch": 4, **FAST_BUDGET}
+    return {"backend": "torch", "dtype": "float32", "first_chunk_frames": 2, "chunk_frames": 3, "max_batch": 4,
+            **FAST_BUDGET}
 
 
 @pytest.fixture(scope="session")

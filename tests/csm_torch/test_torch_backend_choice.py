@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from sesame_voice.config import ConfigError, Settings
 from sesame_voice_csm.backend import choose_backend
 from sesame_voice_csm.options import CsmOptions
+
+from csm.csm_helpers import load_without
 
 
 @pytest.mark.parametrize("apple, has_torch, has_mlx, expected", [
@@ -70,18 +69,24 @@ def test_original_layout_with_torch_forced_says_how_to_fix(tmp_path):
 
 
 def test_torch_backend_without_torch_gives_install_advice(tmp_path):
-    code = (
-        "import sys\n"
-        "sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
-        "from sesame_voice.config import Settings\n"
-        "from sesame_voice.types import ProviderUnavailable\n"
-        "import sesame_voice_csm\n"
-        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(tmp_path)!r}, plugins={{'csm': {{'backend': 'torch'}}}}))\n"
-        "try:\n"
-        "    p.ensure_loaded()\n"
-        "except ProviderUnavailable as err:\n"
-        "    print('UNAVAILABLE', err)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "UNAVAILABLE" in result.stdout, result.stderr
-    assert "pip install 'sesame-voice[torch]'" in result.stdout
+    stdout = load_without(["torch", "transformers"], tmp_path, backend="torch")
+    assert "pip install 'sesame-voice[torch]'" in stdout
+
+
+def test_dtype_and_device_choice():
+    import torch
+
+    from sesame_voice.types import ProviderUnavailable
+    from sesame_voice_csm.torch_model import cpu_has_bf16, pick_device, pick_dtype
+
+    cpu = torch.device("cpu")
+    assert pick_dtype("float32", cpu) == torch.float32 and pick_dtype("bf16", cpu) == torch.bfloat16
+    assert pick_dtype(None, torch.device("cuda")) == torch.bfloat16
+    assert pick_dtype(None, cpu) == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
+    with pytest.raises(ProviderUnavailable, match="float32, bfloat16"):
+        pick_dtype("int3", cpu)
+    assert pick_device("cpu") == cpu
+    if not torch.cuda.is_available():
+        assert pick_device(None) == cpu
+        with pytest.raises(ProviderUnavailable, match="no CUDA GPU"):
+            pick_device("cuda")

@@ -203,3 +203,19 @@ def test_batch_never_exceeds_max_batch(torch_provider, make_job):
         loop.tick()
     assert max(loop.batch_sizes) == 2
     assert all(s.stats.frames > 0 for s in streams)  # the third joined once a slot was free
+
+
+def test_bfloat16_weights_stream_finite_audio(torch_settings, make_job):
+    from dataclasses import replace
+
+    from sesame_voice_csm import CsmProvider
+
+    settings = replace(torch_settings, plugins={"csm": {**torch_settings.plugins["csm"], "dtype": "bfloat16"}})
+    provider = CsmProvider(settings)
+    provider.ensure_loaded()
+    try:
+        assert provider.status()["backend"] == "torch (cpu, bfloat16)"
+        audio = collect(provider, make_job(["Half precision."], seed=1))
+    finally:
+        provider.close()
+    assert len(audio) > 0 and audio.dtype == np.float32 and np.isfinite(audio).all() and np.abs(audio).max() > 0

@@ -15,7 +15,7 @@ def test_mlx_and_torch_pick_the_same_greedy_codes(hf_checkpoint, make_job, tmp_p
     from sesame_voice_csm.testing import MIMI_FILENAME, write_mimi
 
     mimi = write_mimi(tmp_path / "mimi" / MIMI_FILENAME)  # MLX reads Kyutai's Mimi file; codes do not depend on it
-    options = {"frame_budget_base_ms": 800, "frame_budget_per_char_ms": 0}
+    options = {"frame_budget_base_ms": 800, "frame_budget_per_char_ms": 0, "dtype": "float32"}
 
     def provider(backend: str) -> CsmProvider:
         settings = Settings(model_id=str(hf_checkpoint), cache_dir=tmp_path / backend, voices_dir=tmp_path,

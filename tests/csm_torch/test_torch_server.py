@@ -19,6 +19,7 @@ async def _ready(provider) -> None:
 async def test_two_clients_speaking_at_once_share_forward_passes(start_server, hf_checkpoint, monkeypatch):
     monkeypatch.setenv("CSM_BACKEND", "torch")  # read by the plugin itself
     monkeypatch.setenv("CSM_MAX_BATCH", "2")
+    monkeypatch.setenv("CSM_DTYPE", "float32")
     async with start_server(model_id=str(hf_checkpoint)) as server:
         provider = server.engine.workers["csm"].provider
         await _ready(provider)
