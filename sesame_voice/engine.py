@@ -41,11 +41,13 @@ COMMON_SAMPLING = ("speaker",)
 
 
 class ProviderWorker:
-    """A queue in front of one provider (of any kind), whose model only ever runs in one thread at a time.
+    """A queue in front of one provider (of any kind) and the threads that run its jobs.
 
-    Jobs run in the worker thread one after another; a provider that ``takes_turns`` gets a thread
+    Jobs run in the worker thread one after another. A provider that ``takes_turns`` gets a thread
     per job instead, and its jobs take turns chunk by chunk (and step aside while waiting for text),
-    so concurrent answers interleave. The event loop only awaits.
+    so concurrent answers interleave with the model in one thread at a time. A provider with
+    ``concurrency`` > 1 (one that batches, like CSM on PyTorch) gets that many job threads running
+    at once. The event loop only awaits.
     """
 
     def __init__(self, provider: ModelHolder, max_queue: int, kind: str = "provider") -> None:
@@ -57,9 +59,14 @@ class ProviderWorker:
         self._jobs: dict[int, ProviderJob] = {}
         """Jobs queued or running, by id, so shutdown can cancel them."""
         self._closed = False
+        concurrency = max(1, int(getattr(provider, "concurrency", 1)))
+        takes_turns = bool(getattr(provider, "takes_turns", False))
+        self._turn = contextlib.nullcontext if concurrency > 1 and not takes_turns else self.turns.held
+        """Jobs of a provider that runs them at once do not wait for a turn."""
         self._job_threads = self._executor
-        if getattr(provider, "takes_turns", False):
-            self._job_threads = ThreadPoolExecutor(max_workers=max_queue, thread_name_prefix=f"job-{provider.name}")
+        if takes_turns or concurrency > 1:
+            self._job_threads = ThreadPoolExecutor(max_workers=max_queue if takes_turns else concurrency,
+                                                   thread_name_prefix=f"job-{provider.name}")
 
     async def call(self, function: Callable, *args):
         """Run ``function`` in the worker thread, in queue order."""
@@ -86,7 +93,7 @@ class ProviderWorker:
 
         def produce() -> None:
             try:
-                with self.turns.held():
+                with self._turn():
                     if job.cancelled.is_set():
                         return
                     self.provider.ensure_loaded()

@@ -107,6 +107,9 @@ class Provider(ModelHolder):
     """Rate the engine resamples context audio to before the job reaches the provider (None: as sent)."""
     DEFAULT_CONTEXT_WINDOW: ClassVar[float] = 600.0
     """The default ``context_window``: 600 seconds of speech."""
+    concurrency: int = 1
+    """How many ``synthesize`` calls the engine runs at once (job threads); >1 only for providers that
+    batch or are otherwise thread-safe. Read once, when the engine starts."""
 
     # -- work --------------------------------------------------------------
     def discover_voices(self, files: Iterable["object"]) -> Iterable[Voice | RejectedFile]:

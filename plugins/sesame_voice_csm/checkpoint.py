@@ -37,6 +37,7 @@ _RENAMES = [
     (r"\.post_attention_layernorm\.weight$", ".mlp_norm.scale"),
 ]
 _DROPPED = (r"^codec_model\.", r"^depth_decoder\.model\.embed_tokens\.")
+_TIED_AUDIO_EMBEDDING = "depth_decoder.model.embed_tokens.weight"
 
 
 def _safetensors_keys(path: Path) -> list[str]:
@@ -100,14 +101,19 @@ def convert_transformers_checkpoint(model_dir: Path, out_root: Path) -> Path:
         return target
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     weights = {}
+    tied = None
     for path in sorted(model_dir.glob("*.safetensors")):
         for key, value in mx.load(str(path)).items():
+            if key == _TIED_AUDIO_EMBEDDING:
+                tied = value
             name = original_name(key)
             if name is None:
                 continue
             if re.search(r"\.(q|k)_proj\.weight$", key):
                 value = unpermute_rope(value, _heads(config, key))
             weights[name] = value
+    if tied is not None:  # newer transformers save the tied audio embedding only under the decoder's name
+        weights.setdefault("audio_embeddings.weight", tied)
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)

@@ -14,13 +14,14 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import mlx.core as mx
 import numpy as np
 
-from .window import WINDOW, Group
+from .plan import Plan, Stats
+from .window import WINDOW
 
 _LOGGER = logging.getLogger(__name__)
 SAMPLES_PER_FRAME = 1920
@@ -40,40 +41,6 @@ class Tokens:
     def cat(parts: Sequence["Tokens"]) -> "Tokens":
         parts = [p for p in parts if len(p)]
         return Tokens(mx.concatenate([p.tokens for p in parts]), mx.concatenate([p.mask for p in parts]))
-
-
-@dataclass
-class Plan:
-    """Everything one request generates."""
-
-    groups: list[Group]
-    later_groups: Iterable[Group] = ()
-    """Groups of text still arriving, planned as it comes (a streamed answer)."""
-    speaker: int = 0
-    prefix: list[Tokens] = field(default_factory=list)
-    prefix_key: str | None = None
-    """Identifies ``prefix`` (voice prompt) so its KV cache can be reused; None = do not keep it."""
-    context: list[Tokens] = field(default_factory=list)
-    temperature: float = 0.9
-    top_k: int = 50
-    seed: int | None = None
-    first_chunk_frames: int = 2
-    chunk_frames: int = 6
-    max_frames: int | None = None
-    """Stop the whole request after this many frames."""
-
-
-@dataclass
-class Stats:
-    """Timings of the last run, for logs and benchmarks."""
-
-    started: float = 0.0
-    first_audio: float | None = None
-    frames: int = 0
-    frame_seconds: float = 0.0
-    decode_seconds: float = 0.0
-    prefill_positions: int = 0
-    rebuilds: int = 0
 
 
 class Generator:

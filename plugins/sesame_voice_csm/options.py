@@ -8,7 +8,10 @@ from typing import Mapping
 
 from sesame_voice.config import ConfigError
 
-ENV_OVERRIDES = {"tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI"}
+from .backend import BACKENDS
+
+ENV_OVERRIDES = {"tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI", "backend": "CSM_BACKEND", "device": "CSM_DEVICE",
+                 "dtype": "CSM_DTYPE", "max_batch": "CSM_MAX_BATCH"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,14 @@ class CsmOptions:
     """Compile the per-codebook decoder step with ``mx.compile``."""
     prefix_cache_size: int = 8
     """Voice prompts whose backbone KV cache stays in memory."""
+    backend: str = "auto"
+    """auto | mlx | torch (see backend.py; auto = MLX on Apple Silicon, else PyTorch when installed)."""
+    device: str | None = None
+    """PyTorch device: cuda, cuda:1, cpu (default: cuda when available)."""
+    dtype: str | None = None
+    """PyTorch weights: bfloat16 or float32 (default: bfloat16 on CUDA and on CPUs with native bf16, else float32)."""
+    max_batch: int = 8
+    """PyTorch: most requests generated together in one batch (continuous batching)."""
 
     @classmethod
     def from_settings(cls, settings, env: Mapping[str, str] | None = None) -> "CsmOptions":
@@ -45,6 +56,10 @@ class CsmOptions:
         options = settings.plugin_settings("csm", cls, ENV_OVERRIDES)
         if options.first_chunk_frames < 1 or options.chunk_frames < 1:
             raise ConfigError("plugins.csm: first_chunk_frames and chunk_frames must be at least 1")
+        if options.backend not in BACKENDS:
+            raise ConfigError(f"plugins.csm: backend must be auto, mlx or torch, got {options.backend!r}")
+        if not 1 <= options.max_batch <= 64:
+            raise ConfigError(f"plugins.csm: max_batch must be between 1 and 64, got {options.max_batch}")
         if options.quantize_bits not in (None, 4, 8):
             raise ConfigError(f"plugins.csm: quantize_bits must be 4 or 8, got {options.quantize_bits}")
         return options

@@ -1,10 +1,11 @@
-"""The ``csm`` provider: Sesame CSM-1B on MLX via mlx-audio."""
+"""The ``csm`` provider: Sesame CSM-1B on MLX (mlx-audio) or PyTorch (transformers), same voices and behaviour."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -14,6 +15,7 @@ from sesame_voice.provider import Provider
 from sesame_voice.text import sentence_runs
 from sesame_voice.types import AudioChunk, ClipPolicy, InvalidRequest, ProviderJob
 
+from .backend import choose_backend
 from .loading import import_mlx, load_csm
 from .options import CsmOptions
 from .prompts import MIN_SECONDS
@@ -25,10 +27,10 @@ DEFAULTS = {"speaker": 0, "temperature": 0.9, "top_k": 50, "max_audio_length_ms"
 
 
 class CsmProvider(Provider):
-    """Conversational speech with voice prompts (clones), context and streaming, on Apple MLX."""
+    """Conversational speech with voice prompts (clones), context and streaming, on MLX or PyTorch."""
 
     name = "csm"
-    description = "Sesame CSM-1B (MLX): expressive, conversational, clones a voice from a short clip"
+    description = "Sesame CSM-1B: expressive, conversational, clones a voice from a short clip"
     sampling_params = ("temperature", "top_k", "seed", "speaker", "max_audio_length_ms", "volume",
                        "first_chunk_frames")
     supports_context = True
@@ -43,6 +45,12 @@ class CsmProvider(Provider):
         self.options = CsmOptions.from_settings(settings)
         self.clip_policy = ClipPolicy(min_seconds=MIN_SECONDS, max_seconds=self.options.max_prompt_seconds,
                                       clones=True, priority=10)
+        self.backend, why = choose_backend(self.options.backend)
+        self._auto = self.options.backend == "auto"
+        self.concurrency = self.options.max_batch if self.backend == "torch" else 1
+        """Requests the engine may run at once: the torch backend batches them, MLX takes one at a time."""
+        self._serial = threading.Lock()
+        _LOGGER.info("CSM backend: %s (%s)", self.backend, why)
         self.loaded = None
         self.generator = None
         self.prompts = None
@@ -52,6 +60,17 @@ class CsmProvider(Provider):
     # -- lifecycle ---------------------------------------------------------
     def load(self) -> None:
         """Resolve and load weights, tokenizer and Mimi; raise ProviderUnavailable with advice."""
+        if self.backend == "torch":
+            from .backend import installed
+            from .torch_backend import OriginalLayout
+
+            try:
+                return self._load_torch()
+            except OriginalLayout:
+                if not (self._auto and installed("mlx")):
+                    raise
+            self.backend = "mlx"
+            _LOGGER.info("CSM backend: mlx (auto: the weights are in Sesame's original layout)")
         import_mlx()
         from .generation import Generator
         from .prompts import PromptStore
@@ -70,10 +89,33 @@ class CsmProvider(Provider):
                                    max_seconds=options.max_prompt_seconds)
         self.progress = None
         watermarked = getattr(self.loaded.model, "_watermarker", None) is not None and options.watermark
+        import mlx.core as mx
+
+        self.device = "metal" if mx.default_device() == mx.gpu else "cpu"
         _LOGGER.info("CSM ready from %s (watermark %s)", self.loaded.model_dir, "on" if watermarked else "off")
 
+    def _load_torch(self) -> None:
+        from .prompts import PromptStore
+        from .torch_backend import load_torch_generator
+
+        def progress(message: str) -> None:
+            self.progress = message
+            _LOGGER.info("CSM: %s", message)
+
+        cache_dir = Path(self.settings.cache_dir).expanduser()
+        options = self.options
+        self.generator, self.loaded = load_torch_generator(self.settings.model_id, cache_dir, options, progress)
+        self.prompts = PromptStore(self.generator.encode, cache_dir / "csm" / "prompts" / self.loaded.codec_tag,
+                                   max_seconds=options.max_prompt_seconds)
+        self.progress = None
+        self.device = f"{self.loaded.device}, {self.loaded.dtype}"
+        _LOGGER.info("CSM ready from %s on torch (%s, batches of up to %d, watermark %s)", self.loaded.model_dir,
+                     self.device, options.max_batch, "on" if self.generator.watermarks else "off")
+
     def close(self) -> None:
-        """Drop the model."""
+        """Drop the model (and stop the torch backend's batching loop)."""
+        if hasattr(self.generator, "close"):
+            self.generator.close()
         self.loaded = self.generator = self.prompts = None
 
     # -- context -----------------------------------------------------------
@@ -98,24 +140,42 @@ class CsmProvider(Provider):
             prompt_seconds = self.BUILTIN_PROMPT_SECONDS
         prompt_positions = math.ceil(prompt_seconds * 1000 / FRAME_MS) + 60 if prompt_seconds else 0
         return float(max(0, int(WINDOW * self.CONTEXT_SHARE) - prompt_positions))
+    def status(self) -> dict:
+        """Base status plus the backend in use (``torch (cuda, bfloat16)``, ``mlx``)."""
+        info = super().status()
+        info["backend"] = f"{self.backend} ({self.device})" if self.device and self.backend == "torch" else self.backend
+        return info
 
     # -- work --------------------------------------------------------------
     def synthesize(self, job: ProviderJob) -> Iterator[AudioChunk]:
         """Stream the job's sentences in the voice its params describe."""
-        plan = self.plan(job)
+        with self._serial:  # planning (prompt caches, tokenizer) is one request at a time
+            plan = self.plan(job)
         volume = _number({"volume": (job.params or {}).get("volume", 1.0)}, "volume", float, 0.0, 4.0)
-        for samples in self.generator.run(plan, job.cancelled):
+        for samples in self._generate(plan, job):
             if volume != 1.0:
                 samples = np.clip(samples * volume, -1.0, 1.0).astype(np.float32)
-            yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE, codes=self.generator.last_codes, codec="mimi")
+            # Mimi codes of the chunk: the MLX generator keeps them (one request at a time); the
+            # batching torch backend does not hand them out per chunk yet.
+            codes = getattr(self.generator, "last_codes", None) if self.backend != "torch" else None
+            yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE, codes=codes, codec="mimi" if codes is not None else None)
         if self.generator.stats.frames:
             stats = self.generator.stats
             _LOGGER.debug("CSM: %d frames, %.0f ms/frame, first audio after %.2f s", stats.frames,
                           1000 * stats.frame_seconds / stats.frames, stats.first_audio or 0.0)
 
+    def _generate(self, plan, job: ProviderJob) -> Iterator[np.ndarray]:
+        if self.backend == "torch":  # the batching loop takes concurrent requests
+            # The batch indexes a request's groups, so a streamed answer's text is awaited whole here.
+            plan.groups, plan.later_groups = [*plan.groups, *plan.later_groups], ()
+            yield from self.generator.run(plan, job.cancelled)
+            return
+        with self._serial:
+            yield from self.generator.run(plan, job.cancelled)
+
     def plan(self, job: ProviderJob):
         """Turn a job into a generation plan (tokens, groups, sampling)."""
-        from .generation import Plan
+        from .plan import Plan
 
         params = {**DEFAULTS, **dict(job.params or {})}
         speaker = _number(params, "speaker", int, 0, 1000)

@@ -17,10 +17,9 @@ pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'sesam
 pytest.importorskip("mlx_audio", reason="mlx-audio is not installed (pip install 'sesame-voice[csm]')")
 
 from sesame_voice.config import Settings  # noqa: E402
-from sesame_voice.types import ContextSegment, ProviderJob, SynthesisRequest, Voice  # noqa: E402
+from sesame_voice.types import ProviderJob  # noqa: E402
 
-FAST_BUDGET = {"frame_budget_base_ms": 160, "frame_budget_per_char_ms": 8}
-"""Per-group budgets small enough that random weights (which never say EOS) stop quickly."""
+from .csm_helpers import FAST_BUDGET, job  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,8 @@ def csm_checkpoint(tmp_path_factory) -> CsmCheckpoint:
 @pytest.fixture(scope="session")
 def csm_plugin_config(csm_checkpoint) -> dict[str, Any]:
     """``plugins.csm`` settings pointing at the tiny checkpoint's Mimi, with short frame budgets."""
-    return {"mimi": str(csm_checkpoint.mimi_file), "first_chunk_frames": 2, "chunk_frames": 3, **FAST_BUDGET}
+    return {"mimi": str(csm_checkpoint.mimi_file), "first_chunk_frames": 2, "chunk_frames": 3, "backend": "mlx",
+            **FAST_BUDGET}
 
 
 @pytest.fixture(scope="session")
@@ -68,12 +68,4 @@ def csm_provider(csm_settings):
 @pytest.fixture
 def make_job() -> Callable[..., ProviderJob]:
     """``make_job(sentences, **params, context=[...], max_ms=None)``."""
-
-    def make(sentences=("Hello there.",), context: list[ContextSegment] | None = None,
-             max_ms: int | None = None, **params) -> ProviderJob:
-        sentences = list(sentences)
-        request = SynthesisRequest(text=" ".join(sentences), context=list(context or []), max_audio_length_ms=max_ms)
-        return ProviderJob(sentences=sentences, voice=Voice(name="test", provider="csm"), params=params,
-                           request=request)
-
-    return make
+    return job

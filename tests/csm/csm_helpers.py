@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from sesame_voice.types import ContextSegment, ProviderJob, SynthesisRequest, Voice
+
 RATE = 24_000
+FAST_BUDGET = {"frame_budget_base_ms": 160, "frame_budget_per_char_ms": 8}
+"""Per-group budgets small enough that random weights (which never say EOS) stop quickly."""
+
+
+def job(sentences=("Hello there.",), context: list[ContextSegment] | None = None, max_ms: int | None = None,
+        **params) -> ProviderJob:
+    """A CSM provider job for ``sentences`` with voice ``params``."""
+    sentences = list(sentences)
+    request = SynthesisRequest(text=" ".join(sentences), context=list(context or []), max_audio_length_ms=max_ms)
+    return ProviderJob(sentences=sentences, voice=Voice(name="test", provider="csm"), params=params, request=request)
 
 
 def write_clip(path: Path, seconds: float = 1.2, seed: int = 0, transcript: str | None = "a short test clip") -> Path:
@@ -27,3 +41,22 @@ def collect(provider, job) -> np.ndarray:
     """All audio of a job, concatenated."""
     chunks = list(provider.synthesize(job))
     return np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
+
+
+def load_without(modules: list[str], cache_dir: Path, backend: str) -> str:
+    """stdout of a fresh interpreter that hides ``modules``, then loads the csm provider on ``backend``."""
+    hidden = "; ".join(f"sys.modules[{name!r}] = None" for name in modules)
+    code = (
+        f"import sys\n{hidden}\n"
+        "from sesame_voice.config import Settings\n"
+        "from sesame_voice.types import ProviderUnavailable\n"
+        "import sesame_voice_csm\n"
+        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(cache_dir)!r}, plugins={{'csm': {{'backend': {backend!r}}}}}))\n"
+        "try:\n"
+        "    p.ensure_loaded()\n"
+        "except ProviderUnavailable as err:\n"
+        "    print('UNAVAILABLE', err)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "UNAVAILABLE" in result.stdout, result.stderr
+    return result.stdout

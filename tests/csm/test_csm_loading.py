@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from .csm_helpers import collect
+from .csm_helpers import collect, load_without
 
 from sesame_voice.config import ConfigError, Settings
 from sesame_voice.types import ProviderUnavailable
@@ -21,7 +19,7 @@ def _provider(tmp_path, model_id, **plugin):
     from sesame_voice_csm import CsmProvider
 
     settings = Settings(model_id=str(model_id), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                        plugins={"csm": plugin})
+                        plugins={"csm": {"backend": "mlx", **plugin}})
     return CsmProvider(settings)
 
 
@@ -160,7 +158,7 @@ def test_load_reports_progress_and_ready_status(tmp_path, csm_checkpoint, caplog
     caplog.set_level("INFO", logger="sesame_voice_csm")
     provider.ensure_loaded()
     assert "CSM: loading CSM weights" in caplog.text
-    assert provider.status() == {"state": "ready", "loaded": True}  # progress cleared once ready
+    assert provider.status() == {"state": "ready", "loaded": True, "backend": "mlx"}  # progress cleared once ready
 
 
 def test_download_progress_reaches_status(tmp_path):
@@ -174,21 +172,8 @@ def test_download_progress_reaches_status(tmp_path):
 
 
 def test_plugin_imports_without_mlx_and_load_gives_install_advice(tmp_path):
-    code = (
-        "import sys\n"
-        "sys.modules['mlx'] = None; sys.modules['mlx.core'] = None; sys.modules['mlx_audio'] = None\n"
-        "from sesame_voice.config import Settings\n"
-        "from sesame_voice.types import ProviderUnavailable\n"
-        "import sesame_voice_csm\n"
-        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(tmp_path)!r}))\n"
-        "try:\n"
-        "    p.ensure_loaded()\n"
-        "except ProviderUnavailable as err:\n"
-        "    print('UNAVAILABLE', err)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert "UNAVAILABLE" in result.stdout, result.stderr
-    assert "pip install 'sesame-voice[csm]'" in result.stdout
+    stdout = load_without(["mlx", "mlx.core", "mlx_audio"], tmp_path, backend="mlx")
+    assert "pip install 'sesame-voice[csm]'" in stdout
 
 
 def test_unknown_plugin_setting_is_a_config_error(tmp_path):

@@ -31,7 +31,7 @@ async def test_openai_sse_stream_carries_csm_chunks_as_they_are_generated(start_
             if provider.state in ("ready", "failed"):
                 break
             await asyncio.sleep(0.1)
-        assert provider.status() == {"state": "ready", "loaded": True}
+        assert provider.status() == {"state": "ready", "loaded": True, "backend": "mlx"}
         url = f"http://127.0.0.1:{server.http_port}/v1/audio/speech"
         body = {"model": "csm-1b", "voice": "professional", "input": "Hi.", "response_format": "pcm",
                 "stream_format": "sse"}
