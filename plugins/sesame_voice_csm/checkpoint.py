@@ -223,12 +223,12 @@ def _mimi_heads(config: dict) -> tuple[int, int]:
 
 def source_manifest(files: list[Path], config_file: Path) -> dict:
     """Name, size and mtime of every source file: what a converted copy must have been made from."""
-    return {"sources": {str(p.resolve()): [p.stat().st_size, p.stat().st_mtime_ns] for p in [*files, config_file]}}
+    return {"sources": {str(p.absolute()): [p.stat().st_size, p.stat().st_mtime_ns] for p in [*files, config_file]}}
 
 
 def converted_folder(selection: Selection, out_root: Path) -> Path:
     """Where the conversion of ``selection`` lives (a hash of its source files' names)."""
-    names = "|".join(str(p.resolve()) for p in selection.files)
+    names = "|".join(str(p.absolute()) for p in selection.files)
     return Path(out_root) / hashlib.sha256(names.encode()).hexdigest()[:16]
 
 
