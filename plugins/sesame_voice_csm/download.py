@@ -56,14 +56,14 @@ def cached_snapshot(repo_id: str) -> Path | None:
 
 
 def missing_model_files(folder: Path | None) -> list[str]:
-    """What a CSM model folder lacks for its chosen format (config, tokenizer, every weight file)."""
+    """What a CSM model folder lacks for its chosen format (config, tokenizer, every weight file).
+
+    Raises CheckpointError for weight files that are there but hold no CSM weights.
+    """
     if folder is None or not folder.is_dir():
         return [*CONFIG_FILES, "tokenizer.json", "weights (*.safetensors)"]
     missing = [name for name in CONFIG_FILES if not (folder / name).is_file()]
-    try:
-        selection = select_weights(folder)
-    except CheckpointError as err:
-        return [*missing, str(err)]
+    selection = select_weights(folder)
     missing += selection.missing
     if selection.format is not None and not any((folder / name).is_file() for name in ("tokenizer.json",
                                                                                        "tokenizer.model")):
@@ -75,7 +75,7 @@ def missing_model_files(folder: Path | None) -> list[str]:
 def resolve_model_repo(repo_id: str, progress: ProgressCallback) -> Path:
     """A complete snapshot of a CSM model repo, from the cache when complete, else downloaded (resuming)."""
     folder = cached_snapshot(repo_id)
-    missing = missing_model_files(folder)
+    missing = _missing_or_broken(folder)
     if not missing:
         return folder
     where = folder or hub_cache()
@@ -87,11 +87,19 @@ def resolve_model_repo(repo_id: str, progress: ProgressCallback) -> Path:
         )
     patterns = _patterns_for(repo_id)
     folder = download(repo_id, patterns, "CSM weights", progress)
-    missing = missing_model_files(folder)
+    missing = _missing_or_broken(folder)
     if missing:
         raise ProviderUnavailable(f"the download of {repo_id!r} into {folder} is incomplete: missing "
                                   f"{', '.join(missing)}; start the server again to resume it")
     return folder
+
+
+def _missing_or_broken(folder: Path | None) -> list[str]:
+    try:
+        return missing_model_files(folder)
+    except CheckpointError as err:
+        raise ProviderUnavailable(f"the cached CSM weights in {folder} are broken ({err}); delete them from the "
+                                  "cache and start the server again to download them anew") from None
 
 
 def resolve_files(repo_id: str, filenames: list[str], label: str, progress: ProgressCallback) -> Path:

@@ -104,7 +104,11 @@ def resolve_model_dir(model_id: str, progress: ProgressCallback) -> tuple[Path, 
     """A complete local folder of the weights (from the HF cache or downloaded for a hub id) and the hub id."""
     path = Path(model_id).expanduser()
     if path.is_dir():
-        missing = missing_model_files(path)
+        try:
+            missing = missing_model_files(path)
+        except CheckpointError as err:
+            raise ProviderUnavailable(f"CSM weights in {path} could not be loaded ({err}). "
+                                      + checkpoint_advice(model_id)) from None
         if missing:
             raise ProviderUnavailable(f"{path} lacks {', '.join(missing)}. {checkpoint_advice(model_id)}")
         return path, None
