@@ -229,18 +229,20 @@ def test_a_converted_copy_that_no_longer_matches_its_source_is_converted_again(h
     assert (target / "manifest.json").read_text() != first
 
 
-def test_mimi_names_are_the_ones_transformers_mimimodel_has():
-    """Checked against transformers' own MimiModel when PyTorch is installed (the names the hub shards use)."""
+def test_the_tiny_shards_are_what_transformers_csm_loads(hub_repo, tmp_path):
+    """The tiny shards' names and shapes (CSM and the bundled ``codec_model``) are exactly what transformers'
+    own ``CsmForConditionalGeneration`` loads, so the converter reads the real repo's names (needs PyTorch)."""
     pytest.importorskip("torch")
-    from transformers import MimiConfig, MimiModel
+    import mlx.core as mx
+    from transformers import CsmForConditionalGeneration
 
-    from sesame_voice_csm.checkpoint import kyutai_mimi_names, mimi_transformers_name
-
-    expected = set(MimiModel(MimiConfig(num_quantizers=32)).state_dict())
-    ours = set()
-    for name in map(mimi_transformers_name, kyutai_mimi_names()):
-        if name.endswith("in_proj_weight"):
-            ours.update(name.replace("in_proj_weight", f"{p}_proj.weight") for p in "qkv")
-        else:
-            ours.add(name)
-    assert ours == expected
+    weights = {}
+    for shard in sorted(hub_repo.glob("transformers-*.safetensors")):
+        weights.update(mx.load(str(shard)))
+    assert any(name.startswith("codec_model.") for name in weights)
+    folder = tmp_path / "csm"
+    folder.mkdir()
+    mx.save_safetensors(str(folder / "model.safetensors"), weights)
+    shutil.copy(hub_repo / "config.json", folder / "config.json")
+    _, info = CsmForConditionalGeneration.from_pretrained(folder, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
