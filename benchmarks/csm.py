@@ -183,13 +183,13 @@ def print_table(provider: dict, stock: dict, loads: tuple[float, float]) -> None
     rows = [("time to first audio (s)", "ttfa_s"), ("model ms per frame (steady)", "model_ms"),
             ("codec ms per frame", "codec_ms"), ("real-time factor", "rtf")]
     print()
-    print(f"| {'':32s} | {'provider':>17s} | {'stock mlx-audio':>17s} | {'ratio':>5s} |")
-    print(f"| {'-' * 32} | {'-' * 17:>17s} | {'-' * 17:>17s} | {'-' * 5} |")
+    print(f"| {'':34s} | {'provider':>17s} | {'stock mlx-audio':>17s} | {'ratio':>5s} |")
+    print(f"| {'-' * 34} | {'-' * 17:>17s} | {'-' * 17:>17s} | {'-' * 5} |")
     for when in ("cold", "warm"):
         for label, key in rows:
             (pm, ps), (sm, ss) = _stat(provider[when], key), _stat(stock[when], key)
-            print(f"| {when + ': ' + label:32s} | {pm:8.3f} ± {ps:6.3f} | {sm:8.3f} ± {ss:6.3f} | {pm / sm:5.2f} |")
-    print(f"| {'load (s)':32s} | {loads[0]:17.1f} | {loads[1]:17.1f} | {loads[0] / loads[1]:5.2f} |")
+            print(f"| {when + ': ' + label:34s} | {pm:8.3f} ± {ps:6.3f} | {sm:8.3f} ± {ss:6.3f} | {pm / sm:5.2f} |")
+    print(f"| {'load (s)':34s} | {loads[0]:17.1f} | {loads[1]:17.1f} | {loads[0] / loads[1]:5.2f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
