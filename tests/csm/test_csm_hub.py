@@ -246,3 +246,20 @@ def test_the_tiny_shards_are_what_transformers_csm_loads(hub_repo, tmp_path):
     shutil.copy(hub_repo / "config.json", folder / "config.json")
     _, info = CsmForConditionalGeneration.from_pretrained(folder, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
+
+
+def test_builtin_prompts_come_from_the_cached_repo_with_the_providers_own_transcripts(
+        hub_repo, offline_cache, tmp_path, make_job, caplog):
+    from sesame_voice_csm.builtin import TRANSCRIPTS
+    from sesame_voice_csm.testing import write_hf_cache
+
+    snapshot = write_hf_cache(offline_cache, REPO, hub_repo)
+    provider = _provider(tmp_path, REPO)
+    provider.ensure_loaded()
+    collect(provider, make_job(prompt="conversational_a", seed=1))
+    assert provider._builtin_prompts["conversational_a"] == (str(snapshot / "prompts" / "conversational_a.wav"),
+                                                             TRANSCRIPTS["conversational_a"])
+    assert provider.generator.stats.prefill_positions > 50  # the clip and its transcript conditioned the voice
+    collect(provider, make_job(prompt="read_speech_a", seed=1))  # the repo has its clip but no transcript
+    assert provider._builtin_prompts["read_speech_a"] is None
+    assert "read_speech_a has no transcript" in caplog.text
