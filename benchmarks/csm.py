@@ -1,13 +1,18 @@
-"""CSM provider vs stock mlx-audio generation, same machine, same random-weight model, same run.
+"""CSM provider vs stock mlx-audio generation, like for like: same machine, model, clips, text and chunk size.
 
 Builds a CSM of the chosen size with random weights (speed does not depend on the values) in the
-real checkpoint formats, a 10-second voice clip, then measures for the provider and for stock
-``Model.generate(ref_audio=…, stream=True)``: time to first audio with that clone (the provider's
-second use of it: prompt tokens and KV cache reused), milliseconds per 80 ms frame in steady state
-(generation + Mimi decoding, between first and last chunk), and the real-time factor.
+real checkpoint format. Both sides speak the same text with a voice clip, streaming chunks of the
+same number of 80 ms frames, ``--frames`` frames per request:
 
-    python benchmarks/csm.py --size small          # minutes on 2 CPU cores
-    python benchmarks/csm.py --size full --frames 12   # CSM-1B architecture (Llama-1B + 100M decoder)
+* cold: the first request with a clip never seen before (each run gets its own new clip);
+* warm: the same clip again right after.
+
+Per request it measures the time to first audio, model and codec (Mimi decoding) milliseconds per
+frame, and the real-time factor; the table shows mean ± standard deviation over ``--runs`` runs.
+One untimed request per side warms each process up first (MLX's first-use allocations).
+
+    python benchmarks/csm.py --size small            # minutes on 2 CPU cores
+    python benchmarks/csm.py --size full --frames 12 # CSM-1B architecture (Llama-1B + 100M decoder)
 
 On Linux, mlx[cpu] ships a reference BLAS; ``LD_PRELOAD=libopenblas.so.0`` makes every matmul ~8x faster.
 """
@@ -15,119 +20,195 @@ On Linux, mlx[cpu] ships a reference BLAS; ``LD_PRELOAD=libopenblas.so.0`` makes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
 FRAME_SECONDS = 0.08
+SAMPLES_PER_FRAME = 1920
+TEXT = "Hello, this is a benchmark of streaming speech with a cloned voice."
+TRANSCRIPT = "This is the transcript of a ten second voice clip used for cloning."
 
 
-def _clip(folder: Path, seconds: float) -> Path:
+def write_clip(folder: Path, seconds: float, index: int) -> Path:
+    """A voice-like test clip; each index gives different content (a new clip to both sides)."""
     import soundfile as sf
 
     rate = 24_000
     t = np.arange(int(rate * seconds)) / rate
-    rng = np.random.default_rng(0)
-    audio = 0.25 * np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.03 * rng.standard_normal(len(t))
-    path = folder / "clone.wav"
+    rng = np.random.default_rng(index)
+    pitch = 120 + 10 * index
+    audio = 0.25 * np.sin(2 * np.pi * pitch * t) * (1 + np.sin(2 * np.pi * 3 * t)) + 0.03 * rng.standard_normal(len(t))
+    path = folder / f"clip-{index}.wav"
     sf.write(str(path), audio.astype(np.float32), rate)
-    path.with_suffix(".txt").write_text("This is the transcript of a ten second voice clip used for cloning.")
     return path
 
 
-def run_provider(settings, clip: Path, text: str, frames: int, runs: int, quiet: bool) -> dict:
+class Timers:
+    """Per-call wall times of the model's frame step and the codec's decode, instrumented the same on both sides."""
+
+    def __init__(self) -> None:
+        self.model: list[float] = []
+        self.codec: list[float] = []
+
+    def wrap(self, name: str, function):
+        import mlx.core as mx
+
+        calls = getattr(self, name)
+
+        def run(*args, **kwargs):
+            tick = time.perf_counter()
+            result = function(*args, **kwargs)
+            mx.eval(result)
+            calls.append(time.perf_counter() - tick)
+            return result
+
+        return run
+
+
+def measure(produce, timers: Timers) -> dict:
+    """Run one request (``produce`` yields sample counts) and time it.
+
+    ``model_ms``: mean frame step from the second frame on (the first one also runs the prompt's
+    prefill, which is in the time to first audio); ``codec_ms``: Mimi decoding per frame.
+    """
+    timers.model.clear()
+    timers.codec.clear()
+    begin = time.perf_counter()
+    first, samples = None, 0
+    for count in produce():
+        if first is None and count:
+            first = time.perf_counter() - begin
+        samples += count
+    total = time.perf_counter() - begin
+    frames = max(samples // SAMPLES_PER_FRAME, 1)
+    steady = timers.model[1:] or timers.model
+    return {"ttfa_s": first or float("nan"), "model_ms": 1000 * statistics.fmean(steady),
+            "codec_ms": 1000 * sum(timers.codec) / frames, "rtf": total / (frames * FRAME_SECONDS), "frames": frames}
+
+
+def provider_side(settings, frames: int, chunk: int):
+    """``request(clip)`` for the sesame-voice provider."""
     from sesame_voice.types import ProviderJob, SynthesisRequest, Voice
 
     from sesame_voice_csm import CsmProvider
 
-    provider = CsmProvider(settings)  # noqa: F841 - dropped when this function returns
+    provider = CsmProvider(settings)
     started = time.perf_counter()
     provider.ensure_loaded()
     load = time.perf_counter() - started
-    params = {"prompt_audio": str(clip), "prompt_text": clip.with_suffix(".txt").read_text(), "seed": 0}
-    results = []
-    for index in range(runs + 1):  # the first use encodes the clip and fills the prompt cache
-        request = SynthesisRequest(text=text, max_audio_length_ms=int(frames * FRAME_SECONDS * 1000))
-        job = ProviderJob(sentences=[text], voice=Voice(name="clone", provider="csm"), params=params, request=request)
-        begin = time.perf_counter()
-        arrivals, samples = [], 0
-        for chunk in provider.synthesize(job):
-            arrivals.append((time.perf_counter() - begin, samples // 1920))
-            samples += len(chunk.samples)
-        total = time.perf_counter() - begin
-        results.append(_summary(arrivals, samples // 1920, total, cold=index == 0))
-        stats = provider.generator.stats
-        results[-1].update(model_ms=round(1000 * stats.frame_seconds / max(stats.frames, 1), 1),
-                           decode_ms=round(1000 * stats.decode_seconds / max(stats.frames, 1), 1))
-        if not quiet:
-            print(f"  provider run {index} ({'cold clone' if index == 0 else 'warm clone'}): {results[-1]}")
-    return {"load": load, "cold": results[0], "warm": _mean(results[1:])}
+    timers, generator = Timers(), provider.generator
+    generator.step = timers.wrap("model", generator.step)
+    decoder = generator.model.streaming_decoder
+    decoder.decode_frames = timers.wrap("codec", decoder.decode_frames)
+
+    def request(clip: Path) -> dict:
+        params = {"prompt_audio": str(clip), "prompt_text": TRANSCRIPT, "seed": 0, "first_chunk_frames": chunk}
+        job = ProviderJob(sentences=[TEXT], voice=Voice(name="clone", provider="csm"), params=params,
+                          request=SynthesisRequest(text=TEXT, max_audio_length_ms=int(frames * FRAME_SECONDS * 1000)))
+
+        def produce():
+            for audio in provider.synthesize(job):
+                yield len(audio.samples)
+
+        return measure(produce, timers)
+
+    return request, load
 
 
-def run_stock(model_dir: Path, mimi_file: Path, clip: Path, text: str, frames: int, runs: int, quiet: bool) -> dict:
+def stock_side(model_dir: Path, mimi_file: Path, frames: int, chunk: int):
+    """``request(clip)`` for stock mlx-audio ``Model.generate(ref_audio=…, stream=True)``."""
     import mlx.core as mx
     from mlx_audio.lm.sample_utils import make_sampler
+    from mlx_audio.tts.models.sesame import sesame
     from mlx_audio.tts.utils import load_model
 
-    from sesame_voice_csm.loading import _sources, load_mimi, load_tokenizer
+    from sesame_voice_csm.loading import load_mimi, load_tokenizer
 
     started = time.perf_counter()
-    with _sources(load_tokenizer(model_dir, True), load_mimi(mimi_file)):  # stock would fetch these from the hub
+    tokenizer, codec = load_tokenizer(model_dir, True), load_mimi(mimi_file)
+    with mock.patch.object(sesame, "load_llama3_tokenizer", lambda *_: tokenizer), \
+            mock.patch.object(sesame.Mimi, "from_pretrained", lambda *_: codec):  # stock would fetch these from the hub
         model = load_model(model_dir, strict=True)
     load = time.perf_counter() - started
-    ref_text = clip.with_suffix(".txt").read_text()
-    results = []
-    for index in range(runs + 1):
-        mx.random.seed(0)
-        begin = time.perf_counter()
-        arrivals, produced = [], 0
-        for result in model.generate(text=text, ref_audio=str(clip), ref_text=ref_text, stream=True,
-                                     streaming_interval=0.5, max_audio_length_ms=frames * FRAME_SECONDS * 1000,
-                                     sampler=make_sampler(temp=0.9, top_k=50), verbose=False):
-            if result.samples:
-                arrivals.append((time.perf_counter() - begin, produced))
-                produced += result.samples // 1920
-        total = time.perf_counter() - begin
-        results.append(_summary(arrivals, produced, total, cold=index == 0))
-        if not quiet:
-            print(f"  stock run {index}: {results[-1]}")
-    return {"load": load, "cold": results[0], "warm": _mean(results[1:])}
+    timers = Timers()
+    model.model.generate_frame = timers.wrap("model", model.model.generate_frame)
+    model._streaming_decoder.decode_frames = timers.wrap("codec", model._streaming_decoder.decode_frames)
+
+    def request(clip: Path) -> dict:
+        def produce():
+            mx.random.seed(0)
+            for result in model.generate(text=TEXT, ref_audio=str(clip), ref_text=TRANSCRIPT, stream=True,
+                                         streaming_interval=chunk * FRAME_SECONDS + 1e-6, voice_match=False,
+                                         max_audio_length_ms=frames * FRAME_SECONDS * 1000,
+                                         sampler=make_sampler(temp=0.9, top_k=50), verbose=False):
+                yield int(result.samples)
+
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):  # stock prints a tqdm bar
+            return measure(produce, timers)
+
+    return request, load
 
 
-def _summary(arrivals: list[tuple[float, int]], frames: int, total: float, cold: bool) -> dict:
-    first_time, first_frames = arrivals[0][0], arrivals[1][1] if len(arrivals) > 1 else frames
-    last_time = arrivals[-1][0]
-    steady_frames = frames - first_frames  # generated between the first and the last chunk
-    steady = (last_time - first_time) / steady_frames if steady_frames > 0 else float("nan")
-    audio = frames * FRAME_SECONDS
-    return {"ttfa_s": round(first_time, 3), "ms_per_frame": round(1000 * steady, 1),
-            "rtf": round(total / audio, 2) if audio else float("nan"), "frames": frames, "chunks": len(arrivals)}
+def run_side(name: str, request, work: Path, first_clip: int, args) -> dict:
+    request(write_clip(work, args.clip_seconds, 999 + first_clip))  # untimed warm-up of the process
+    cold, warm = [], []
+    for run in range(args.runs):
+        clip = write_clip(work, args.clip_seconds, first_clip + run)
+        cold.append(request(clip))
+        warm.append(request(clip))
+        if not args.quiet:
+            print(f"  {name} run {run}: cold {_short(cold[-1])} | warm {_short(warm[-1])}", flush=True)
+    return {"cold": cold, "warm": warm}
 
 
-def _mean(items: list[dict]) -> dict:
-    return {key: round(statistics.fmean(item[key] for item in items), 3) for key in items[0]}
+def _short(result: dict) -> str:
+    return " ".join(f"{k}={v:.3g}" for k, v in result.items())
+
+
+def _stat(results: list[dict], key: str) -> tuple[float, float]:
+    values = [r[key] for r in results]
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def print_table(provider: dict, stock: dict, loads: tuple[float, float]) -> None:
+    rows = [("time to first audio (s)", "ttfa_s"), ("model ms per frame (steady)", "model_ms"),
+            ("codec ms per frame", "codec_ms"), ("real-time factor", "rtf")]
+    print()
+    print(f"| {'':34s} | {'provider':>17s} | {'stock mlx-audio':>17s} | {'ratio':>5s} |")
+    print(f"| {'-' * 34} | {'-' * 17:>17s} | {'-' * 17:>17s} | {'-' * 5} |")
+    for when in ("cold", "warm"):
+        for label, key in rows:
+            (pm, ps), (sm, ss) = _stat(provider[when], key), _stat(stock[when], key)
+            print(f"| {when + ': ' + label:34s} | {pm:8.3f} ± {ps:6.3f} | {sm:8.3f} ± {ss:6.3f} | {pm / sm:5.2f} |")
+    print(f"| {'load (s)':34s} | {loads[0]:17.1f} | {loads[1]:17.1f} | {loads[0] / loads[1]:5.2f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("tiny", "small", "full"), default="small")
-    parser.add_argument("--frames", type=int, default=24, help="80 ms frames generated per run (no EOS: random weights)")
-    parser.add_argument("--runs", type=int, default=2, help="timed runs after the first (cold) one")
+    parser.add_argument("--frames", type=int, default=24, help="80 ms frames generated per request")
+    parser.add_argument("--chunk-frames", type=int, default=6, help="frames per streamed chunk, both sides")
+    parser.add_argument("--runs", type=int, default=3, help="timed cold + warm request pairs per side")
     parser.add_argument("--clip-seconds", type=float, default=10.0)
     parser.add_argument("--workdir", type=Path, help="keep/reuse the random checkpoint here")
-    parser.add_argument("--compile", action="store_true", help="provider: mx.compile the depth decoder")
-    parser.add_argument("--quantize", type=int, choices=(4, 8), help="provider: quantise backbone/decoder weights")
-    parser.add_argument("--first-chunk-frames", type=int, default=2)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     from sesame_voice.config import Settings
+
+    import mlx_audio.tts.models.sesame.sesame  # noqa: F401 - imported before either load is timed
+    import transformers  # noqa: F401
+
     work = args.workdir or Path(tempfile.mkdtemp(prefix="csm-bench-"))
     model_dir, mimi_file = work / "model", work / "mimi" / "tokenizer-e351c8d8-checkpoint125.safetensors"
     if not (model_dir / "model.safetensors").is_file() or not mimi_file.is_file():
@@ -136,35 +217,27 @@ def main(argv: list[str] | None = None) -> int:
 
         code = f"from sesame_voice_csm.testing import write_checkpoint; write_checkpoint({str(work)!r}, {args.size!r})"
         subprocess.run([sys.executable, "-c", code], check=True)
-    clip = _clip(work, args.clip_seconds)
-    text = "Hello, this is a benchmark of streaming speech with a cloned voice."
-    budget_ms = int(args.frames * FRAME_SECONDS * 1000)
-    settings = Settings(model_id=str(model_dir), cache_dir=work / "cache", voices_dir=work,
-                        plugins={"csm": {"mimi": str(mimi_file), "compile": args.compile,
-                                         "quantize_bits": args.quantize, "first_chunk_frames": args.first_chunk_frames,
-                                         "chunk_frames": 6, "frame_budget_base_ms": budget_ms}})
     import shutil
 
     shutil.rmtree(work / "cache", ignore_errors=True)
-    print(f"size={args.size} frames={args.frames} clip={args.clip_seconds:.0f}s runs={args.runs}", flush=True)
-    provider = run_provider(settings, clip, text, args.frames, args.runs, args.quiet)
+    budget_ms = int(args.frames * FRAME_SECONDS * 1000)
+    settings = Settings(model_id=str(model_dir), cache_dir=work / "cache", voices_dir=work,
+                        plugins={"csm": {"mimi": str(mimi_file), "chunk_frames": args.chunk_frames,
+                                         "frame_budget_base_ms": budget_ms, "watermark": False}})
+    print(f"size={args.size} frames={args.frames} chunk={args.chunk_frames} frames (both sides) "
+          f"clip={args.clip_seconds:.0f}s runs={args.runs}", flush=True)
+    request, provider_load = provider_side(settings, args.frames, args.chunk_frames)
+    provider = run_side("provider", request, work, 0, args)
+    del request
     import gc
 
     import mlx.core as mx
 
     gc.collect()
     mx.clear_cache()
-    stock = run_stock(model_dir, mimi_file, clip, text, args.frames, args.runs, args.quiet)
-    p, s = provider["warm"], stock["warm"]
-    print()
-    print(f"{'':28s}{'provider':>12s}{'stock':>12s}{'ratio':>10s}")
-    rows = [("time to first audio (s)", p["ttfa_s"], s["ttfa_s"]),
-            ("ms per 80 ms frame", p["ms_per_frame"], s["ms_per_frame"]),
-            ("real-time factor", p["rtf"], s["rtf"])]
-    for label, mine, theirs in rows:
-        print(f"{label:28s}{mine:12.3f}{theirs:12.3f}{mine / theirs:10.2f}")
-    print(f"{'first use of the clone: TTFA':28s}{provider['cold']['ttfa_s']:12.3f}{stock['cold']['ttfa_s']:12.3f}")
-    print(f"{'load (s)':28s}{provider['load']:12.1f}{stock['load']:12.1f}")
+    request, stock_load = stock_side(model_dir, mimi_file, args.frames, args.chunk_frames)
+    stock = run_side("stock", request, work, 0, args)  # the same clips, in the same order
+    print_table(provider, stock, (provider_load, stock_load))
     return 0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .mimi_stream import MimiStream
-from .plan import Plan, Stats
+from .plan import SAMPLES_PER_FRAME, Plan, Stats
 from .torch_model import Rows, Sampling, TorchCsm
 from .window import WINDOW
 
@@ -213,7 +213,8 @@ class BatchLoop:
             stream.out.put(frame)
             stream.pending = Rows(np.r_[frame, 0][None].astype(np.int64),
                                   np.r_[np.ones(csm.codebooks, bool), False][None])
-        capped = plan.max_frames is not None and stream.total >= plan.max_frames
+        cap = None if plan.max_samples is None else -(-plan.max_samples // SAMPLES_PER_FRAME)
+        capped = cap is not None and stream.total >= cap  # the engine trims the last chunk to the sample
         if not ended and len(stream.group_frames) < group.max_frames and not capped:
             return
         if capped or stream.group + 1 >= len(plan.groups):

@@ -20,11 +20,10 @@ from typing import Iterator, Sequence
 import mlx.core as mx
 import numpy as np
 
-from .plan import Plan, Stats
+from .plan import SAMPLES_PER_FRAME, Plan, Stats
 from .window import WINDOW
 
 _LOGGER = logging.getLogger(__name__)
-SAMPLES_PER_FRAME = 1920
 
 
 @dataclass
@@ -44,15 +43,15 @@ class Tokens:
 
 
 class Generator:
-    """Runs plans on a loaded mlx-audio sesame ``Model`` (only ever from one thread at a time)."""
+    """Runs plans on a loaded :class:`~sesame_voice_csm.loading.CsmModel` (only ever from one thread at a time)."""
 
     def __init__(self, model, prefix_cache_size: int = 8, watermark: bool = True, compiled: bool = False) -> None:
         from mlx_audio.lm.models.cache import make_prompt_cache
 
         self.model = model
-        self.core = model.model
+        self.core = model.core
         self.codebooks = int(self.core.args.audio_num_codebooks)
-        self.bins = int(model._audio_tokenizer.cfg.quantizer_bins)
+        self.bins = int(model.codec.cfg.quantizer_bins)
         self._make_cache = make_prompt_cache
         self._prefixes: OrderedDict[str, list[tuple]] = OrderedDict()
         self._prefix_cache_size = prefix_cache_size
@@ -60,17 +59,21 @@ class Generator:
         self.stats = Stats()
         self.last_codes: np.ndarray | None = None
         """Mimi codes (codebooks × frames) of the audio ``run`` yielded last."""
-        from .fast import FrameStep, install_fast_convtr
+        from .speedups import FrameStep, install_fast_convtr
 
         self.step = FrameStep(self.core, compiled=compiled)
         if mx.default_device() == mx.cpu:
-            install_fast_convtr(model._audio_tokenizer)
+            install_fast_convtr(model.codec)
 
     # -- tokens --------------------------------------------------------------
     def text_tokens(self, text: str, speaker: int) -> Tokens:
-        """``[speaker]text`` with bos/eos, via mlx-audio's own tokenisation."""
-        tokens, mask = self.model._tokenize_text_segment(text, speaker)
-        return Tokens(tokens.astype(mx.int32), mask.astype(mx.bool_))
+        """``[speaker]text`` with bos/eos in the text column."""
+        ids = self.model.text_tokens(text, speaker)
+        tokens = np.zeros((len(ids), self.codebooks + 1), dtype=np.int32)
+        tokens[:, -1] = ids
+        mask = np.zeros_like(tokens, dtype=bool)
+        mask[:, -1] = True
+        return Tokens(mx.array(tokens), mx.array(mask))
 
     def count_text_tokens(self, text: str, speaker: int) -> int:
         return len(self.text_tokens(text, speaker))
@@ -93,7 +96,7 @@ class Generator:
 
     def encode(self, samples: np.ndarray) -> np.ndarray:
         """Mimi codes (codebooks × frames) of 24 kHz mono audio."""
-        codes = self.model._audio_tokenizer.encode(mx.array(samples)[None, None, :])[0]
+        codes = self.model.codec.encode(mx.array(samples)[None, None, :])[0]
         return np.array(codes[: self.codebooks]).astype(np.int32)
 
     # -- cache ---------------------------------------------------------------
@@ -152,16 +155,19 @@ class Generator:
         sampler, sampler_key = self._sampler(plan), (plan.temperature, plan.top_k)
         self._frame_mask = mx.array(np.r_[np.ones(self.codebooks, bool), False][None, :])
         eos_row = self.audio_tokens(np.zeros((self.codebooks, 0), np.int32))
-        decoder = self.model._streaming_decoder
-        decoder.reset()
+        self.model.streaming_decoder.reset()
         snapshot = self._snapshot(plan)
         cache = self._restore(snapshot)
         feed: list[Tokens] = list(plan.context)
         previous: Tokens | None = None
         undecoded: list[mx.array] = []
         threshold = plan.first_chunk_frames
+        left = plan.max_samples  # audio still allowed, in samples (None: no cap)
+        max_frames = None if left is None else -(-left // SAMPLES_PER_FRAME)
         total = 0
         for group in itertools.chain(plan.groups, plan.later_groups):
+            if max_frames is not None and total >= max_frames:
+                break
             text = self.text_tokens(group.text, plan.speaker)
             if cache[0].offset + sum(map(len, feed)) + len(text) + group.max_frames + 1 > WINDOW:
                 stats.rebuilds += 1
@@ -171,8 +177,10 @@ class Generator:
             frames: list[mx.array] = []
             ended = False
             for _ in range(group.max_frames):
-                if cancelled.is_set() or (plan.max_frames is not None and total >= plan.max_frames):
+                if cancelled.is_set():
                     return
+                if max_frames is not None and total >= max_frames:
+                    break
                 tick = time.perf_counter()
                 sample = self.step(current.tokens[None], current.mask[None], sampler, sampler_key)
                 mx.eval(sample)
@@ -186,20 +194,22 @@ class Generator:
                 total += 1
                 stats.frames += 1
                 if len(undecoded) >= threshold:
-                    yield self._decode(undecoded)
+                    audio, left = _within(self._decode(undecoded), left)
+                    yield audio
                     undecoded, threshold = [], plan.chunk_frames
             feed = ([] if ended or not frames else [current]) + [eos_row]
             codes = np.array(mx.concatenate(frames, axis=0)).T if frames else np.zeros((self.codebooks, 0), np.int32)
+            stats.codes.append(codes.T)
             previous = Tokens.cat([text, self.audio_tokens(codes)])
         if undecoded and not cancelled.is_set():
-            yield self._decode(undecoded)
+            yield _within(self._decode(undecoded), left)[0]
 
     def _decode(self, samples: list[mx.array]) -> np.ndarray:
         tick = time.perf_counter()
         codes = mx.stack(samples, axis=-1)  # (1, codebooks, frames)
         self.last_codes = np.array(codes[0]).astype(np.int32)
-        pcm = self.model._streaming_decoder.decode_frames(codes)[0, 0]
-        if self._watermark and getattr(self.model, "_watermarker", None) is not None:
+        pcm = self.model.streaming_decoder.decode_frames(codes)[0, 0]
+        if self._watermark and self.model.watermarker is not None:
             pcm = self._apply_watermark(pcm)
         audio = np.array(pcm, dtype=np.float32)
         self.stats.decode_seconds += time.perf_counter() - tick
@@ -208,9 +218,17 @@ class Generator:
         return audio
 
     def _apply_watermark(self, pcm: mx.array) -> mx.array:
-        from mlx_audio.tts.models.sesame import sesame
+        from mlx_audio.tts.models.sesame.watermarking import watermark
 
-        key = getattr(self.model, "_watermark_key", None)
-        if sesame.watermark is None or key is None:
+        model = self.model
+        if model.watermark_key is None:
             return pcm
-        return mx.array(sesame.watermark(self.model._watermarker, pcm, self.model.sample_rate, key), dtype=mx.float32)
+        return mx.array(watermark(model.watermarker, pcm, model.sample_rate, model.watermark_key), dtype=mx.float32)
+
+
+def _within(audio: np.ndarray, left: int | None) -> tuple[np.ndarray, int | None]:
+    """``audio`` cut to the ``left`` samples still allowed, and what is left after it."""
+    if left is None:
+        return audio, None
+    audio = audio[:left]
+    return audio, left - len(audio)

@@ -7,6 +7,9 @@ from typing import Iterable
 
 from .window import Group
 
+SAMPLES_PER_FRAME = 1920
+"""24 kHz samples in one 80 ms Mimi frame."""
+
 
 @dataclass
 class Plan:
@@ -25,8 +28,8 @@ class Plan:
     seed: int | None = None
     first_chunk_frames: int = 2
     chunk_frames: int = 6
-    max_frames: int | None = None
-    """Stop the whole request after this many frames."""
+    max_samples: int | None = None
+    """Stop the whole request after this much audio (24 kHz samples); the last chunk ends exactly there."""
 
 
 @dataclass
@@ -40,3 +43,5 @@ class Stats:
     decode_seconds: float = 0.0
     prefill_positions: int = 0
     rebuilds: int = 0
+    codes: list = field(default_factory=list)
+    """The generated frames' codes (frames × codebooks), one array per group."""

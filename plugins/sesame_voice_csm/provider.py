@@ -208,7 +208,8 @@ class CsmProvider(Provider):
         later = (group for run in runs for group in plan_groups(run, count, fixed, budget))
         return Plan(groups=groups, later_groups=later, speaker=speaker, prefix=prefix, prefix_key=prefix_key, context=context,
                     temperature=temperature, top_k=top_k, seed=seed, first_chunk_frames=first_chunk,
-                    chunk_frames=options.chunk_frames, max_frames=cap if job.request.max_audio_length_ms else None)
+                    chunk_frames=options.chunk_frames,
+                    max_samples=limit_ms * SAMPLE_RATE // 1000 if job.request.max_audio_length_ms else None)
 
     def _prompt(self, params: Mapping[str, Any], speaker: int):
         """Prefix rows of the voice prompt (clip + transcript) and a key for its cached KV state."""
@@ -218,7 +219,7 @@ class CsmProvider(Provider):
         if not audio and params.get("prompt"):
             name = str(params["prompt"])
             if name not in self._builtin_prompts:
-                found = builtin_prompt(name, self.loaded, Path(self.settings.cache_dir).expanduser())
+                found = builtin_prompt(name, self.loaded)
                 self._builtin_prompts[name] = found
                 if found is None:
                     _LOGGER.warning("CSM built-in prompt %r is unavailable; speaking without a voice prompt", name)

@@ -3,13 +3,20 @@
 ``write_checkpoint(folder, size)`` writes a model folder (``config.json``, ``model.safetensors`` in
 Sesame's original torchtune naming, a small BPE ``tokenizer.json``) and a Mimi codec file in
 Kyutai's PyTorch naming, so they load through exactly the code path real weights take
-(``MODEL_ID=folder``, plugin setting ``mimi=<file>``). Needs mlx, mlx-audio and tokenizers.
+(``MODEL_ID=folder``, plugin setting ``mimi=<file>``). ``write_hub_repo`` lays the same weights out
+as the sesame/csm-1b repository is laid out (both safetensors formats, the transformers shards
+carrying Mimi, ``ckpt.pt``, prompts, tokenizer and config files) and ``write_hf_cache`` puts such a
+folder into a Hugging Face cache exactly as ``huggingface-cli download`` would. Needs mlx, mlx-audio
+and tokenizers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
@@ -84,6 +91,18 @@ def model_config(size: str = "tiny") -> dict:
     }
 
 
+def _one_frame_weight(key: str, value):
+    import mlx.core as mx
+
+    if key.endswith(("o_proj.weight", "down_proj.weight", "audio_embeddings.weight", "audio_head")):
+        return mx.zeros(value.shape)
+    if key == "text_embeddings.weight":
+        return mx.zeros(value.shape).at[:, 0].add(1.0)
+    if key == "codebook0_head.weight":
+        return mx.zeros(value.shape).at[5, 0].add(1.0)
+    return value
+
+
 def write_tokenizer(folder: Path, vocab_size: int = 400) -> None:
     """A byte-level BPE tokenizer with Llama 3's special tokens, loadable by ``AutoTokenizer``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -114,8 +133,15 @@ def _torchtune_name(key: str) -> str:
     return re.sub(r"^(backbone|decoder)\.norm\.weight$", r"\1.norm.scale", key)
 
 
-def write_model(folder: Path, size: str = "tiny", seed: int = 0, dtype: str = "float32") -> Path:
-    """Write config, random weights and tokenizer of a CSM of ``size`` into ``folder``."""
+def write_model(folder: Path, size: str = "tiny", seed: int = 0, dtype: str = "float32",
+                speaks_one_frame: bool = False) -> Path:
+    """Write config, random weights and tokenizer of a CSM of ``size`` into ``folder``.
+
+    ``speaks_one_frame``: weights that, sampled greedily, say one frame (codebook 0 = 5, the rest 0)
+    and then end of speech (an all-zero frame): every transformer layer adds nothing, so each
+    position's hidden state is its normalised input embedding; text embeddings point codebook 0
+    at 5, audio embeddings are zero, so the frame after an audio frame has all-zero logits.
+    """
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_audio.tts.models.sesame.sesame import SesameModel
@@ -129,6 +155,8 @@ def write_model(folder: Path, size: str = "tiny", seed: int = 0, dtype: str = "f
     for key, value in tree_flatten(model.parameters()):
         if key == "audio_head":
             value = mx.random.normal(value.shape) * (value.shape[1] ** -0.5)
+        if speaks_one_frame:
+            value = _one_frame_weight(key, value)
         weights[_torchtune_name(key)] = value.astype(getattr(mx, dtype))
     mx.save_safetensors(str(folder / "model.safetensors"), weights)
     (folder / "config.json").write_text(json.dumps(config, indent=1))
@@ -136,25 +164,13 @@ def write_model(folder: Path, size: str = "tiny", seed: int = 0, dtype: str = "f
     return folder
 
 
-def _pytorch_mimi_name(key: str) -> str:
-    """mlx-audio's Mimi parameter name → Kyutai's PyTorch name (inverse of ``load_pytorch_weights``)."""
-    for side in ("encoder", "decoder"):
-        key = re.sub(rf"^{side}\.init_conv1d\.", f"{side}.model.0.", key)
-        key = re.sub(rf"^{side}\.final_conv1d\.", f"{side}.model.14.", key)
-    key = re.sub(r"^encoder\.layers\.(\d)\.residuals\.0\.", lambda m: f"encoder.model.{1 + 3 * int(m[1])}.", key)
-    key = re.sub(r"^encoder\.layers\.(\d)\.downsample\.", lambda m: f"encoder.model.{3 + 3 * int(m[1])}.", key)
-    key = re.sub(r"^decoder\.layers\.(\d)\.upsample\.", lambda m: f"decoder.model.{2 + 3 * int(m[1])}.", key)
-    key = re.sub(r"^decoder\.layers\.(\d)\.residuals\.0\.", lambda m: f"decoder.model.{3 + 3 * int(m[1])}.", key)
-    key = re.sub(r"\.block\.([01])\.", lambda m: f".block.{1 + 2 * int(m[1])}.", key)
-    key = key.replace(".in_proj.weight", ".in_proj_weight")
-    return key.replace(".gating.linear", ".linear")
-
-
 def write_mimi(path: Path, seed: int = 0) -> Path:
     """Write a Mimi codec with random weights (real architecture, 32 codebooks) in Kyutai's format."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_audio.codec.models.mimi.mimi import Mimi, mimi_202407
+
+    from .checkpoint import kyutai_mimi_name
 
     mx.random.seed(seed)
     mimi = Mimi(mimi_202407(32))
@@ -170,7 +186,7 @@ def write_mimi(path: Path, seed: int = 0) -> Path:
             value = value.swapaxes(-1, -2)
         elif key.endswith(".convtr.weight"):
             value = value.transpose(0, 2, 1) if value.shape[-1] == 1 else value.transpose(2, 0, 1)
-        weights[_pytorch_mimi_name(key)] = value
+        weights[kyutai_mimi_name(key)] = value
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(str(path), weights)
@@ -183,3 +199,121 @@ def write_checkpoint(folder: Path, size: str = "tiny", seed: int = 0, dtype: str
     model_dir = write_model(folder / "model", size=size, seed=seed, dtype=dtype)
     mimi = write_mimi(folder / "mimi" / MIMI_FILENAME, seed=seed)
     return model_dir, mimi
+
+
+# -- the sesame/csm-1b repository layout -------------------------------------------
+_TRANSFORMERS_NAMES = {
+    "text_embeddings.weight": "embed_text_tokens.weight",
+    "audio_embeddings.weight": "backbone_model.embed_tokens.embed_audio_tokens.weight",
+    "codebook0_head.weight": "lm_head.weight",
+    "audio_head": "depth_decoder.codebooks_head.weight",
+    "projection.weight": "depth_decoder.model.inputs_embeds_projector.weight",
+    "backbone.norm.scale": "backbone_model.norm.weight",
+    "decoder.norm.scale": "depth_decoder.model.norm.weight",
+}
+SHARDS = ("transformers-00001-of-00002.safetensors", "transformers-00002-of-00002.safetensors")
+PROMPTS = ("conversational_a", "conversational_b", "read_speech_a")
+
+
+def transformers_name(key: str) -> str:
+    """Sesame's original CSM name → ``CsmForConditionalGeneration``'s (transformers' ``convert_csm.py``)."""
+    if key in _TRANSFORMERS_NAMES:
+        return _TRANSFORMERS_NAMES[key]
+    key = key.replace("backbone.layers.", "backbone_model.layers.")
+    key = key.replace("decoder.layers.", "depth_decoder.model.layers.").replace(".attn.", ".self_attn.")
+    key = key.replace(".output_proj.", ".o_proj.").replace(".w1.", ".gate_proj.")
+    key = key.replace(".w2.", ".down_proj.").replace(".w3.", ".up_proj.")
+    key = key.replace(".sa_norm.scale", ".input_layernorm.weight")
+    return key.replace(".mlp_norm.scale", ".post_attention_layernorm.weight")
+
+
+def transformers_weights(model_dir: Path, mimi_file: Path) -> dict:
+    """The CSM of ``model_dir`` and the Mimi of ``mimi_file`` as transformers' ``CsmForConditionalGeneration``
+    tensors, the way transformers' conversion scripts write them (q/k rotary-permuted, Mimi's qkv split)."""
+    import mlx.core as mx
+
+    from .checkpoint import mimi_transformers_name, permute_rope
+
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    weights = {}
+    for key, value in mx.load(str(Path(model_dir) / "model.safetensors")).items():
+        name = transformers_name(key)
+        if ".q_proj." in name or ".k_proj." in name:
+            part = config if name.startswith("backbone") else config["depth_decoder_config"]
+            value = permute_rope(value, part["num_attention_heads" if ".q_proj." in name else "num_key_value_heads"])
+        weights[name] = value
+    weights["depth_decoder.model.embed_tokens.weight"] = weights["backbone_model.embed_tokens.embed_audio_tokens.weight"]
+    for key, value in mx.load(str(mimi_file)).items():
+        name = "codec_model." + mimi_transformers_name(key)
+        if name.endswith("in_proj_weight"):
+            q, k, v = mx.split(value, 3)
+            base = name.removesuffix("in_proj_weight")
+            weights[base + "q_proj.weight"] = permute_rope(q, 8)
+            weights[base + "k_proj.weight"] = permute_rope(k, 8)
+            weights[base + "v_proj.weight"] = v
+        else:
+            weights[name] = value
+    return weights
+
+
+def write_hub_repo(folder: Path, size: str = "tiny", seed: int = 0) -> Path:
+    """A folder laid out like the sesame/csm-1b hub repository, with random weights of ``size``."""
+    import mlx.core as mx
+
+    folder = Path(folder)
+    original, mimi_file = write_checkpoint(folder.with_name(folder.name + "-parts"), size=size, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "model.safetensors", *TOKENIZER_FILES):
+        shutil.copy(original / name, folder / name)
+    (folder / "special_tokens_map.json").write_text(json.dumps({"bos_token": "<|begin_of_text|>",
+                                                                "eos_token": "<|end_of_text|>"}))
+    (folder / "generation_config.json").write_text(json.dumps({"do_sample": True}))
+    (folder / "preprocessor_config.json").write_text(json.dumps({"sampling_rate": 24000}))
+    (folder / "README.md").write_text("random-weight stand-in for sesame/csm-1b\n")
+    (folder / "ckpt.pt").write_bytes(b"stand-in: a PyTorch pickle is never read")
+    weights = transformers_weights(original, mimi_file)
+    names = sorted(weights)
+    halves = (names[: len(names) // 2], names[len(names) // 2:])
+    weight_map = {}
+    for shard, part in zip(SHARDS, halves):
+        mx.save_safetensors(str(folder / shard), {name: weights[name] for name in part})
+        weight_map.update({name: shard for name in part})
+    (folder / "transformers.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    _write_prompts(folder / "prompts")
+    shutil.rmtree(folder.with_name(folder.name + "-parts"))
+    return folder
+
+
+def _write_prompts(folder: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(24_000) / 24_000
+    for index, name in enumerate(PROMPTS):
+        sf.write(str(folder / f"{name}.wav"), (0.3 * np.sin(2 * np.pi * (150 + 40 * index) * t)).astype(np.float32),
+                 24_000)
+
+
+def write_hf_cache(hub_cache: Path, repo_id: str, source: Path, skip: tuple[str, ...] = ()) -> Path:
+    """Put ``source``'s files into ``hub_cache`` as huggingface_hub stores a download (blobs, refs, snapshot links).
+
+    ``skip`` names files left out, as an interrupted download would. Returns the snapshot folder.
+    """
+    repo = Path(hub_cache) / ("models--" + repo_id.replace("/", "--"))
+    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    snapshot = repo / "snapshots" / commit
+    (repo / "blobs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    for path in sorted(Path(source).rglob("*")):
+        relative = path.relative_to(source).as_posix()
+        if not path.is_file() or relative in skip:
+            continue
+        blob = repo / "blobs" / hashlib.sha256(path.read_bytes()).hexdigest()
+        if not blob.exists():
+            shutil.copy(path, blob)
+        link = snapshot / relative
+        link.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.relpath(blob, link.parent), link)
+    return snapshot

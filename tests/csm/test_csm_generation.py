@@ -137,11 +137,6 @@ def test_context_segments_with_audio_are_encoded(csm_provider, make_job):
     assert len(out) > 0 and csm_provider.prompts.encode_calls == before + 1
 
 
-def test_max_audio_length_caps_frames(csm_provider, make_job):
-    audio = collect(csm_provider, make_job(["Words " * 30], max_ms=400, seed=1))
-    assert len(audio) <= 5 * 1920
-
-
 def test_volume_param_scales_audio(csm_provider, make_job):
     loud = collect(csm_provider, make_job(["Volume."], seed=9))
     quiet = collect(csm_provider, make_job(["Volume."], seed=9, volume=0.5))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 from .csm_helpers import collect, load_without
 
@@ -40,13 +39,39 @@ def test_empty_model_folder_gives_the_checkpoint_advice(tmp_path, csm_checkpoint
     assert all(part in message for part in ADVICE), message
 
 
-def test_unreachable_or_gated_hub_model_gives_the_checkpoint_advice(tmp_path, monkeypatch):
+def test_gated_hub_model_gives_the_licence_advice(tmp_path, monkeypatch):
+    """A hub on 127.0.0.1 that answers as huggingface.co does for a gated repo before the licence is accepted."""
+    import http.server
+    import threading
+
     import huggingface_hub.constants
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    message = _failure(_provider(tmp_path, "sesame/csm-1b"))
+    class Gated(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's hook name
+            body = b'{"error": "Access to model sesame/csm-1b is restricted. You must have access to it."}'
+            self.send_response(401)
+            self.send_header("X-Error-Code", "GatedRepo")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Gated)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{hub.server_port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    try:
+        message = _failure(_provider(tmp_path, "sesame/csm-1b"))
+    finally:
+        hub.shutdown()
     assert all(part in message for part in ADVICE), message
-    assert "https://huggingface.co/sesame/csm-1b" in message
+    assert "GatedRepoError" in message and "https://huggingface.co/sesame/csm-1b" in message
 
 
 def test_corrupt_weights_give_the_checkpoint_advice(tmp_path, csm_checkpoint):
@@ -104,55 +129,6 @@ def test_tokenizer_and_mimi_from_env_overrides(tmp_path, csm_checkpoint, monkeyp
     assert len(collect(provider, make_job(seed=1))) > 0
 
 
-def test_transformers_format_checkpoint_is_converted_and_generates_the_same(tmp_path, csm_checkpoint, make_job):
-    """sesame/csm-1b also ships transformers names with rotary-permuted q/k; both layouts must agree."""
-    import mlx.core as mx
-
-    from sesame_voice_csm.checkpoint import original_name
-
-    hf = tmp_path / "hf"
-    shutil.copytree(csm_checkpoint.model_dir, hf)
-    config = json.loads((hf / "config.json").read_text())
-    renames = {
-        "text_embeddings.weight": "embed_text_tokens.weight",
-        "audio_embeddings.weight": "backbone_model.embed_tokens.embed_audio_tokens.weight",
-        "codebook0_head.weight": "lm_head.weight",
-        "audio_head": "depth_decoder.codebooks_head.weight",
-        "projection.weight": "depth_decoder.model.inputs_embeds_projector.weight",
-        "backbone.norm.scale": "backbone_model.norm.weight",
-        "decoder.norm.scale": "depth_decoder.model.norm.weight",
-    }
-    weights = {}
-    for key, value in mx.load(str(hf / "model.safetensors")).items():
-        name = renames.get(key)
-        if name is None:
-            name = key.replace("backbone.layers.", "backbone_model.layers.")
-            name = name.replace("decoder.layers.", "depth_decoder.model.layers.").replace(".attn.", ".self_attn.")
-            name = name.replace(".output_proj.", ".o_proj.").replace(".w1.", ".gate_proj.")
-            name = name.replace(".w2.", ".down_proj.").replace(".w3.", ".up_proj.")
-            name = name.replace(".sa_norm.scale", ".input_layernorm.weight")
-            name = name.replace(".mlp_norm.scale", ".post_attention_layernorm.weight")
-        if ".q_proj." in name or ".k_proj." in name:  # transformers' permute_for_rope
-            part = config if name.startswith("backbone") else config["depth_decoder_config"]
-            heads = part["num_attention_heads" if ".q_proj." in name else "num_key_value_heads"]
-            rows, cols = value.shape
-            value = value.reshape(heads, rows // heads // 2, 2, cols).swapaxes(1, 2).reshape(rows, cols)
-        assert original_name(name) == key
-        weights[name] = value
-    weights["depth_decoder.model.embed_tokens.embed_audio_tokens.weight"] = weights[
-        "backbone_model.embed_tokens.embed_audio_tokens.weight"]
-    weights["codec_model.decoder.weight"] = mx.zeros((2, 2))
-    mx.save_safetensors(str(hf / "model.safetensors"), weights)
-
-    fast = {"frame_budget_base_ms": 400, "frame_budget_per_char_ms": 0, "mimi": str(csm_checkpoint.mimi_file)}
-    original = _provider(tmp_path / "a", csm_checkpoint.model_dir, **fast)
-    converted = _provider(tmp_path / "b", hf, **fast)
-    original.ensure_loaded()
-    converted.ensure_loaded()
-    assert (tmp_path / "b" / "cache" / "csm" / "converted").is_dir()
-    np.testing.assert_array_equal(collect(original, make_job(seed=3)), collect(converted, make_job(seed=3)))
-
-
 def test_load_reports_progress_and_ready_status(tmp_path, csm_checkpoint, caplog):
     provider = _provider(tmp_path, csm_checkpoint.model_dir, mimi=str(csm_checkpoint.mimi_file))
     caplog.set_level("INFO", logger="sesame_voice_csm")
@@ -162,7 +138,7 @@ def test_load_reports_progress_and_ready_status(tmp_path, csm_checkpoint, caplog
 
 
 def test_download_progress_reaches_status(tmp_path):
-    from sesame_voice_csm.loading import progress_bar
+    from sesame_voice_csm.download import progress_bar
 
     seen = []
     bar = progress_bar(seen.append, "CSM weights")(total=200_000_000, unit="B", unit_scale=True)

@@ -2,8 +2,9 @@
 
 * ``FrameStep`` runs the backbone as mlx-audio does, then the 31-step depth decoder (and codebook
   sampling) as one ``mx.compile``d function: one graph per frame instead of hundreds of small ops.
-* ``install_fast_convtr`` swaps Mimi's transposed convolutions for a matmul + overlap-add that is
-  exact and, on MLX's CPU backend, an order of magnitude faster than ``mx.conv_transpose1d``.
+* ``install_fast_convtr`` replaces Mimi's transposed convolutions by a matmul + overlap-add (the same
+  sums in another order: equal to ``mx.conv_transpose1d`` within float32 rounding) that is, on
+  MLX's CPU backend, an order of magnitude faster.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from typing import Callable
 
 import mlx.core as mx
+import mlx.nn as nn
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -65,26 +67,46 @@ def _depth_decoder(core, sampler: Callable):
 
 # -- Mimi transposed convolutions ------------------------------------------------
 def install_fast_convtr(mimi) -> int:
-    """Make every plain or depthwise, unpadded ``ConvTranspose1d`` in ``mimi`` use :class:`OverlapAdd`."""
+    """Replace every plain or depthwise, unpadded ``ConvTranspose1d`` in ``mimi`` by :class:`OverlapAddConvTranspose1d`.
+
+    Done through MLX's public ``Module.update_modules``; returns how many were replaced.
+    """
+    from mlx.utils import tree_unflatten
     from mlx_audio.codec.models.mimi.modules.conv import ConvTranspose1d
 
-    class FastConvTranspose1d(ConvTranspose1d):
-        def __call__(self, xs: mx.array) -> mx.array:
-            if getattr(self, "_overlap_add", None) is None:
-                self._overlap_add = OverlapAdd(self._expanded_weight, self._stride, self._expanded_groups)
-            y = self._overlap_add(xs.swapaxes(-1, -2))
-            if self.bias is not None:
-                y = y + self.bias
-            return y.swapaxes(-1, -2)
+    replaced = []
+    for name, module in mimi.named_modules():
+        if type(module) is ConvTranspose1d and convtr_fields(module)["padding"] == 0:
+            fields = convtr_fields(module)
+            out_channels, _, in_per_group = fields["weight"].shape
+            if fields["groups"] == 1 or (fields["groups"] == out_channels and in_per_group == 1):
+                replaced.append((name, OverlapAddConvTranspose1d(module)))
+    if replaced:
+        mimi.update_modules(tree_unflatten(replaced))
+    return len(replaced)
 
-    swapped = 0
-    for module in mimi.modules():
-        if type(module) is ConvTranspose1d and module._padding == 0:
-            out_channels, _, in_per_group = module._expanded_weight.shape
-            if module._expanded_groups == 1 or (module._expanded_groups == out_channels and in_per_group == 1):
-                module.__class__ = FastConvTranspose1d
-                swapped += 1
-    return swapped
+
+def convtr_fields(module) -> dict:
+    """The private fields of mlx-audio's ``ConvTranspose1d`` this module relies on (see the internals test)."""
+    return {"weight": module._expanded_weight, "groups": module._expanded_groups, "stride": module._stride,
+            "padding": module._padding}
+
+
+class OverlapAddConvTranspose1d(nn.Module):
+    """mlx-audio's ``ConvTranspose1d`` (channels-first in and out) computed by :class:`OverlapAdd`."""
+
+    def __init__(self, original) -> None:
+        super().__init__()
+        fields = convtr_fields(original)
+        self.bias = original.bias
+        self._stride = fields["stride"]  # read by mlx-audio's StreamableConvTranspose1d
+        self._overlap_add = OverlapAdd(fields["weight"], fields["stride"], fields["groups"])
+
+    def __call__(self, xs: mx.array) -> mx.array:
+        y = self._overlap_add(xs.swapaxes(-1, -2))
+        if self.bias is not None:
+            y = y + self.bias
+        return y.swapaxes(-1, -2)
 
 
 class OverlapAdd:
