@@ -15,8 +15,8 @@ from typing import Callable
 from sesame_voice.types import ProviderUnavailable
 
 from .backend import TORCH_ADVICE, installed
-from .checkpoint import is_transformers_checkpoint
-from .loading import _first_line, checkpoint_advice, read_config, resolve_model_dir, resolve_tokenizer
+from .checkpoint import TRANSFORMERS, select_weights
+from .loading import checkpoint_advice, read_config, resolve_model_dir, resolve_tokenizer
 
 _LOGGER = logging.getLogger(__name__)
 WATERMARK_KEY = [212, 211, 146, 56, 201]
@@ -37,6 +37,11 @@ class LoadedTorchCsm:
     codec_tag: str
     device: str
     dtype: str
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an error's message (library errors can run to pages)."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def import_torch():
@@ -61,13 +66,13 @@ def load_torch_generator(model_id: str, cache_dir: Path, options, progress: Call
     from .torch_model import TorchCsm, checkpoint_tag, llama3_tokenizer, load_transformers_csm, pick_device, pick_dtype
 
     cache_dir = Path(cache_dir).expanduser()
-    model_dir, hub_id = resolve_model_dir(model_id, cache_dir, progress)
+    model_dir, hub_id = resolve_model_dir(model_id, progress)
     config = read_config(model_dir, model_id)
-    if not is_transformers_checkpoint(model_dir):
+    if select_weights(model_dir).format != TRANSFORMERS:
         raise OriginalLayout(
             f"{model_dir} holds CSM weights in Sesame's original layout; the torch backend loads the "
             "transformers layout that sesame/csm-1b ships (set MODEL_ID=sesame/csm-1b), or set CSM_BACKEND=mlx")
-    tokenizer_dir, llama_template = resolve_tokenizer(options.tokenizer, model_dir, config, cache_dir, progress)
+    tokenizer_dir, llama_template = resolve_tokenizer(options.tokenizer, model_dir, config, progress)
     device = pick_device(options.device)
     dtype = pick_dtype(options.dtype, device)
     progress(f"loading CSM weights (torch, {device.type}, {str(dtype).removeprefix('torch.')})")

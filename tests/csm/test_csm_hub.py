@@ -47,7 +47,7 @@ def offline_cache(monkeypatch, tmp_path):
 def _provider(tmp_path, model_id, **plugin):
     from sesame_voice_csm import CsmProvider
 
-    plugin = {"frame_budget_base_ms": 400, "frame_budget_per_char_ms": 0, **plugin}
+    plugin = {"backend": "mlx", "frame_budget_base_ms": 400, "frame_budget_per_char_ms": 0, **plugin}
     return CsmProvider(Settings(model_id=str(model_id), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
                                 plugins={"csm": plugin}))
 
@@ -75,7 +75,8 @@ def test_server_speaks_from_the_hub_layout_in_the_hf_cache_offline(hub_repo, tmp
     voices = tmp_path / "voices"
     shutil.copytree(ROOT / "voices", voices)
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({"plugins": {"csm": {"frame_budget_base_ms": 400, "frame_budget_per_char_ms": 0}}}))
+    config.write_text(json.dumps({"plugins": {"csm": {"backend": "mlx", "frame_budget_base_ms": 400,
+                                                       "frame_budget_per_char_ms": 0}}}))
     port = _free_port()
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("HF_", "CSM_", "MODEL_ID", "CACHE_DIR", "SESAME_"))}
@@ -85,7 +86,7 @@ def test_server_speaks_from_the_hub_layout_in_the_hf_cache_offline(hub_repo, tmp
     with open(log, "wb") as output:
         server = subprocess.Popen(
             [sys.executable, "-m", "sesame_voice.cli", "serve", "--config", str(config), "--voices-dir", str(voices),
-             "--host", "127.0.0.1", "--port", str(port), "--no-wyoming", "--no-zeroconf"],
+             "--host", "127.0.0.1", "--port", str(port), "--disable", "wyoming", "--no-zeroconf"],
             env=env, stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
             state = _wait_for_csm(f"http://127.0.0.1:{port}", server)

@@ -14,11 +14,11 @@ from sesame_voice.types import ProviderUnavailable
 ADVICE = ("huggingface-cli login", "accept the licence", "MODEL_ID")
 
 
-def _provider(tmp_path, model_id, **plugin):
+def _provider(tmp_path, model_id, environ=None, **plugin):
     from sesame_voice_csm import CsmProvider
 
     settings = Settings(model_id=str(model_id), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                        plugins={"csm": {"backend": "mlx", **plugin}})
+                        plugins={"csm": {"backend": "mlx", **plugin}}, environ=environ or {})
     return CsmProvider(settings)
 
 
@@ -121,9 +121,9 @@ def test_tokenizer_and_mimi_from_env_overrides(tmp_path, csm_checkpoint, monkeyp
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(csm_checkpoint.model_dir / name, bare / name)
-    monkeypatch.setenv("CSM_TOKENIZER", str(csm_checkpoint.model_dir))
-    monkeypatch.setenv("CSM_MIMI", str(csm_checkpoint.mimi_file.parent))  # a folder holding the file works too
-    provider = _provider(tmp_path, bare, frame_budget_base_ms=160, frame_budget_per_char_ms=0)
+    environ = {"CSM_TOKENIZER": str(csm_checkpoint.model_dir),
+               "CSM_MIMI": str(csm_checkpoint.mimi_file.parent)}  # a folder holding the file works too
+    provider = _provider(tmp_path, bare, environ, frame_budget_base_ms=160, frame_budget_per_char_ms=0)
     provider.ensure_loaded()
     assert provider.status()["state"] == "ready"
     assert len(collect(provider, make_job(seed=1))) > 0
@@ -134,7 +134,8 @@ def test_load_reports_progress_and_ready_status(tmp_path, csm_checkpoint, caplog
     caplog.set_level("INFO", logger="sesame_voice_csm")
     provider.ensure_loaded()
     assert "CSM: loading CSM weights" in caplog.text
-    assert provider.status() == {"state": "ready", "loaded": True, "backend": "mlx"}  # progress cleared once ready
+    # progress cleared once ready; MLX here runs on the CPU (Metal on Apple Silicon)
+    assert provider.status() == {"state": "ready", "loaded": True, "backend": "mlx", "device": "cpu"}
 
 
 def test_download_progress_reaches_status(tmp_path):

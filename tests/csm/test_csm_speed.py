@@ -14,8 +14,8 @@ SPEEDS = (0.25, 0.5, 1.5, 2.0, 4.0)
 async def test_csm_speed_divides_the_duration(start_server, csm_checkpoint, monkeypatch):
     from openai import AsyncOpenAI
 
-    monkeypatch.setenv("CSM_MIMI", str(csm_checkpoint.mimi_file))  # the tiny checkpoint's codec
-    async with start_server(model_id=str(csm_checkpoint.model_dir)) as server:
+    env = {"CSM_MIMI": str(csm_checkpoint.mimi_file)}  # the tiny checkpoint's codec, read by the plugin
+    async with start_server(model_id=str(csm_checkpoint.model_dir), env=env) as server:
         provider = server.engine.workers["csm"].provider
         for _ in range(600):  # the engine serves a still-loading CSM voice from its fallback
             if provider.state in ("ready", "failed"):

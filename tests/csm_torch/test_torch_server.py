@@ -17,10 +17,8 @@ async def _ready(provider) -> None:
 
 
 async def test_two_clients_speaking_at_once_share_forward_passes(start_server, hf_checkpoint, monkeypatch):
-    monkeypatch.setenv("CSM_BACKEND", "torch")  # read by the plugin itself
-    monkeypatch.setenv("CSM_MAX_BATCH", "2")
-    monkeypatch.setenv("CSM_DTYPE", "float32")
-    async with start_server(model_id=str(hf_checkpoint)) as server:
+    env = {"CSM_BACKEND": "torch", "CSM_MAX_BATCH": "2", "CSM_DTYPE": "float32"}  # read by the plugin itself
+    async with start_server(model_id=str(hf_checkpoint), env=env) as server:
         provider = server.engine.workers["csm"].provider
         await _ready(provider)
         base = f"http://127.0.0.1:{server.http_port}"

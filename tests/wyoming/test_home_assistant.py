@@ -103,8 +103,8 @@ async def test_home_assistant_picks_the_default_voice_and_shows_names(piper_wyom
     language = ha_language(list(voices), PIPELINE_LANGUAGE, COUNTRY)
     assert language == "en_US"
     shown = [name for _, name in voices[language]]
-    assert [voice_id for voice_id, _ in voices[language]][:5] == ["conversational", "fast", "joe", "professional",
-                                                                 "whisper"]
+    assert [voice_id for voice_id, _ in voices[language]] == [
+        "conversational", "fast", "joe", "maya", "mystic", "neutral", "professional", "warm", "whisper"]
     assert shown[0] == "conversational: Natural, warm, unhurried conversation (default)"
     assert all(name.startswith(f"{voice_id}: ") for voice_id, name in voices[language])
     picked = voices[language][0][0]  # the pipeline's tts_voice
