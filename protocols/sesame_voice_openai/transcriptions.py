@@ -237,22 +237,31 @@ def to_vtt(transcript: Transcript) -> str:
 
 
 async def _stream(request: web.Request, transcription, headers: dict[str, str]) -> web.StreamResponse:
-    """Server-sent events: ``transcript.text.delta`` per decoded segment, then ``transcript.text.done``."""
+    """Server-sent events: ``transcript.text.delta`` per decoded segment, then ``transcript.text.done``.
+
+    The first segment is awaited before the headers go out, so a model that cannot load is still
+    an HTTP error; a failure after that is an ``error`` event.
+    """
+    segments = aiter(transcription)
+    try:
+        first = await anext(segments, None)
+    except SesameVoiceError as err:
+        return from_exception(err)
     response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     text = ""
     try:
-        async for segment in transcription:
-            piece = segment.text.strip()
-            if not piece:
-                continue
-            delta = piece if not text else " " + piece
-            text += delta
-            await response.write(_sse_event({"type": "transcript.text.delta", "delta": delta}))
+        segment = first
+        while segment is not None:
+            if piece := segment.text.strip():
+                delta = piece if not text else " " + piece
+                text += delta
+                await response.write(_sse_event({"type": "transcript.text.delta", "delta": delta}))
+            segment = await anext(segments, None)
         await response.write(_sse_event({"type": "transcript.text.done", "text": text}))
     except SesameVoiceError as err:
         _LOGGER.error("Transcription failed mid-stream: %s", err)
         await response.write(_sse_event({"type": "error", "error": {"message": str(err), "type": "server_error",
-                                                                "code": err.code, "param": None}}))
+                                                                    "code": err.code, "param": None}}))
     await response.write_eof()
     return response

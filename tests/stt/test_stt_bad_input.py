@@ -203,3 +203,13 @@ async def test_wyoming_utterance_too_long_is_dropped(start_wyoming):
         events = await transcribe_like_home_assistant(port, b"\1\0" * 16000 * 2, chunk_bytes=8000)
     assert events[0].type == "error" and events[0].data["code"] == "audio_too_long"
     assert events[-1].type == "transcript" and events[-1].data["text"] == ""
+
+
+async def test_streaming_from_a_model_that_cannot_load_is_an_http_error(start_server, monkeypatch, tmp_path):
+    from openai import AsyncOpenAI
+
+    monkeypatch.setenv("STT_MODEL", str(tmp_path / "no-such-model"))
+    async with start_server() as server:
+        client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="x", max_retries=0)
+        status, body = await _status_of(client, file=("a.wav", _wav(np.full(1600, 0.1, np.float32))), stream=True)
+        assert status == 503 and "STT_MODEL" in body["message"]
