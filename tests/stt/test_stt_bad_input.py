@@ -11,7 +11,7 @@ import pytest
 import soundfile
 from openai import APIStatusError
 from wyoming.asr import Transcribe, Transcript
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
 from sesame_voice import InvalidRequest, SpeechToTextUnavailable
