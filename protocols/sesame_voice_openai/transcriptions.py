@@ -22,7 +22,7 @@ RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
 MAX_UPLOAD_MB = 25
 """OpenAI's own upload limit; ``plugins: openai: max_upload_mb`` changes it."""
-MAX_AUDIO_SECONDS = 2 * 3600
+MAX_AUDIO_SECONDS = 3600
 """Longest decoded audio accepted; ``plugins: openai: max_audio_seconds`` changes it."""
 MAX_FIELD_BYTES = 64 * 1024
 """Largest non-file form field (a prompt)."""
@@ -139,9 +139,10 @@ async def create_transcription(request: web.Request, server) -> web.StreamRespon
     max_bytes, max_seconds = _limits(server)
     try:
         form = await read_form(request, max_bytes)
-        samples, rate = await asyncio.to_thread(decode_file, form.audio, max_seconds)
-        form.audio = b""
         provider = None if form.model in TRANSCRIPTION_MODELS else form.model
+        wanted_rate = server.speech_to_text.provider(provider).sample_rate  # fails fast without one
+        samples, rate = await asyncio.to_thread(decode_file, form.audio, max_seconds, wanted_rate)
+        form.audio = b""
         transcription = server.speech_to_text.start(
             samples, rate, language=form.language, prompt=form.prompt, temperature=form.temperature,
             word_timestamps="word" in form.granularities, provider=provider,
