@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable, Mapping
 
@@ -41,10 +41,17 @@ class ProviderWorker:
         self.max_queue = max_queue
         self.pending = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{kind}-{provider.name}")
+        self._queued: set[Future] = set()
+
+    def _submit(self, function: Callable, *args) -> asyncio.Future:
+        future = self._executor.submit(function, *args)
+        self._queued.add(future)
+        future.add_done_callback(self._queued.discard)
+        return asyncio.wrap_future(future)
 
     async def call(self, function: Callable, *args):
         """Run ``function`` in the worker thread, in queue order."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        return await self._submit(function, *args)
 
     async def stream(self, job, work: Callable | None = None) -> AsyncIterator:
         """Yield what ``work(job)`` yields in the worker thread (default: the provider's
@@ -77,7 +84,7 @@ class ProviderWorker:
                 put(_DONE)
 
         self.pending += 1
-        future = loop.run_in_executor(self._executor, produce)
+        future = self._submit(produce)
         future.add_done_callback(lambda _: self._finished())
         try:
             while True:
@@ -94,9 +101,14 @@ class ProviderWorker:
         self.pending -= 1
 
     def shutdown(self) -> None:
-        """Stop accepting work and free the provider once queued work is done."""
+        """Drop queued work, stop accepting more, and free the provider once the running job is done.
+
+        ``close`` always runs in the worker thread, even after a load still in progress.
+        """
+        for future in list(self._queued):
+            future.cancel()  # only work that has not started
         self._executor.submit(self.provider.close)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=False)
 
 
 @dataclass

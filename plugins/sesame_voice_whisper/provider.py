@@ -89,6 +89,11 @@ class WhisperProvider(SttProvider):
 
     def transcribe(self, job: TranscriptionJob) -> Iterator[Segment]:
         model = self._model
+        known = model.supported_languages
+        if job.language and job.language not in known:
+            shown = ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
+            raise InvalidRequest(f"model {self.model_name()} does not know language {job.language!r} (it knows {shown})",
+                                 param="language", code="unsupported_language")
         language = job.language or (None if model.model.is_multilingual else "en")
         if self._short_window_applies(job, language):
             segments = transcribe_short(model, job.samples, language, job.prompt, self.options.beam_size)
