@@ -92,6 +92,18 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
+def _parse_bool(raw: Any) -> bool:
+    """``true/yes/on/1`` or ``false/no/off/0`` (any case), or a bool; ValueError otherwise."""
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
 def _convert(name: str, raw: Any) -> Any:
     """Turn a raw env/YAML value into the field's type, or raise ConfigError naming it."""
     kind = _FIELDS[name].type
@@ -102,14 +114,7 @@ def _convert(name: str, raw: Any) -> Any:
         if kind == "float":
             return float(raw)
         if kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            value = str(raw).strip().lower()
-            if value in ("1", "true", "yes", "on"):
-                return True
-            if value in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
+            return _parse_bool(raw)
         if kind == "Path":
             return Path(str(raw)).expanduser()
         if kind.startswith("tuple"):
@@ -208,12 +213,7 @@ def _option_value(kind: str, value: Any) -> Any:
     if base == "str":
         return str(value)
     if base == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return text in ("1", "true", "yes", "on")
-        raise ValueError(value)
+        return _parse_bool(value)
     if base == "int":
         return int(value)
     if base == "float":
