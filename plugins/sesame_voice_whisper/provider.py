@@ -132,6 +132,6 @@ class WhisperProvider(SttProvider):
             )
 
     def _short_window_applies(self, job: TranscriptionJob, language: str | None) -> bool:
-        """Short, deterministic decodes of a known language without word timestamps."""
-        return (self.options.short_window and language is not None and not job.word_timestamps
-                and not job.temperature and fits(job.duration))
+        """Short, deterministic decodes of a known language, without word timestamps or VAD."""
+        return (self.options.short_window and not self.options.vad_filter and language is not None
+                and not job.word_timestamps and not job.temperature and fits(job.duration))
