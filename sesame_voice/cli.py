@@ -228,9 +228,10 @@ async def _transcribe(settings: Settings, args: argparse.Namespace, pm=None) -> 
     except OSError as err:
         print(f"sesame-voice: cannot read {args.file}: {err.strerror or err}", file=sys.stderr)
         return 1
-    samples, rate = await asyncio.to_thread(decode_file, data)
     server = Server(settings, pm=pm)
     try:
+        rate = server.speech_to_text.provider().sample_rate
+        samples, rate = await asyncio.to_thread(decode_file, data, None, rate)
         transcript = await server.speech_to_text.transcribe(samples, rate, language=args.language, prompt=args.prompt)
     finally:
         await server.speech_to_text.aclose()

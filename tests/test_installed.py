@@ -52,7 +52,7 @@ async def test_wheel_install_serves_presets_aliases_and_default_voice_from_an_em
                 except aiohttp.ClientError:
                     pass
                 await asyncio.sleep(0.2)
-            assert health["default_voice"] == "conversational" and health["status"] == "ok"
+            assert health["default_voice"] == "conversational" and health["status"] == "healthy"
             client = openai_client_for(base)
             spoken = {}
             for voice in ("conversational", "alloy"):

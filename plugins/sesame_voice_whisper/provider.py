@@ -90,6 +90,11 @@ class WhisperProvider(SttProvider):
 
     def transcribe(self, job: TranscriptionJob) -> Iterator[Segment]:
         model = self._model
+        known = model.supported_languages
+        if job.language and job.language not in known:
+            shown = ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
+            raise InvalidRequest(f"model {self.model_name()} does not know language {job.language!r} (it knows {shown})",
+                                 param="language", code="unsupported_language")
         language = job.language or (None if model.model.is_multilingual else "en")
         if self._short_window_applies(job, language):
             segments = transcribe_short(model, job.samples, language, job.prompt, self.options.beam_size)
@@ -128,6 +133,6 @@ class WhisperProvider(SttProvider):
             )
 
     def _short_window_applies(self, job: TranscriptionJob, language: str | None) -> bool:
-        """Short, deterministic decodes of a known language without word timestamps."""
-        return (self.options.short_window and language is not None and not job.word_timestamps
-                and not job.temperature and fits(job.duration))
+        """Short, deterministic decodes of a known language, without word timestamps or VAD."""
+        return (self.options.short_window and not self.options.vad_filter and language is not None
+                and not job.word_timestamps and not job.temperature and fits(job.duration))

@@ -19,6 +19,10 @@ FULL_FRAMES = 3000
 MAX_COMPRESSION_RATIO = 2.4
 MIN_AVG_LOGPROB = -1.0
 """faster-whisper's own thresholds for a failed decode (repetition, low confidence)."""
+END_SLACK = 0.5
+"""Seconds: a decode that stops this long before the audio ends, or a segment that starts this
+close to its end, is not trusted. (Timestamps in a short window run late, so a closing timestamp
+after the end is accepted and clamped.)"""
 
 
 def fits(duration: float) -> bool:
@@ -57,13 +61,14 @@ def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | No
         return None  # no closing timestamp: the decode ran off
     avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
     pieces, _, finished = model._split_segments_by_timestamps(tokenizer, tokens, 0.0, frames, duration, 0)
-    if not finished:
-        return None  # the model wants to go on after its last segment: decode it the normal way
+    last = (tokens[-1] - tokenizer.timestamp_begin) * model.time_precision
+    if not finished and last < duration - END_SLACK:
+        return None  # the model wants to go on before the audio ended: decode it the normal way
     segments = []
     for piece in pieces:
         text_tokens = [t for t in piece["tokens"] if t < tokenizer.eot]
         text = tokenizer.decode(text_tokens)
-        if piece["end"] > duration + 0.5 or piece["start"] > piece["end"]:
+        if piece["start"] > duration - END_SLACK or piece["start"] > piece["end"]:
             return None  # speech "heard" after the audio ended
         if text.strip():
             segments.append({
@@ -75,6 +80,14 @@ def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | No
     whole = " ".join(texts)
     if not whole or get_compression_ratio(whole) > MAX_COMPRESSION_RATIO or avg_logprob < MIN_AVG_LOGPROB:
         return None
-    if len(set(texts)) < len(texts):
-        return None  # a segment said twice: the short window's typical failure
+    if repetitive(texts):
+        return None
     return segments
+
+
+def repetitive(texts: list[str]) -> bool:
+    """A segment said twice, or a word three times in a row: the short window's way of failing."""
+    if len(set(texts)) < len(texts):
+        return True
+    words = [word.strip(".,!?;:") for word in " ".join(texts).split()]
+    return any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2))

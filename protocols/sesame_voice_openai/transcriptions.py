@@ -22,7 +22,7 @@ RESPONSE_FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
 MAX_UPLOAD_MB = 25
 """OpenAI's own upload limit; ``plugins: openai: max_upload_mb`` changes it."""
-MAX_AUDIO_SECONDS = 2 * 3600
+MAX_AUDIO_SECONDS = 3600
 """Longest decoded audio accepted; ``plugins: openai: max_audio_seconds`` changes it."""
 MAX_FIELD_BYTES = 64 * 1024
 """Largest non-file form field (a prompt)."""
@@ -139,9 +139,10 @@ async def create_transcription(request: web.Request, server) -> web.StreamRespon
     max_bytes, max_seconds = _limits(server)
     try:
         form = await read_form(request, max_bytes)
-        samples, rate = await asyncio.to_thread(decode_file, form.audio, max_seconds)
-        form.audio = b""
         provider = None if form.model in TRANSCRIPTION_MODELS else form.model
+        wanted_rate = server.speech_to_text.provider(provider).sample_rate  # fails fast without one
+        samples, rate = await asyncio.to_thread(decode_file, form.audio, max_seconds, wanted_rate)
+        form.audio = b""
         transcription = server.speech_to_text.start(
             samples, rate, language=form.language, prompt=form.prompt, temperature=form.temperature,
             word_timestamps="word" in form.granularities, provider=provider,
@@ -237,22 +238,31 @@ def to_vtt(transcript: Transcript) -> str:
 
 
 async def _stream(request: web.Request, transcription, headers: dict[str, str]) -> web.StreamResponse:
-    """Server-sent events: ``transcript.text.delta`` per decoded segment, then ``transcript.text.done``."""
+    """Server-sent events: ``transcript.text.delta`` per decoded segment, then ``transcript.text.done``.
+
+    The first segment is awaited before the headers go out, so a model that cannot load is still
+    an HTTP error; a failure after that is an ``error`` event.
+    """
+    segments = aiter(transcription)
+    try:
+        first = await anext(segments, None)
+    except SesameVoiceError as err:
+        return from_exception(err)
     response = web.StreamResponse(headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     text = ""
     try:
-        async for segment in transcription:
-            piece = segment.text.strip()
-            if not piece:
-                continue
-            delta = piece if not text else " " + piece
-            text += delta
-            await response.write(_sse_event({"type": "transcript.text.delta", "delta": delta}))
+        segment = first
+        while segment is not None:
+            if piece := segment.text.strip():
+                delta = piece if not text else " " + piece
+                text += delta
+                await response.write(_sse_event({"type": "transcript.text.delta", "delta": delta}))
+            segment = await anext(segments, None)
         await response.write(_sse_event({"type": "transcript.text.done", "text": text}))
     except SesameVoiceError as err:
         _LOGGER.error("Transcription failed mid-stream: %s", err)
         await response.write(_sse_event({"type": "error", "error": {"message": str(err), "type": "server_error",
-                                                                "code": err.code, "param": None}}))
+                                                                    "code": err.code, "param": None}}))
     await response.write_eof()
     return response

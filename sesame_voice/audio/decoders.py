@@ -27,12 +27,15 @@ def decode_audio(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
         return _decode_container(container)
 
 
-def _decode_container(container, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Every frame of the first audio stream as float32 mono (channels averaged) and its rate."""
-    resampler = av.AudioResampler(format="fltp")  # keep rate and channels; planar float
+def _decode_container(container, max_seconds: float | None = None, rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Every frame of the first audio stream as float32 mono (channels averaged) and its rate.
+
+    With ``rate``, FFmpeg mixes down to mono and resamples while decoding (less memory for long files).
+    """
+    resampler = av.AudioResampler(format="fltp", layout="mono" if rate else None, rate=rate)
     parts: list[np.ndarray] = []
     stream = container.streams.audio[0]
-    rate = stream.codec_context.sample_rate or stream.rate or 0
+    rate = rate or stream.codec_context.sample_rate or stream.rate or 0
     decoded = 0
     for frame in _frames(container, stream):
         for out in resampler.resample(frame):
@@ -52,8 +55,9 @@ def _frames(container, stream):
     yield None
 
 
-def decode_file(data: bytes, max_seconds: float | None = None) -> tuple[np.ndarray, int]:
-    """Decode an audio file of any format PyAV (FFmpeg) reads to float32 mono and its sample rate.
+def decode_file(data: bytes, max_seconds: float | None = None, rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode an audio file of any format PyAV (FFmpeg) reads to float32 mono and its sample rate
+    (``rate`` if given: resampled while decoding).
 
     Raises ``InvalidRequest`` for empty data, data that is not audio, a corrupt or truncated file
     (decoding fails, or the header promises more than the data holds) and audio longer than
@@ -70,7 +74,7 @@ def decode_file(data: bytes, max_seconds: float | None = None) -> tuple[np.ndarr
         if not container.streams.audio:
             raise InvalidRequest("the file has no audio stream", param="file", code="invalid_audio_file")
         try:
-            samples, rate = _decode_container(container, max_seconds)
+            samples, rate = _decode_container(container, max_seconds, rate)
         except (av.FFmpegError, ValueError, EOFError) as err:
             if isinstance(err, InvalidRequest):
                 raise

@@ -11,13 +11,14 @@ from stt_helpers import EchoPlugin
 
 @pytest.fixture
 def make_settings(make_settings):
-    """The suite's test settings with Whisper enabled (other tests leave it off) and ``plugin_settings``
+    """The suite's test settings with Whisper enabled (other tests leave it off), CSM off (not needed,
+    and an MLX load still running at interpreter exit aborts the process), and ``plugin_settings``
     as the YAML ``plugins:`` table: ``start_server(plugin_settings={"openai": {...}})``."""
 
     def make(plugin_settings: dict | None = None, **overrides):
         if plugin_settings:
             overrides["plugins"] = plugin_settings  # the kit adds these to each plugin's section
-        return make_settings(**{"disabled_plugins": (), **overrides})
+        return make_settings(**{"disabled_plugins": ("csm",), **overrides})
 
     return make
 

@@ -11,7 +11,7 @@ import pytest
 import soundfile
 from openai import APIStatusError
 from wyoming.asr import Transcribe, Transcript
-from wyoming.audio import AudioChunk, AudioStart, AudioStop
+from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
 from sesame_voice import InvalidRequest, SpeechToTextUnavailable
@@ -102,6 +102,12 @@ async def test_bad_fields_name_the_parameter(base_url, fields, param):
     assert response.status == 400 and body["error"]["param"] == param
 
 
+async def test_a_language_the_model_does_not_know_is_refused(openai_client):
+    status, body = await _status_of(openai_client, file=("a.wav", _wav(np.full(1600, 0.1, np.float32))), language="de")
+    assert status == 400 and body["param"] == "language" and body["code"] == "unsupported_language"
+    assert "tiny.en" in body["message"] and "en" in body["message"]
+
+
 async def test_json_body_and_missing_file_are_refused(base_url):
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base_url}/v1/audio/transcriptions", json={"file": "x"}) as response:
@@ -117,7 +123,7 @@ async def test_json_body_and_missing_file_are_refused(base_url):
 async def test_without_a_speech_to_text_provider_the_error_says_so(start_server):
     from openai import AsyncOpenAI
 
-    async with start_server(disabled_plugins=("whisper",)) as server:
+    async with start_server(disabled_plugins=("whisper", "csm")) as server:
         client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="x", max_retries=0)
         status, body = await _status_of(client, file=("a.wav", _wav(np.zeros(1600))))
         assert status == 503 and body["code"] == "stt_unavailable" and "speech-to-text" in body["message"]
@@ -202,3 +208,12 @@ async def test_wyoming_utterance_too_long_is_dropped(start_wyoming):
         events = await transcribe_like_home_assistant(port, b"\1\0" * 16000 * 2, chunk_bytes=8000)
     assert events[0].type == "error" and events[0].data["code"] == "audio_too_long"
     assert events[-1].type == "transcript" and events[-1].data["text"] == ""
+
+
+async def test_streaming_from_a_model_that_cannot_load_is_an_http_error(start_server, monkeypatch, tmp_path):
+    from openai import AsyncOpenAI
+
+    async with start_server(env={"STT_MODEL": str(tmp_path / "no-such-model")}) as server:
+        client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="x", max_retries=0)
+        status, body = await _status_of(client, file=("a.wav", _wav(np.full(1600, 0.1, np.float32))), stream=True)
+        assert status == 503 and "STT_MODEL" in body["message"]

@@ -43,7 +43,7 @@ def test_a_voice_provider_is_not_a_speech_to_text_provider():
 async def test_third_party_provider_serves_every_frontend(start_server, echo_plugin):
     from openai import AsyncOpenAI
 
-    async with start_server(plugins=[echo_plugin], disabled_plugins=("whisper",)) as server:
+    async with start_server(plugins=[echo_plugin], disabled_plugins=("whisper", "csm")) as server:
         direct = await server.speech_to_text.transcribe(np.full(48000, 0.2, np.float32), 48000, language="de-DE")
         assert direct.text == "8000 samples at 8000 hertz" and direct.language == "de"
         assert direct.provider == "echo" and direct.model == "echo-1" and direct.duration == pytest.approx(1.0)
@@ -79,7 +79,7 @@ async def test_a_client_that_leaves_mid_stream_stops_the_transcription(start_ser
         name = "slowecho"
         delay = 0.5
 
-    async with start_server(plugins=[EchoPlugin(SlowEcho)], disabled_plugins=("whisper",)) as server:
+    async with start_server(plugins=[EchoPlugin(SlowEcho)], disabled_plugins=("whisper", "csm")) as server:
         provider = server.speech_to_text.providers["slowecho"]
         form = aiohttp.FormData()
         form.add_field("file", _wav(np.full(16000 * 60, 0.2, np.float32), 16000), filename="long.wav")

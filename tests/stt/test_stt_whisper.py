@@ -93,3 +93,10 @@ def test_plugin_settings_come_from_yaml_and_env(monkeypatch):
         WhisperOptions.from_settings(Settings(plugins={"whisper": {"modle": "small"}}))
     with pytest.raises(ConfigError, match="STT_SHORT_WINDOW"):
         WhisperOptions.from_settings(Settings(), env={"STT_SHORT_WINDOW": "perhaps"})
+
+
+def test_word_loops_and_repeated_segments_count_as_failures():
+    from sesame_voice_whisper.window import repetitive
+
+    assert repetitive(["hello? hello? hello?"]) and repetitive(["turn it on.", "turn it on."])
+    assert not repetitive(["that that is, is.", "yes."])
