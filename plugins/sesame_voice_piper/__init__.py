@@ -31,9 +31,10 @@ def embedded_model() -> Path | None:
 def _cpu_session(model_path: str):
     """An ONNX Runtime session whose idle worker threads sleep instead of spinning.
 
-    By default ONNX Runtime's threads busy-wait between operators, so on a small machine they
-    take the cores from the encoder and the HTTP server working beside them; without spinning,
-    MP3 streaming costs about as much as WAV (``benchmarks/openai_stream.py``).
+    By default ONNX Runtime's threads busy-wait between operators, taking the cores from the
+    encoder and the HTTP server working beside them and from anything else on the machine. On
+    the 2-core development machine, shared with other work, sleeping threads cut bare Piper's CPU
+    time per request by a third and its wall time by up to half (``benchmarks/openai_stream.py``).
     """
     import onnxruntime
 
@@ -60,10 +61,9 @@ class PiperProvider(Provider):
     name = "piper"
     description = "Piper neural TTS (ONNX); bundled voice en_US-joe-medium"
     native_speed_range = (0.95, 1.05)
-    """Piper's length scale lengthens the phonemes but not the one-frame floor of every token, so
-    the audio's tempo moves only about half as far as asked (measured on en_US-joe-medium, three
-    texts: 0.9 came out 6% fast, 1.1 and 1.2 8% slow, 2.0 gave 1.55, 4.0 gave 2.0). Within
-    0.95-1.05 it stays within 4%; the engine time-stretches beyond."""
+    """Piper's length scale moves the audio's tempo only about half as far as asked (measured on
+    en_US-joe-medium, three texts: 0.9 came out 6% fast, 1.1 and 1.2 8% slow, 2.0 gave 1.55×,
+    4.0 gave 2.0×). Within 0.95-1.05 it stays within 4%; the engine time-stretches beyond."""
     takes_turns = True
     voice_file_suffixes = (MODEL_SUFFIX,)
     sampling_params = ("noise_scale", "noise_w_scale", "length_scale", "volume", "sentence_pause", "speaker")
@@ -88,8 +88,6 @@ class PiperProvider(Provider):
         with self._models_lock:
             model = self._models.get(path)
             if model is None:
-                from piper import PiperVoice
-
                 _LOGGER.info("Loading Piper model %s", path)
                 model = _load_voice(path)
                 self._models[path] = model
