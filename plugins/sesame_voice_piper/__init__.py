@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -28,30 +29,39 @@ def embedded_model() -> Path | None:
     return path if path.is_file() else None
 
 
-def _cpu_session(model_path: str):
-    """An ONNX Runtime session whose idle worker threads sleep instead of spinning.
+@dataclass(frozen=True)
+class PiperOptions:
+    """The Piper plugin's settings: ``plugins: {piper: {...}}`` or ``PIPER_*`` env names."""
 
-    By default ONNX Runtime's threads busy-wait between operators, taking the cores from the
-    encoder and the HTTP server working beside them and from anything else on the machine. On
-    the 2-core development machine, shared with other work, sleeping threads cut bare Piper's CPU
-    time per request by a third and its wall time by up to half (``benchmarks/openai_stream.py``).
-    """
+    onnx_spinning: bool = False
+    """Let ONNX Runtime's idle threads busy-wait between operators. Off (the default), Piper takes
+    about a third less CPU per request and leaves the cores to the encoder and the rest of the
+    machine; on, a first chunk comes about 4 ms sooner on an idle 2-core machine
+    (``benchmarks/wyoming.py``, ``benchmarks/openai_stream.py``)."""
+
+
+ENV_NAMES = {"onnx_spinning": "PIPER_ONNX_SPINNING"}
+
+
+def _cpu_session(model_path: str, spinning: bool):
+    """An ONNX Runtime session on the CPU whose idle threads sleep unless ``spinning``."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    allow = "1" if spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", allow)
+    options.add_session_config_entry("session.inter_op.allow_spinning", allow)
     return onnxruntime.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _load_voice(model_path: str):
+def _load_voice(model_path: str, spinning: bool = False):
     """``PiperVoice.load`` with the session of ``_cpu_session``."""
     from piper import PiperVoice
     from piper.config import PiperConfig
     from piper.voice import ESPEAK_DATA_DIR
 
     config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
-    return PiperVoice(config=PiperConfig.from_dict(config), session=_cpu_session(model_path),
+    return PiperVoice(config=PiperConfig.from_dict(config), session=_cpu_session(model_path, spinning),
                       espeak_data_dir=Path(ESPEAK_DATA_DIR), download_dir=Path.cwd())
 
 
@@ -59,6 +69,7 @@ class PiperProvider(Provider):
     """Fast local neural TTS (piper-tts, ONNX Runtime); ``job.speed`` maps to Piper's length scale."""
 
     name = "piper"
+    env_names = tuple(ENV_NAMES.values())
     description = "Piper neural TTS (ONNX); bundled voice en_US-joe-medium"
     native_speed_range = (0.95, 1.05)
     """Piper's length scale moves the audio's tempo only about half as far as asked (measured on
@@ -72,6 +83,7 @@ class PiperProvider(Provider):
 
     def __init__(self, settings) -> None:
         super().__init__(settings)
+        self.options = settings.plugin_settings("piper", PiperOptions, ENV_NAMES)
         self._models: dict[str, object] = {}
         self._models_lock = threading.Lock()
 
@@ -89,7 +101,7 @@ class PiperProvider(Provider):
             model = self._models.get(path)
             if model is None:
                 _LOGGER.info("Loading Piper model %s", path)
-                model = _load_voice(path)
+                model = _load_voice(path, self.options.onnx_spinning)
                 self._models[path] = model
             return model
 
