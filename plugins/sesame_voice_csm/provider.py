@@ -152,26 +152,30 @@ class CsmProvider(Provider):
         with self._serial:  # planning (prompt caches, tokenizer) is one request at a time
             plan = self.plan(job)
         volume = _number({"volume": (job.params or {}).get("volume", 1.0)}, "volume", float, 0.0, 4.0)
-        for samples in self._generate(plan, job):
+        for samples, codes in self._generate(plan, job):
             if volume != 1.0:
                 samples = np.clip(samples * volume, -1.0, 1.0).astype(np.float32)
-            # Mimi codes of the chunk: the MLX generator keeps them (one request at a time); the
-            # batching torch backend does not hand them out per chunk yet.
-            codes = getattr(self.generator, "last_codes", None) if self.backend != "torch" else None
-            yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE, codes=codes, codec="mimi" if codes is not None else None)
+            yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE, codes=codes, codec="mimi")
         if self.generator.stats.frames:
             stats = self.generator.stats
             _LOGGER.debug("CSM: %d frames, %.0f ms/frame, first audio after %.2f s", stats.frames,
                           1000 * stats.frame_seconds / stats.frames, stats.first_audio or 0.0)
 
-    def _generate(self, plan, job: ProviderJob) -> Iterator[np.ndarray]:
+    def _generate(self, plan, job: ProviderJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(PCM, Mimi codes as codebooks × frames) of each chunk."""
         if self.backend == "torch":  # the batching loop takes concurrent requests
             # The batch indexes a request's groups, so a streamed answer's text is awaited whole here.
             plan.groups, plan.later_groups = [*plan.groups, *plan.later_groups], ()
-            yield from self.generator.run(plan, job.cancelled)
+            frames: list[np.ndarray] = []  # filled by ``run`` in this thread before each chunk
+            taken = 0
+            for samples in self.generator.run(plan, job.cancelled, codes=frames):
+                codes = np.stack(frames[taken:], axis=1).astype(np.int32)
+                taken = len(frames)
+                yield samples, codes
             return
         with self._serial:
-            yield from self.generator.run(plan, job.cancelled)
+            for samples in self.generator.run(plan, job.cancelled):
+                yield samples, self.generator.last_codes
 
     def plan(self, job: ProviderJob):
         """Turn a job into a generation plan (tokens, groups, sampling)."""

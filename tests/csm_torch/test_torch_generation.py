@@ -75,6 +75,9 @@ def test_chunks_are_24khz_float32_and_stream_before_generation_ends(torch_provid
     assert arrivals[0][0] < stats.frames  # the first chunk left while later frames were still to come
     assert sum(len(c.samples) for _, c in arrivals) == stats.frames * FRAME
     assert stats.first_audio is not None and np.abs(np.concatenate([c.samples for _, c in arrivals])).max() > 0
+    # Each chunk carries the Mimi codes of exactly its frames (what the legacy sidecar answers with).
+    for _, chunk in arrivals:
+        assert chunk.codec == "mimi" and chunk.codes.shape == (32, len(chunk.samples) // FRAME)
 
 
 def test_same_seed_gives_identical_audio_and_another_seed_does_not(torch_provider, make_job):
