@@ -40,11 +40,11 @@ def build(size: str, dtype, device: str, max_batch: int, folder: Path):
 
 
 def plan(generator, frames: int, seed: int):
-    from sesame_voice_csm.plan import Plan
+    from sesame_voice_csm.plan import SAMPLES_PER_FRAME, Plan
     from sesame_voice_csm.window import Group
 
     return Plan(groups=[Group(TEXT, frames)], prefix=[], context=[], temperature=0.9, top_k=50, seed=seed,
-                first_chunk_frames=1, chunk_frames=2, max_frames=frames)
+                first_chunk_frames=1, chunk_frames=2, max_samples=frames * SAMPLES_PER_FRAME)
 
 
 class Arrivals(list):
