@@ -97,15 +97,17 @@ class Settings:
         """The YAML settings of one plugin (empty if none)."""
         return dict(self.plugins.get(name) or {})
 
-    def plugin_settings(self, name: str, schema: type[T], env: Mapping[str, str] | None = None) -> T:
+    def plugin_settings(self, name: str, schema: type[T], env: Mapping[str, str] | None = None,
+                        environ: Mapping[str, str] | None = None) -> T:
         """Plugin ``name``'s settings as an instance of the dataclass ``schema``.
 
         Values come from (lowest first) the dataclass defaults, the config file's
         ``plugins: {name: {...}}`` table, then the environment variables that ``env`` maps field
         names to (e.g. ``{"uri": "WYOMING_URI"}``); each is converted with ``coerce``. An unknown key
         in the table, or a value of the wrong type, raises ConfigError naming ``plugins.NAME.KEY``
-        or the variable.
+        or the variable. ``environ`` replaces the environment the settings were read from.
         """
+        environ = self.environ if environ is None else environ
         fields = {f.name: f for f in dataclasses.fields(schema)}
         values: dict[str, Any] = {}
         for key, raw in self.plugin_config(name).items():
@@ -113,8 +115,8 @@ class Settings:
                 raise ConfigError(f"plugins.{name}: unknown setting {key!r} (known: {', '.join(fields)})")
             values[key] = coerce(raw, str(fields[key].type), f"plugins.{name}.{key}")
         for key, variable in (env or {}).items():
-            if variable in self.environ:
-                values[key] = coerce(self.environ[variable], str(fields[key].type), variable)
+            if variable in environ:
+                values[key] = coerce(environ[variable], str(fields[key].type), variable)
         return schema(**values)
 
     def validate(self) -> "Settings":

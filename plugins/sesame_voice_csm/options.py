@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -51,9 +50,7 @@ class CsmOptions:
     @classmethod
     def from_settings(cls, settings, env: Mapping[str, str] | None = None) -> "CsmOptions":
         """Options from ``settings.plugin_config('csm')`` with CSM_TOKENIZER / CSM_MIMI env overrides."""
-        if env is not None:  # an explicit environment instead of the one the settings were read from
-            settings = dataclasses.replace(settings, environ=env)
-        options = settings.plugin_settings("csm", cls, ENV_OVERRIDES)
+        options = settings.plugin_settings("csm", cls, ENV_OVERRIDES, environ=env)
         if options.first_chunk_frames < 1 or options.chunk_frames < 1:
             raise ConfigError("plugins.csm: first_chunk_frames and chunk_frames must be at least 1")
         if options.backend not in BACKENDS:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -45,9 +44,7 @@ class WhisperOptions:
     @classmethod
     def from_settings(cls, settings, env: Mapping[str, str] | None = None) -> "WhisperOptions":
         """Options from ``settings.plugin_config('whisper')`` with STT_* env overrides."""
-        if env is not None:  # an explicit environment instead of the one the settings were read from
-            settings = dataclasses.replace(settings, environ=env)
-        options = settings.plugin_settings(NAME, cls, ENV_OVERRIDES)
+        options = settings.plugin_settings(NAME, cls, ENV_OVERRIDES, environ=env)
         if options.beam_size < 1 or options.cpu_threads < 0:
             raise ConfigError("plugins.whisper: beam_size must be at least 1 and cpu_threads at least 0")
         return options

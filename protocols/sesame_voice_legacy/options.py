@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -36,9 +35,7 @@ class LegacyOptions:
     @classmethod
     def from_settings(cls, settings, env: Mapping[str, str] | None = None) -> "LegacyOptions":
         """Options from ``settings.plugin_config('legacy')``, overridden by the environment names above."""
-        if env is not None:  # an explicit environment instead of the one the settings were read from
-            settings = dataclasses.replace(settings, environ=env)
-        options = settings.plugin_settings("legacy", cls, ENV_OVERRIDES)
+        options = settings.plugin_settings("legacy", cls, ENV_OVERRIDES, environ=env)
         if options.preferred_output not in OUTPUTS:
             raise ConfigError(f"CSM_PREFERRED_OUTPUT (plugins.legacy.preferred_output) must be mimi or pcm, "
                               f"got {options.preferred_output!r}")

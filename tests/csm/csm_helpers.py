@@ -60,3 +60,16 @@ def load_without(modules: list[str], cache_dir: Path, backend: str) -> str:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "UNAVAILABLE" in result.stdout, result.stderr
     return result.stdout
+
+
+async def loaded_csm(server):
+    """The server's CSM provider once its start-up load has ended (the engine serves a still-loading
+    CSM voice from its fallback, so a test that wants CSM's own audio waits for it)."""
+    import asyncio
+
+    provider = server.engine.workers["csm"].provider
+    for _ in range(600):
+        if provider.state in ("ready", "failed"):
+            break
+        await asyncio.sleep(0.1)
+    return provider

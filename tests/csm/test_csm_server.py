@@ -8,6 +8,8 @@ import json
 
 import aiohttp
 
+from .csm_helpers import loaded_csm
+
 
 async def _sse(url: str, body: dict, on_event=None) -> tuple[dict, list[dict]]:
     events = []
@@ -26,11 +28,7 @@ async def _sse(url: str, body: dict, on_event=None) -> tuple[dict, list[dict]]:
 async def test_openai_sse_stream_carries_csm_chunks_as_they_are_generated(start_server, csm_checkpoint, monkeypatch):
     env = {"CSM_MIMI": str(csm_checkpoint.mimi_file)}  # the tiny checkpoint's codec, read by the plugin
     async with start_server(model_id=str(csm_checkpoint.model_dir), env=env) as server:
-        provider = server.engine.workers["csm"].provider
-        for _ in range(600):  # the engine serves a still-loading CSM voice from its fallback
-            if provider.state in ("ready", "failed"):
-                break
-            await asyncio.sleep(0.1)
+        provider = await loaded_csm(server)
         assert provider.status() == {"state": "ready", "loaded": True, "backend": "mlx", "device": "cpu"}
         url = f"http://127.0.0.1:{server.http_port}/v1/audio/speech"
         body = {"model": "csm-1b", "voice": "professional", "input": "Hi.", "response_format": "pcm",

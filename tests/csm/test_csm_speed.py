@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 
 import pytest
 import soundfile as sf
+
+from .csm_helpers import loaded_csm
 
 SPEEDS = (0.25, 0.5, 1.5, 2.0, 4.0)
 
@@ -16,11 +17,7 @@ async def test_csm_speed_divides_the_duration(start_server, csm_checkpoint, monk
 
     env = {"CSM_MIMI": str(csm_checkpoint.mimi_file)}  # the tiny checkpoint's codec, read by the plugin
     async with start_server(model_id=str(csm_checkpoint.model_dir), env=env) as server:
-        provider = server.engine.workers["csm"].provider
-        for _ in range(600):  # the engine serves a still-loading CSM voice from its fallback
-            if provider.state in ("ready", "failed"):
-                break
-            await asyncio.sleep(0.1)
+        provider = await loaded_csm(server)
         assert provider.state == "ready"
         client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="sk-test", max_retries=0,
                              timeout=300)
