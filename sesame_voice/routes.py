@@ -38,9 +38,9 @@ def error_response(status: int, message: str, type_: str = "invalid_request_erro
 
 
 def error_status(err: SesameVoiceError) -> int:
-    """HTTP status of a core error: 400 bad input, 415 wrong content type, 429, 503, 500."""
+    """HTTP status of a core error: 400 bad input, 413 body too large, 415 wrong content type, 429, 503, 500."""
     if isinstance(err, InvalidRequest):
-        return 415 if err.code == "unsupported_media_type" else 400
+        return {"unsupported_media_type": 415, "request_too_large": 413}.get(err.code, 400)
     if isinstance(err, Overloaded):
         return 429
     if isinstance(err, ProviderUnavailable):
@@ -96,7 +96,11 @@ async def read_json(request: web.Request) -> Any:
             f"Content-Type must be application/json, got {request.content_type or 'none'}",
             code="unsupported_media_type",
         )
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise InvalidRequest(f"request body is larger than {request.client_max_size // (1024 * 1024)} MiB",
+                             code="request_too_large") from None
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
