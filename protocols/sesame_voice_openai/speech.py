@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 from typing import Any
@@ -87,12 +88,10 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
     opener = None
     if conversation is not None:  # extension: speak in a conversation session (docs/sessions.md)
         session_id, speaker = conversation
-
-        def opener():
-            return server.sessions.speak(
-                session_id, speech.text, speaker=speaker, voice=speech.voice, frontend="openai",
-                sampling=speech.sampling, speed=speech.speed, response_format=speech.response_format,
-                instructions=speech.instructions)
+        opener = functools.partial(
+            server.sessions.speak, session_id, speech.text, speaker=speaker, voice=speech.voice,
+            frontend="openai", sampling=speech.sampling, speed=speech.speed,
+            response_format=speech.response_format, instructions=speech.instructions)
 
     if stream_format != "sse":
         return await speech_response(request, server, speech, open_synthesis=opener)
