@@ -97,9 +97,9 @@ def measure(produce, timers: Timers) -> dict:
 
 def provider_side(settings, frames: int, chunk: int):
     """``request(clip)`` for the sesame-voice provider."""
-    from sesame_voice.types import ProviderJob, SynthesisRequest, Voice
-
     from sesame_voice_csm import CsmProvider
+
+    from sesame_voice.api.types import ProviderJob, SynthesisRequest, Voice
 
     provider = CsmProvider(settings)
     started = time.perf_counter()
@@ -130,7 +130,6 @@ def stock_side(model_dir: Path, mimi_file: Path, frames: int, chunk: int):
     from mlx_audio.lm.sample_utils import make_sampler
     from mlx_audio.tts.models.sesame import sesame
     from mlx_audio.tts.utils import load_model
-
     from sesame_voice_csm.loading import load_mimi, load_tokenizer
 
     started = time.perf_counter()
@@ -204,10 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from sesame_voice.config import Settings
-
     import mlx_audio.tts.models.sesame.sesame  # noqa: F401 - imported before either load is timed
     import transformers  # noqa: F401
+
+    from sesame_voice.config import Settings
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="csm-bench-"))
     model_dir, mimi_file = work / "model", work / "mimi" / "tokenizer-e351c8d8-checkpoint125.safetensors"

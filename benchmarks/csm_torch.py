@@ -27,7 +27,6 @@ TEXT = "The quick brown fox jumps over the lazy dog, and then it runs far away i
 
 def build(size: str, dtype, device: str, max_batch: int, folder: Path):
     import torch
-
     from sesame_voice_csm.batching import TorchGenerator
     from sesame_voice_csm.testing import write_tokenizer
     from sesame_voice_csm.torch_model import TorchCsm, llama3_tokenizer
@@ -133,7 +132,6 @@ def main() -> None:
 def _convert(generator, dtype: str, max_batch: int):
     """The same weights in ``dtype`` behind a fresh generator (KV slots in that dtype)."""
     import torch
-
     from sesame_voice_csm.batching import TorchGenerator
     from sesame_voice_csm.torch_model import TorchCsm
 

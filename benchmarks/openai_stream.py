@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 from sesame_voice import ProviderJob, SynthesisRequest
+from sesame_voice.api.text import split_sentences
+from sesame_voice.app.plugins import collect_providers, make_plugin_manager
 from sesame_voice.config import load_settings
-from sesame_voice.plugins import collect_providers, make_plugin_manager
-from sesame_voice.text import split_sentences
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = (

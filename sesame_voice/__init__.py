@@ -1,28 +1,37 @@
 """sesame-voice: a self-hosted voice server around Sesame CSM-1B, extended through pluggy plugins."""
 
-from .frontend import Announcement, Frontend
-from .hookspecs import hookimpl
-from .provider import Provider
-from .stt import Segment, SpeechToTextUnavailable, SttProvider, Transcript, TranscriptionJob, Word
-from .text import TextSource
-from .types import (
-    AudioChunk,
-    ClipPolicy,
-    ContextSegment,
+from sesame_voice.api.errors import (
     InvalidRequest,
     Overloaded,
     ProviderFailed,
-    ProviderJob,
     ProviderUnavailable,
-    RejectedFile,
     SesameVoiceError,
-    SynthesisRequest,
     UnknownVoice,
+)
+from sesame_voice.api.frontend import Announcement, Frontend
+from sesame_voice.api.hookspecs import hookimpl
+from sesame_voice.api.provider import Provider
+from sesame_voice.api.stt import (
+    Segment,
+    SpeechToTextUnavailable,
+    SttProvider,
+    Transcript,
+    TranscriptionJob,
+    Word,
+)
+from sesame_voice.api.text import TextSource
+from sesame_voice.api.types import (
+    AudioChunk,
+    ClipPolicy,
+    ContextSegment,
+    ProviderJob,
+    RejectedFile,
+    SynthesisRequest,
     Voice,
 )
-from .voices import VoiceChanges
+from sesame_voice.voices.library import VoiceChanges
 
-__version__ = "0.1.0"
+from .api.version import __version__
 
 __all__ = [
     "Announcement",

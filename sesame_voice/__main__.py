@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import main
+from sesame_voice.app.cli import main
 
 sys.exit(main())

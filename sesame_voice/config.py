@@ -12,8 +12,6 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-from .types import RESPONSE_FORMATS
-
 _LOGGER = logging.getLogger(__name__)
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 T = TypeVar("T")
@@ -24,6 +22,8 @@ class ConfigError(ValueError):
 
 
 APP_NAME = "sesame-voice"
+RESPONSE_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+"""Audio formats the server can answer in (the OpenAI speech API's ``response_format`` values)."""
 
 
 def user_voices_dir() -> Path:

@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator, Callable
 
 import pytest
 
-from .config import Settings, load_settings
+from sesame_voice.config import Settings, load_settings
 
 LOOPBACK = "127.0.0.1"
 
@@ -95,8 +95,8 @@ def start_server(make_settings):
     @contextlib.asynccontextmanager
     async def start(plugins: list | tuple | None = (), entry_points: bool = True, plugin_settings: dict | None = None,
                     **overrides: Any) -> AsyncIterator[Any]:
-        from .plugins import make_plugin_manager
-        from .server import Server
+        from sesame_voice.app.plugins import make_plugin_manager
+        from sesame_voice.app.server import Server
 
         if plugin_settings is not None:
             overrides["plugins"] = plugin_settings
@@ -182,7 +182,7 @@ def _sesame_voice_hook_calls(request, monkeypatch):
     if not wanted:
         yield
         return
-    from . import plugins
+    from sesame_voice.app import plugins
 
     called: dict[str, set[str]] = {}
     original = plugins.PluginManager.__init__

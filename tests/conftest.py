@@ -9,10 +9,9 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+from support import VOICES
 
 from sesame_voice.config import Settings
-
-from support import VOICES
 
 pytest_plugins = ("pytester",)
 

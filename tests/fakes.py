@@ -7,7 +7,14 @@ import time
 
 import numpy as np
 
-from sesame_voice import AudioChunk, Provider, ProviderFailed, ProviderUnavailable, Voice, hookimpl
+from sesame_voice import (
+    AudioChunk,
+    Provider,
+    ProviderFailed,
+    ProviderUnavailable,
+    Voice,
+    hookimpl,
+)
 
 RATE = 24000
 

@@ -11,11 +11,12 @@ import pytest
 import soundfile as sf
 import soxr
 
+from sesame_voice.api.errors import InvalidRequest
 from sesame_voice.audio import (
     CONTENT_TYPES,
     PCM_SAMPLE_RATE,
-    StreamEncoder,
     WHOLE_FILE_FORMATS,
+    StreamEncoder,
     StreamResampler,
     StreamStretcher,
     decode_audio,
@@ -23,7 +24,7 @@ from sesame_voice.audio import (
     output_rate,
     time_stretch,
 )
-from sesame_voice.types import RESPONSE_FORMATS, InvalidRequest
+from sesame_voice.config import RESPONSE_FORMATS
 
 IN_RATE = 22050
 TONE_HZ = 440.0

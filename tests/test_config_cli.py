@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import subprocess
 import sys
@@ -11,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from sesame_voice.api.text import SentenceStream, split_sentences
+from sesame_voice.app.cli import main
 from sesame_voice.audio import decode_audio
-from sesame_voice.cli import main
 from sesame_voice.config import ConfigError, load_settings
-from sesame_voice.text import SentenceStream, split_sentences
 
 
 def test_defaults_match_the_documented_ones():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from support import REPO
 
-from sesame_voice import hookspecs
+from sesame_voice.api import hookspecs
 
 TEST_FOLDERS = [REPO / "tests", *sorted((REPO / "examples").glob("*/tests"))]
 

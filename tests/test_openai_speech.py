@@ -6,8 +6,8 @@ import base64
 import json
 
 import pytest
-
 from support import SENTENCES
+
 from sesame_voice.audio import decode_audio
 
 FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]

@@ -11,7 +11,7 @@ import pytest
 from fakes import FakePlugin, ToneProvider
 
 from sesame_voice import AudioChunk, InvalidRequest, Provider, Voice
-from sesame_voice.cli import main
+from sesame_voice.app.cli import main
 
 
 def _dist(site, name: str, module: str, source: str) -> None:
@@ -51,7 +51,7 @@ def test_a_provider_name_clash_is_one_clear_line_and_a_failure(tmp_path, monkeyp
 def test_a_plugin_that_fails_to_import_is_reported_once_per_command(tmp_path, monkeypatch, caplog):
     _dist(tmp_path, "broken-plugin", "broken_plugin", "raise ImportError('missing dependency foo')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with caplog.at_level(logging.ERROR, logger="sesame_voice.plugins"):
+    with caplog.at_level(logging.ERROR, logger="sesame_voice.app.plugins"):
         assert main(["voices", "--voices-dir", str(tmp_path / "voices"), "--disable", "csm"]) == 0
     tracebacks = [r for r in caplog.records if r.exc_info and "broken_plugin" in r.getMessage()]
     assert len(tracebacks) == 1

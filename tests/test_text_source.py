@@ -10,7 +10,7 @@ import pytest
 from fakes import FakePlugin, ToneProvider
 
 from sesame_voice import AudioChunk, InvalidRequest, SynthesisRequest, TextSource, Voice
-from sesame_voice.text import split_first_clause
+from sesame_voice.api.text import split_first_clause
 
 
 def test_a_complete_text_is_read_whole_by_every_reader():

@@ -11,9 +11,9 @@ import numpy as np
 import soundfile as sf
 
 from sesame_voice import Provider
-from sesame_voice.cli import main
+from sesame_voice.app.cli import main
 from sesame_voice.config import Settings
-from sesame_voice.voices import VoiceLibrary, load_preset
+from sesame_voice.voices.library import VoiceLibrary, load_preset
 
 
 def _installed(*names: str) -> dict[str, Provider]:

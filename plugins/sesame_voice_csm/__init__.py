@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sesame_voice.hookspecs import hookimpl
+from sesame_voice.api.hookspecs import hookimpl
 
 from .provider import CsmProvider
 

@@ -14,7 +14,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from sesame_voice.types import ProviderUnavailable
+from sesame_voice.api.errors import ProviderUnavailable
 
 from .checkpoint import TRANSFORMERS_INDEX, CheckpointError, select_weights
 

@@ -17,9 +17,17 @@ from typing import Callable
 
 import numpy as np
 
-from sesame_voice.types import ProviderUnavailable
+from sesame_voice.api.errors import ProviderUnavailable
 
-from .checkpoint import MIMI_FILE, ORIGINAL, TRANSFORMERS, CheckpointError, convert_transformers, mlx_name, select_weights
+from .checkpoint import (
+    MIMI_FILE,
+    ORIGINAL,
+    TRANSFORMERS,
+    CheckpointError,
+    convert_transformers,
+    mlx_name,
+    select_weights,
+)
 from .download import first_line, missing_model_files, resolve_files, resolve_model_repo
 
 _LOGGER = logging.getLogger(__name__)
@@ -219,7 +227,8 @@ def build_core(config: dict, files: list[Path]):
 def load_watermarker(config: dict) -> tuple[object | None, object | None]:
     """Sesame's watermarker and key through mlx-audio (None when silentcipher is not installed)."""
     try:
-        from mlx_audio.tts.models.sesame.watermarking import CSM_1B_GH_WATERMARK, load_watermarker as load
+        from mlx_audio.tts.models.sesame.watermarking import CSM_1B_GH_WATERMARK
+        from mlx_audio.tts.models.sesame.watermarking import load_watermarker as load
         return load(), config.get("watermark_key", CSM_1B_GH_WATERMARK)
     except Exception as err:  # noqa: BLE001 - silentcipher and torch are optional
         _LOGGER.debug("No CSM watermarker: %s", err)

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from sesame_voice.types import InvalidRequest
+from sesame_voice.api.errors import InvalidRequest
 
 _LOGGER = logging.getLogger(__name__)
 SAMPLE_RATE = 24_000

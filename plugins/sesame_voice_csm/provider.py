@@ -11,9 +11,10 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from sesame_voice.provider import Provider
-from sesame_voice.text import sentence_runs
-from sesame_voice.types import AudioChunk, ClipPolicy, InvalidRequest, ProviderJob
+from sesame_voice.api.errors import InvalidRequest
+from sesame_voice.api.provider import Provider
+from sesame_voice.api.text import sentence_runs
+from sesame_voice.api.types import AudioChunk, ClipPolicy, ProviderJob
 
 from .backend import choose_backend
 from .loading import import_mlx, load_csm

@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from sesame_voice.types import ProviderUnavailable
+from sesame_voice.api.errors import ProviderUnavailable
 
 from .backend import TORCH_ADVICE, installed
 from .checkpoint import TRANSFORMERS, select_weights
-from .loading import checkpoint_advice, read_config, resolve_model_dir, resolve_tokenizer
+from .loading import (
+    checkpoint_advice,
+    read_config,
+    resolve_model_dir,
+    resolve_tokenizer,
+)
 
 _LOGGER = logging.getLogger(__name__)
 WATERMARK_KEY = [212, 211, 146, 56, 201]
@@ -63,7 +68,14 @@ def load_torch_generator(model_id: str, cache_dir: Path, options, progress: Call
     """(TorchGenerator, LoadedTorchCsm) for ``model_id``, on the configured device and dtype."""
     import_torch()
     from .batching import TorchGenerator
-    from .torch_model import TorchCsm, checkpoint_tag, llama3_tokenizer, load_transformers_csm, pick_device, pick_dtype
+    from .torch_model import (
+        TorchCsm,
+        checkpoint_tag,
+        llama3_tokenizer,
+        load_transformers_csm,
+        pick_device,
+        pick_dtype,
+    )
 
     cache_dir = Path(cache_dir).expanduser()
     model_dir, hub_id = resolve_model_dir(model_id, progress)

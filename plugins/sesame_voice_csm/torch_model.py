@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sesame_voice.types import ProviderUnavailable
+from sesame_voice.api.errors import ProviderUnavailable
 
 from .backend import TORCH_ADVICE
 from .window import WINDOW

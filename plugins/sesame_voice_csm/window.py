@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from sesame_voice.types import InvalidRequest
+from sesame_voice.api.errors import InvalidRequest
 
 WINDOW = 2048
 FRAME_MS = 80

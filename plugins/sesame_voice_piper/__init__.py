@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from sesame_voice import (
-    AudioChunk, ClipPolicy, Provider, ProviderJob, ProviderUnavailable, RejectedFile, Voice, hookimpl,
+    AudioChunk,
+    ClipPolicy,
+    Provider,
+    ProviderJob,
+    ProviderUnavailable,
+    RejectedFile,
+    Voice,
+    hookimpl,
 )
 
 _LOGGER = logging.getLogger(__name__)

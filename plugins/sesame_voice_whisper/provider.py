@@ -7,7 +7,14 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from sesame_voice import InvalidRequest, ProviderUnavailable, Segment, SttProvider, TranscriptionJob, Word
+from sesame_voice import (
+    InvalidRequest,
+    ProviderUnavailable,
+    Segment,
+    SttProvider,
+    TranscriptionJob,
+    Word,
+)
 
 from .options import ENV_OVERRIDES, WhisperOptions
 from .window import fits, transcribe_short

@@ -14,7 +14,7 @@ import logging
 from aiohttp import web
 
 from sesame_voice import SesameVoiceError, hookimpl
-from sesame_voice.routes import authorised, public
+from sesame_voice.http.routes import authorised, public
 
 from . import conversation, sidecar, wrapper
 from .errors import error_response, from_exception, read_json_object
@@ -96,6 +96,19 @@ def register_routes(app: web.Application, server) -> None:
         # public: the core's key check is replaced by this plugin's, which also takes X-API-Key and
         # answers in the old clients' error shape.
         app.router.add_route(method, path, public(_guarded(handler, server, options, json_body)))
-    server.health_fields.append(wrapper.health_fields(server, options))
-    server.openapi_paths.update(openapi_paths())
-    server.http_properties.update({"legacy": "tts,api/v1,csm,sessions"})
+
+
+@hookimpl(specname="health_fields")
+def legacy_health_fields(server, report) -> dict:
+    """``status: healthy`` and ``model_loaded`` for the old clients."""
+    return wrapper.health_fields(server, LegacyOptions.from_settings(server.settings))(report)
+
+
+@hookimpl(specname="openapi_paths")
+def describe_routes(server) -> dict:
+    return openapi_paths()
+
+
+@hookimpl
+def zeroconf_properties(server) -> dict[str, str]:
+    return {"legacy": "tts,api/v1,csm,sessions"}

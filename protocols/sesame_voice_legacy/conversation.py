@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from sesame_voice import InvalidRequest, SesameVoiceError
-from sesame_voice.context import decode_base64_audio, parse_speaker
+from sesame_voice.http.context import decode_base64_audio, parse_speaker
 
 from .errors import read_json_object
 from .output import FRAME_RATE, FRAME_SAMPLES, Framer, audio_file

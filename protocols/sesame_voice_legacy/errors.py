@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from sesame_voice import InvalidRequest, SesameVoiceError
-from sesame_voice.routes import error_status, read_json
-from sesame_voice.sessions import SessionBusy, SessionLimitReached, UnknownSession
+from sesame_voice.app.sessions import SessionBusy, SessionLimitReached, UnknownSession
+from sesame_voice.http.routes import error_status, read_json
 
 
 def error_response(status: int, message: str, code: str | None = None) -> web.Response:

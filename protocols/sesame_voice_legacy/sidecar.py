@@ -11,11 +11,11 @@ import numpy as np
 from aiohttp import web
 
 from sesame_voice import InvalidRequest, ProviderUnavailable, SynthesisRequest
-from sesame_voice.context import parse_segments, parse_speaker, transcribe_audio
+from sesame_voice.http.context import parse_segments, parse_speaker, transcribe_audio
 
 from .options import OUTPUTS
 from .output import FRAME_RATE, FRAME_SAMPLES, Framer, provider_headers, synthesize_all
-from .wrapper import MAX_AUDIO_MS, number_field, text_field, context_limits
+from .wrapper import MAX_AUDIO_MS, context_limits, number_field, text_field
 
 CODEC = "mimi"
 

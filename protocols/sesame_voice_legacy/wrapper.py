@@ -9,8 +9,8 @@ from typing import Any, Mapping
 from aiohttp import web
 
 from sesame_voice import InvalidRequest, SynthesisRequest, __version__
-from sesame_voice.context import ContextLimits, parse_segments, parse_speaker
-from sesame_voice.types import RESPONSE_FORMATS
+from sesame_voice.config import RESPONSE_FORMATS
+from sesame_voice.http.context import ContextLimits, parse_segments, parse_speaker
 
 from .output import speak_file
 

@@ -75,5 +75,15 @@ def register_routes(app: web.Application, server) -> None:
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path, functools.partial(handler, server=server))
-    server.http_properties.update({"path": "/v1", "api": "openai", "models": ",".join(MODELS)})
-    server.openapi_paths.update(openapi_paths(server))
+
+
+@hookimpl
+def zeroconf_properties(server) -> dict[str, str]:
+    """Tell zeroconf browsers where the OpenAI API is and which models it answers to."""
+    return {"path": "/v1", "api": "openai", "models": ",".join(MODELS)}
+
+
+@hookimpl(specname="openapi_paths")
+def describe_routes(server) -> dict:
+    """The OpenAI routes as the server enforces them (voices as they are now)."""
+    return openapi_paths(server)

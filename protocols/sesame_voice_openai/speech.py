@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from sesame_voice import InvalidRequest, SynthesisRequest
-from sesame_voice.routes import read_json, speech_response
+from sesame_voice.http.routes import read_json, speech_response
 
 from .errors import from_exception
 

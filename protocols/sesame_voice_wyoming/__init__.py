@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sesame_voice.hookspecs import hookimpl
+from sesame_voice.api.hookspecs import hookimpl
 
 from .frontend import WyomingFrontend
 
@@ -22,3 +22,11 @@ async def voices_changed(server, changes):
     if frontend is not None:
         frontend.refresh_info()
         await server.announce()
+
+
+@hookimpl
+def speech_to_text_loaded(server):
+    """Answer ``describe`` with the speech-to-text models that loaded (or without those that failed)."""
+    frontend = server.frontend(WyomingFrontend.name)
+    if frontend is not None:
+        frontend.refresh_info()

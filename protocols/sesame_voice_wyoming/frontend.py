@@ -71,14 +71,11 @@ class WyomingFrontend(Frontend):
 
     async def start(self) -> None:
         self.refresh_info()
-        self.server.speech_to_text.listeners.append(self.refresh_info)
         self._listener = await asyncio.start_server(self._accept, self.host, self._requested_port)
         self.port = self._listener.sockets[0].getsockname()[1]
         _LOGGER.info("Wyoming on tcp://%s:%s", self.host, self.port)
 
     async def stop(self) -> None:
-        if self.refresh_info in self.server.speech_to_text.listeners:
-            self.server.speech_to_text.listeners.remove(self.refresh_info)
         if self._listener is not None:
             self._listener.close()
         tasks = list(self._connections)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sesame_voice import InvalidRequest, SesameVoiceError, SynthesisRequest, TextSource, UnknownVoice, Voice
+from sesame_voice import (
+    InvalidRequest,
+    SesameVoiceError,
+    SynthesisRequest,
+    TextSource,
+    UnknownVoice,
+    Voice,
+)
 
 from .info import wyoming_language
 

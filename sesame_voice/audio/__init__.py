@@ -11,12 +11,19 @@
 
 from .decoders import decode_audio, decode_file
 from .encoders import StreamEncoder, encode_audio, encoders_available
-from .formats import CONTENT_TYPES, OPUS_SAMPLE_RATE, PCM_SAMPLE_RATE, WHOLE_FILE_FORMATS, output_rate
+from .formats import (
+    CONTENT_TYPES,
+    OPUS_SAMPLE_RATE,
+    PCM_SAMPLE_RATE,
+    WHOLE_FILE_FORMATS,
+    output_rate,
+)
 from .pcm import as_mono, from_pcm16, to_pcm16
-from .resampling import StreamResampler
+from .resampling import StreamResampler, resample
 from .stretch import StreamStretcher, time_stretch
 
 __all__ = [
+    "resample",
     "CONTENT_TYPES",
     "OPUS_SAMPLE_RATE",
     "PCM_SAMPLE_RATE",

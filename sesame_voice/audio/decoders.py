@@ -7,7 +7,8 @@ import io
 import av
 import numpy as np
 
-from ..types import InvalidRequest
+from sesame_voice.api.errors import InvalidRequest
+
 from .formats import PCM_SAMPLE_RATE, check_format
 from .pcm import from_pcm16
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..types import InvalidRequest
+from sesame_voice.api.errors import InvalidRequest
 
 CONTENT_TYPES: dict[str, str] = {
     "mp3": "audio/mpeg",

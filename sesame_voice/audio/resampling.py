@@ -8,6 +8,14 @@ import soxr
 from .pcm import as_mono
 
 
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """A whole mono float32 signal at ``to_rate`` (soxr, high quality); the same array if the rates match."""
+    x = np.asarray(samples, dtype=np.float32)
+    if int(from_rate) == int(to_rate) or x.size == 0:
+        return x
+    return np.ascontiguousarray(soxr.resample(x, int(from_rate), int(to_rate), quality="HQ"), dtype=np.float32)
+
+
 class StreamResampler:
     """Chunk-by-chunk float32 mono resampler over ``soxr.ResampleStream``; joins are seamless."""
 

@@ -14,7 +14,8 @@ import av
 import numpy as np
 from av.filter import Graph
 
-from ..types import InvalidRequest
+from sesame_voice.api.errors import InvalidRequest
+
 from .pcm import as_mono
 
 MIN_SPEED, MAX_SPEED = 0.25, 4.0

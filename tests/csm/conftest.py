@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pytest
 
 pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'sesame-voice[csm]')")
 pytest.importorskip("mlx_audio", reason="mlx-audio is not installed (pip install 'sesame-voice[csm]')")
 
+from sesame_voice.api.types import ProviderJob
 from sesame_voice.config import Settings  # noqa: E402
-from sesame_voice.types import ProviderJob  # noqa: E402
 
 from .csm_helpers import FAST_BUDGET, job  # noqa: E402
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sesame_voice.types import ContextSegment, ProviderJob, SynthesisRequest, Voice
+from sesame_voice.api.types import ContextSegment, ProviderJob, SynthesisRequest, Voice
 
 RATE = 24_000
 FAST_BUDGET = {"frame_budget_base_ms": 160, "frame_budget_per_char_ms": 8}

@@ -6,9 +6,11 @@ import threading
 
 import numpy as np
 import pytest
-from .csm_helpers import RATE, collect, write_clip
 
-from sesame_voice.types import AudioChunk, ContextSegment, InvalidRequest
+from sesame_voice.api.errors import InvalidRequest
+from sesame_voice.api.types import AudioChunk, ContextSegment
+
+from .csm_helpers import RATE, collect, write_clip
 
 
 def test_chunks_are_24khz_float32_mono_and_stream_incrementally(csm_provider, make_job):

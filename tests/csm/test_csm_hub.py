@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sesame_voice.api.errors import ProviderUnavailable
 from sesame_voice.config import Settings
-from sesame_voice.types import ProviderUnavailable
 
 from .csm_helpers import collect
 
@@ -66,7 +66,6 @@ def test_server_speaks_from_the_hub_layout_in_the_hf_cache_offline(hub_repo, tmp
     """``huggingface-cli download sesame/csm-1b`` done before; HF_HUB_OFFLINE=1; MODEL_ID=sesame/csm-1b."""
     import soundfile as sf
     from openai import OpenAI
-
     from sesame_voice_csm.testing import write_hf_cache
 
     hf_home = tmp_path / "hf-home"
@@ -85,7 +84,7 @@ def test_server_speaks_from_the_hub_layout_in_the_hf_cache_offline(hub_repo, tmp
     log = tmp_path / "server.log"
     with open(log, "wb") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "sesame_voice.cli", "serve", "--config", str(config), "--voices-dir", str(voices),
+            [sys.executable, "-m", "sesame_voice.app.cli", "serve", "--config", str(config), "--voices-dir", str(voices),
              "--host", "127.0.0.1", "--port", str(port), "--disable", "wyoming", "--no-zeroconf"],
             env=env, stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path)
         try:
@@ -186,7 +185,6 @@ def test_both_formats_side_by_side_load_the_transformers_shards_and_speak_like_t
 def _kyutai_mimi(hub_repo: Path, tmp_path: Path) -> Path:
     """The bundled Mimi converted back by the provider is Kyutai's file: compare against a fresh conversion."""
     import mlx.core as mx
-
     from sesame_voice_csm.checkpoint import kyutai_mimi_weights
 
     codec = {}
@@ -199,7 +197,12 @@ def _kyutai_mimi(hub_repo: Path, tmp_path: Path) -> Path:
 
 
 def test_each_file_format_comes_from_its_tensor_names_not_its_file_name(hub_repo, tmp_path):
-    from sesame_voice_csm.checkpoint import ORIGINAL, TRANSFORMERS, file_format, select_weights
+    from sesame_voice_csm.checkpoint import (
+        ORIGINAL,
+        TRANSFORMERS,
+        file_format,
+        select_weights,
+    )
 
     folder = tmp_path / "renamed"
     folder.mkdir()

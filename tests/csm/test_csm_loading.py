@@ -6,10 +6,11 @@ import json
 import shutil
 
 import pytest
-from .csm_helpers import collect, load_without
 
+from sesame_voice.api.errors import ProviderUnavailable
 from sesame_voice.config import ConfigError, Settings
-from sesame_voice.types import ProviderUnavailable
+
+from .csm_helpers import collect, load_without
 
 ADVICE = ("huggingface-cli login", "accept the licence", "MODEL_ID")
 
@@ -165,9 +166,9 @@ def test_unknown_plugin_setting_is_a_config_error(tmp_path):
 
 
 def test_registered_through_the_hook():
-    from sesame_voice.plugins import make_plugin_manager
-
     import sesame_voice_csm
+
+    from sesame_voice.app.plugins import make_plugin_manager
 
     pm = make_plugin_manager(load_entry_points=False)
     pm.register(sesame_voice_csm, name="csm-test")

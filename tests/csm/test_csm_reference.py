@@ -8,8 +8,8 @@ from importlib import metadata
 import numpy as np
 import pytest
 
+from sesame_voice.api.types import ContextSegment
 from sesame_voice.config import Settings
-from sesame_voice.types import ContextSegment
 
 from .csm_helpers import collect
 
@@ -36,7 +36,6 @@ def _frames(step, core, text_tokens, sampler, count: int, seed: int | None) -> n
 @pytest.mark.parametrize(("temperature", "seed"), [(0.0, None), (0.9, 11)], ids=["greedy", "sampled-same-seed"])
 def test_frame_step_gives_mlx_audios_generate_frame_tokens(csm_provider, compiled, temperature, seed):
     from mlx_audio.lm.sample_utils import make_sampler
-
     from sesame_voice_csm.speedups import FrameStep
 
     generator = csm_provider.generator
@@ -104,9 +103,11 @@ def test_mlx_audio_internals_the_provider_relies_on_keep_their_shape(csm_provide
     """Fails loudly when an mlx-audio upgrade changes a private piece the provider still uses."""
     import inspect
 
-    from mlx_audio.codec.models.mimi.modules.conv import ConvTranspose1d, StreamableConvTranspose1d
+    from mlx_audio.codec.models.mimi.modules.conv import (
+        ConvTranspose1d,
+        StreamableConvTranspose1d,
+    )
     from mlx_audio.tts.models.sesame.sesame import SesameModel
-
     from sesame_voice_csm.speedups import convtr_fields
 
     core = csm_provider.generator.core

@@ -71,9 +71,14 @@ async def test_a_streamed_wyoming_answer_is_one_csm_generation_started_on_its_fi
     make_settings, csm_checkpoint, csm_plugin_config
 ):
     from wyoming.client import AsyncTcpClient
-    from wyoming.tts import SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+    from wyoming.tts import (
+        SynthesizeChunk,
+        SynthesizeStart,
+        SynthesizeStop,
+        SynthesizeVoice,
+    )
 
-    from sesame_voice.server import Server
+    from sesame_voice.app.server import Server
 
     settings = make_settings(model_id=str(csm_checkpoint.model_dir), plugins={"csm": dict(csm_plugin_config)})
     async with Server(settings) as server:

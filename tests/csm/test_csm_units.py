@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from sesame_voice.types import InvalidRequest
 from sesame_voice_csm.window import WINDOW, finish_sentence, frame_budget, plan_groups
+
+from sesame_voice.api.errors import InvalidRequest
 
 
 def _words(text: str) -> int:
@@ -60,9 +60,8 @@ def test_overlap_add_equals_mlx_conv_transpose():
 def test_fast_mimi_decodes_like_stock_mimi(csm_checkpoint):
     mx = pytest.importorskip("mlx.core")
     from mlx_audio.codec.models.mimi.mimi import MimiStreamingDecoder
-
-    from sesame_voice_csm.speedups import install_fast_convtr
     from sesame_voice_csm.loading import load_mimi
+    from sesame_voice_csm.speedups import install_fast_convtr
 
     stock, fast = load_mimi(csm_checkpoint.mimi_file), load_mimi(csm_checkpoint.mimi_file)
     assert install_fast_convtr(fast) == 5  # 4 decoder upsamplers + the codec-rate upsampler: none left on mlx-audio's path
@@ -75,10 +74,11 @@ def test_fast_mimi_decodes_like_stock_mimi(csm_checkpoint):
 
 def test_compiled_frame_step_runs_and_is_repeatable(csm_checkpoint, tmp_path, make_job):
     pytest.importorskip("mlx.core")
-    from .csm_helpers import collect
+    from sesame_voice_csm import CsmProvider
 
     from sesame_voice.config import Settings
-    from sesame_voice_csm import CsmProvider
+
+    from .csm_helpers import collect
 
     settings = Settings(model_id=str(csm_checkpoint.model_dir), cache_dir=tmp_path, voices_dir=tmp_path,
                         plugins={"csm": {"mimi": str(csm_checkpoint.mimi_file), "compile": True,

@@ -14,9 +14,9 @@ import pytest
 pytest.importorskip("torch", reason="torch is not installed (pip install 'sesame-voice[torch]')")
 pytest.importorskip("transformers", reason="transformers is not installed (pip install 'sesame-voice[torch]')")
 
-from sesame_voice.config import Settings  # noqa: E402
-
 from csm.csm_helpers import FAST_BUDGET, job  # noqa: E402
+
+from sesame_voice.config import Settings  # noqa: E402
 
 
 @pytest.fixture(scope="session")

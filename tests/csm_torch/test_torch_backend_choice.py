@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from sesame_voice.config import ConfigError, Settings
+from csm.csm_helpers import load_without
 from sesame_voice_csm.backend import choose_backend
 from sesame_voice_csm.options import CsmOptions
 
-from csm.csm_helpers import load_without
+from sesame_voice.config import ConfigError, Settings
 
 
 @pytest.mark.parametrize("apple, has_torch, has_mlx, expected", [
@@ -75,9 +74,9 @@ def test_torch_backend_without_torch_gives_install_advice(tmp_path):
 
 def test_dtype_and_device_choice():
     import torch
-
-    from sesame_voice.types import ProviderUnavailable
     from sesame_voice_csm.torch_model import cpu_has_bf16, pick_device, pick_dtype
+
+    from sesame_voice.api.errors import ProviderUnavailable
 
     cpu = torch.device("cpu")
     assert pick_dtype("float32", cpu) == torch.float32 and pick_dtype("bf16", cpu) == torch.bfloat16

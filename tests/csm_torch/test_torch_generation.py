@@ -7,10 +7,9 @@ import threading
 import numpy as np
 import pytest
 import torch
-
-from sesame_voice.types import AudioChunk, ContextSegment
-
 from csm.csm_helpers import RATE, collect, write_clip
+
+from sesame_voice.api.types import AudioChunk, ContextSegment
 
 FRAME = 1920
 

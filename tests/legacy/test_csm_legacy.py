@@ -14,8 +14,9 @@ pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'sesam
 pytest.importorskip("mlx_audio", reason="mlx-audio is not installed (pip install 'sesame-voice[csm]')")
 
 from legacy_helpers import sine, wav_b64  # noqa: E402
+
 from sesame_voice import ContextSegment  # noqa: E402
-from sesame_voice.context import fit_context  # noqa: E402
+from sesame_voice.engine.context import fit_context
 
 FAST = {"first_chunk_frames": 2, "chunk_frames": 3, "frame_budget_base_ms": 160, "frame_budget_per_char_ms": 8}
 
@@ -50,7 +51,6 @@ async def _post(url: str, body: dict) -> tuple[int, dict, dict]:
 
 async def test_mimi_codes_from_a_csm_voice_decode_to_audio_of_the_reported_length(csm_server, tiny_csm):
     import mlx.core as mx
-
     from sesame_voice_csm.loading import load_mimi
 
     url = f"http://127.0.0.1:{csm_server.http_port}/csm/generate"

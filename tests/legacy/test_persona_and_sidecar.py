@@ -8,8 +8,14 @@ import json
 import aiohttp
 import numpy as np
 import pytest
-
-from legacy_helpers import OUT_RATE, WordsSttPlugin, dominant_frequency, read_audio, sine, wav_b64
+from legacy_helpers import (
+    OUT_RATE,
+    WordsSttPlugin,
+    dominant_frequency,
+    read_audio,
+    sine,
+    wav_b64,
+)
 
 
 async def _post(url: str, **kwargs) -> tuple[int, dict, bytes]:

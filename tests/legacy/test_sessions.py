@@ -8,7 +8,6 @@ import json
 import aiohttp
 import numpy as np
 import pytest
-
 from legacy_helpers import WordsStt, WordsSttPlugin, read_audio, sine, wav_b64
 
 

@@ -7,9 +7,7 @@ import tracemalloc
 
 import aiohttp
 import numpy as np
-
 from legacy_helpers import GatedProvider, allocated, sine, wav_b64
-
 
 UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}

@@ -7,8 +7,14 @@ import base64
 import json
 
 import aiohttp
-
-from legacy_helpers import OUT_RATE, allocated, dominant_frequency, read_audio, sine, wav_b64
+from legacy_helpers import (
+    OUT_RATE,
+    allocated,
+    dominant_frequency,
+    read_audio,
+    sine,
+    wav_b64,
+)
 
 
 async def _post(url: str, **kwargs) -> tuple[int, dict, bytes]:

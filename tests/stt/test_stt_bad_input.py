@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import soundfile
 from openai import APIStatusError
+from stt_helpers import transcribe_like_home_assistant
+from support import SENTENCES
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
 from sesame_voice import InvalidRequest, SpeechToTextUnavailable
-from stt_helpers import transcribe_like_home_assistant
-from support import SENTENCES
 
 
 async def _status_of(client, **kwargs) -> tuple[int, dict]:
@@ -152,9 +152,10 @@ async def test_a_broken_model_shows_in_health_and_errors(start_server, monkeypat
 
 
 def test_service_validates_audio_before_any_work():
-    from sesame_voice.config import Settings
-    from sesame_voice.stt import SpeechToText
     from stt_helpers import EchoStt
+
+    from sesame_voice.config import Settings
+    from sesame_voice.engine.transcription import SpeechToText
 
     service = SpeechToText({"echo": EchoStt(Settings())}, Settings())
     for samples, rate, code in [

@@ -6,7 +6,6 @@ import re
 
 import aiohttp
 import pytest
-
 from support import SENTENCES
 
 SENTENCE = SENTENCES[1]

@@ -7,11 +7,15 @@ import json
 
 import numpy as np
 import pytest
+from stt_helpers import EchoPlugin, EchoStt, transcribe_like_home_assistant
 
 from sesame_voice import Provider
-from sesame_voice.cli import main
-from sesame_voice.plugins import PluginClash, collect_stt_providers, make_plugin_manager
-from stt_helpers import EchoPlugin, EchoStt, transcribe_like_home_assistant
+from sesame_voice.app.cli import main
+from sesame_voice.app.plugins import (
+    PluginClash,
+    collect_stt_providers,
+    make_plugin_manager,
+)
 
 
 def test_builtin_whisper_is_an_entry_point_plugin():
@@ -95,7 +99,7 @@ async def test_a_client_that_leaves_mid_stream_stops_the_transcription(start_ser
 
 
 def test_transcribe_command_prints_text_and_json(tmp_path, capsys, wer):
-    from sesame_voice.cli import main as cli
+    from sesame_voice.app.cli import main as cli
 
     audio = tmp_path / "fox.ogg"
     assert cli(["say", "The quick brown fox jumps over the lazy dog.", "-o", str(audio), "--voice", "joe",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soxr
+from support import SENTENCES
 
 from sesame_voice import TranscriptionJob
 from sesame_voice.config import ConfigError, Settings
-from support import SENTENCES
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,13 @@ import uuid
 
 import pytest
 from fakes import FakePlugin, ToneProvider
+from sesame_voice_wyoming import WyomingFrontend
+from sesame_voice_wyoming.frontend import SERVICE_TYPE as WYOMING_TYPE
 from zeroconf import ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from sesame_voice import Announcement
-from sesame_voice.discovery import (
+from sesame_voice.app.discovery import (
     HTTP_TYPE,
     Discovery,
     advertised_addresses,
@@ -23,9 +25,6 @@ from sesame_voice.discovery import (
     instance_name,
     lan_addresses,
 )
-
-from sesame_voice_wyoming import WyomingFrontend
-from sesame_voice_wyoming.frontend import SERVICE_TYPE as WYOMING_TYPE
 
 LOOPBACK = ["127.0.0.1"]
 

@@ -19,7 +19,14 @@ from collections import defaultdict
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped, SynthesizeVoice
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeStopped,
+    SynthesizeVoice,
+)
 
 PIPELINE_LANGUAGE, COUNTRY = "en", "US"  # a stock English (United States) Home Assistant
 ANSWER = "Sure, the kitchen lights are on now. Anything else?"

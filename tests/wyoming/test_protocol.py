@@ -14,7 +14,13 @@ from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
+from wyoming.tts import (
+    Synthesize,
+    SynthesizeChunk,
+    SynthesizeStart,
+    SynthesizeStop,
+    SynthesizeVoice,
+)
 from wyoming_helpers import read_reply, split_mid_word
 
 from sesame_voice import AudioChunk as EngineChunk
@@ -196,7 +202,7 @@ async def test_a_stream_that_goes_quiet_ends_its_text_there(fake_wyoming):
 
 
 def test_split_first_clause():
-    from sesame_voice.text import split_first_clause
+    from sesame_voice.api.text import split_first_clause
 
     assert split_first_clause("Well, yes.") == ["Well, yes."]  # too short to be worth it
     assert split_first_clause("It costs 1,000 euros today.") == ["It costs 1,000 euros today."]

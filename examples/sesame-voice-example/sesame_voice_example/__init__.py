@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from sesame_voice import SynthesisRequest, Voice, VoiceChanges, hookimpl
-from sesame_voice.routes import error_response, public, read_json, speech_response
+from sesame_voice.http.routes import error_response, public, read_json, speech_response
 
 from .frontend import LineFrontend
 from .provider import BeepProvider
@@ -53,7 +53,11 @@ def register_routes(app: web.Application, server):
 
     app.router.add_post("/beep", beep)
     app.router.add_get("/beep/status", public(status))
-    server.openapi_paths["/beep"] = {"post": {"summary": "Beep some words", "responses": {"200": {"description": "WAV"}}}}
+
+
+@hookimpl(specname="openapi_paths")
+def describe_routes(server):
+    return {"/beep": {"post": {"summary": "Beep some words", "responses": {"200": {"description": "WAV"}}}}}
 
 
 @hookimpl

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from sesame_voice.cli import main
+from sesame_voice.app.cli import main
 from sesame_voice.audio import decode_audio as decode
 from sesame_voice.testing import SesameClient
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .server import Server
+    from sesame_voice.api.surface import ServerSurface
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Frontend:
     peer_service_type: ClassVar[str | None] = None
     """zeroconf type under which servers speaking this protocol are found by ``sesame-voice discover``."""
 
-    def __init__(self, server: "Server") -> None:
+    def __init__(self, server: ServerSurface) -> None:
         self.server = server
 
     @classmethod

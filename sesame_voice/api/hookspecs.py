@@ -52,3 +52,30 @@ def server_lifespan(server):
 def voices_changed(server, changes):
     """Called after a re-scan changed the voices; ``changes`` is a ``VoiceChanges`` (added, removed,
     changed voice names). May be ``async def``: the core awaits what it returns."""
+
+
+@hookspec
+def health_fields(server, report):
+    """Return a dict of fields to merge into ``GET /health``'s report (or None); ``report`` is the core's."""
+
+
+@hookspec
+def openapi_paths(server):
+    """Return OpenAPI path items (``{"/path": {...}}``) for the routes this plugin adds; called for each
+    request of ``/openapi.json``, so the document can list what exists now (e.g. the current voices)."""
+
+
+@hookspec
+def zeroconf_properties(server):
+    """Return TXT properties (str → str) to add to the HTTP API's zeroconf service."""
+
+
+@hookspec
+def speech_to_text_loaded(server):
+    """Called once the speech-to-text providers have finished loading at start (ready or failed)."""
+
+
+@hookspec
+def register_services(register, server):
+    """Offer a service to other plugins: ``register(name, service)``; they find it with
+    ``server.service(name)`` (e.g. the ``sessions`` plugin's store). Called before frontends start."""

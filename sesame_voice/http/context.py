@@ -1,22 +1,18 @@
-"""Conversation context: decoding clients' context audio, and fitting context to a provider's window."""
+"""Conversation context in requests: base64/WAV context audio, segments and speaker numbers, within limits."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import io
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 
-from .types import ContextSegment, InvalidRequest
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .stt import SpeechToText
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .provider import Provider
+from sesame_voice.api.errors import InvalidRequest
+from sesame_voice.api.stt import SpeechToTextUnavailable
+from sesame_voice.api.types import ContextSegment
 
 MIN_RATE, MAX_RATE = 4000, 192000
 """Sample rates context audio may have; anything in between is resampled."""
@@ -135,44 +131,12 @@ def parse_speaker(value: Any, param: str, allowed: range | None = None) -> int:
     return value
 
 
-def fit_context(provider: "Provider", context: Sequence[ContextSegment], params: Mapping[str, Any]) -> list[ContextSegment]:
-    """The newest segments that fit the provider's window, audio resampled to its context rate.
-
-    Oldest segments go first; a provider without context support gets none.
-    """
-    if not provider.supports_context or not context:
-        return []
-    window = provider.context_window(params)
-    kept: list[ContextSegment] = []
-    used = 0.0
-    for segment in reversed(context):
-        cost = provider.context_cost(segment)
-        if used + cost > window:
-            break
-        kept.append(segment)
-        used += cost
-    kept.reverse()
-    rate = provider.context_sample_rate
-    return [_resampled(segment, rate) for segment in kept] if rate else kept
-
-
-def _resampled(segment: ContextSegment, rate: int) -> ContextSegment:
-    if segment.audio is None or not segment.sample_rate or segment.sample_rate == rate:
-        return segment
-    import soxr
-
-    audio = soxr.resample(np.asarray(segment.audio, dtype=np.float32), segment.sample_rate, rate, quality="HQ")
-    return replace(segment, audio=np.ascontiguousarray(audio, dtype=np.float32), sample_rate=rate)
-
-
-async def transcribe_audio(service: "SpeechToText", samples: np.ndarray, rate: int, param: str = "text") -> str:
+async def transcribe_audio(service, samples: np.ndarray, rate: int, param: str = "text") -> str:
     """Words of ``samples`` from the server's speech-to-text service.
 
     Without a speech-to-text provider (none installed, or none could load) the client is asked for
     the text: InvalidRequest ``transcript_required``; audio without words: ``transcript_empty``.
     """
-    from .stt import SpeechToTextUnavailable
-
     try:
         if service is None:
             raise SpeechToTextUnavailable("no speech-to-text service")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .engine import Engine
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 disable_created_metrics()  # the *_created series only double what the server exposes
@@ -67,7 +71,7 @@ class ServerMetrics:
         )
         self._refreshers: list[Callable[[], None]] = []
 
-    def watch(self, engine: "Engine", voices) -> None:
+    def watch(self, engine, voices) -> None:
         """Read queue depth, provider state and voice counts from these objects at every scrape."""
 
         def refresh() -> None:

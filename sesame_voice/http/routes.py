@@ -19,7 +19,13 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .types import InvalidRequest, Overloaded, ProviderUnavailable, SesameVoiceError, SynthesisRequest
+from sesame_voice.api.errors import (
+    InvalidRequest,
+    Overloaded,
+    ProviderUnavailable,
+    SesameVoiceError,
+)
+from sesame_voice.api.types import SynthesisRequest
 
 _LOGGER = logging.getLogger(__name__)
 ENCODE_SLICE_SECONDS = 0.5
@@ -129,7 +135,7 @@ async def speech_response(
     download, never as a complete file. ``open_synthesis`` returns the async context manager that
     yields the synthesis (default ``server.engine.session(speech)``; e.g. ``server.sessions.speak``).
     """
-    from .audio import StreamEncoder
+    from sesame_voice.audio import StreamEncoder
 
     async with contextlib.AsyncExitStack() as stack:
         try:

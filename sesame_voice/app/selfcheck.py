@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .server import Server
+from typing import Any
 
 _LOGGER = logging.getLogger(__name__)
 
 @functools.lru_cache(maxsize=1)
 def _encoders() -> dict[str, bool]:
-    from .audio import encoders_available
+    from sesame_voice.audio import encoders_available
 
     return encoders_available()
 
 
-def self_check(server: "Server") -> dict[str, Any]:
+def self_check(server) -> dict[str, Any]:
     """What the server can do right now: the report served in /health and logged at start."""
     providers = {name: provider.status() for name, provider in server.providers.items()}
     accelerators = {
@@ -38,7 +35,7 @@ def self_check(server: "Server") -> dict[str, Any]:
     }
 
 
-def log_self_check(server: "Server") -> None:
+def log_self_check(server) -> None:
     """Log the self-check once: one line per provider, encoders, voices and rejected files."""
     report = self_check(server)
     _LOGGER.info("Self-check:")

@@ -8,7 +8,7 @@ from collections import deque
 from typing import Iterator
 
 
-class Turns:
+class FairLock:
     """A first-come-first-served lock whose holder can step aside (after a chunk, or while it waits for text)."""
 
     def __init__(self) -> None:

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Settings
+from sesame_voice.config import Settings
 
 LABEL = "com.sesame-voice.server"
 UNIT_NAME = "sesame-voice.service"
@@ -56,7 +56,12 @@ def program() -> list[str]:
 
 def plugin_env_names(settings: Settings) -> set[str]:
     """Environment variables that the installed providers and frontends declare they read."""
-    from .plugins import collect_frontends, collect_providers, collect_stt_providers, make_plugin_manager
+    from sesame_voice.app.plugins import (
+        collect_frontends,
+        collect_providers,
+        collect_stt_providers,
+        make_plugin_manager,
+    )
 
     pm = make_plugin_manager(disabled=settings.disabled_plugins)
     registrations = (*collect_providers(pm).values(), *collect_stt_providers(pm).values(),
@@ -68,7 +73,7 @@ def plugin_env_names(settings: Settings) -> set[str]:
 def service_environment(settings: Settings, environ: dict[str, str] | None = None,
                         extra: dict[str, str] | None = None) -> dict[str, str]:
     """Settings taken from the installing environment, with VOICES_DIR and CACHE_DIR made explicit."""
-    from .config import setting_names
+    from sesame_voice.config import setting_names
 
     environ = dict(os.environ if environ is None else environ)
     wanted = {*setting_names(), *PASSED_ENV, *plugin_env_names(settings)}

@@ -23,9 +23,10 @@ from typing import Any, AsyncIterator, Callable
 
 import numpy as np
 
-from .config import ConfigError
-from .context import transcribe_audio
-from .types import ContextSegment, InvalidRequest, SynthesisRequest
+from sesame_voice.api.errors import InvalidRequest
+from sesame_voice.api.types import ContextSegment, SynthesisRequest
+from sesame_voice.config import ConfigError
+from sesame_voice.http.context import transcribe_audio
 
 _LOGGER = logging.getLogger(__name__)
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -13,7 +13,7 @@ import ifaddr
 from zeroconf import InterfaceChoice, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from .frontend import Announcement
+from sesame_voice.api.frontend import Announcement
 
 _LOGGER = logging.getLogger(__name__)
 HTTP_TYPE = "_http._tcp.local."

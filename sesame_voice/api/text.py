@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import unicodedata
 import threading
+import unicodedata
 from typing import Callable, ContextManager, Iterable, Iterator
 
 from sentence_stream import SentenceBoundaryDetector, stream_to_sentences
 
-from .types import InvalidRequest
+from sesame_voice.api.errors import InvalidRequest
 
 MAX_SENTENCE_CHARS = 400
 """Sentences longer than this are split further at clause or word boundaries."""

@@ -12,11 +12,19 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
-from .commands import CommandContext
-from .config import ConfigError, Settings, load_settings
-from .plugins import PluginClash, collect_frontends, collect_providers, collect_stt_providers, make_plugin_manager, plugin_rows
-from .types import RESPONSE_FORMATS, SesameVoiceError, SynthesisRequest
+from sesame_voice.api.errors import SesameVoiceError
+from sesame_voice.api.types import SynthesisRequest
+from sesame_voice.api.version import __version__
+from sesame_voice.app.commands import CommandContext
+from sesame_voice.app.plugins import (
+    PluginClash,
+    collect_frontends,
+    collect_providers,
+    collect_stt_providers,
+    make_plugin_manager,
+    plugin_rows,
+)
+from sesame_voice.config import RESPONSE_FORMATS, ConfigError, Settings, load_settings
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -126,8 +134,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 async def _serve(settings: Settings, pm=None) -> None:
     """Run until SIGTERM/SIGINT; then drain running requests (a second signal stops at once)."""
-    from .runtime import pid_file
-    from .server import Server
+    from sesame_voice.app.runtime import pid_file
+    from sesame_voice.app.server import Server
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -177,7 +185,7 @@ def _voices(settings: Settings, as_json: bool, pm=None) -> int:
 
 
 async def _list_voices(settings: Settings, as_json: bool, pm) -> int:
-    from .server import Server
+    from sesame_voice.app.server import Server
 
     async with Server(settings, pm=pm).prepared() as server:
         voices = server.voices.list()
@@ -200,8 +208,8 @@ async def _list_voices(settings: Settings, as_json: bool, pm) -> int:
 
 
 async def _say(settings: Settings, args: argparse.Namespace, pm=None) -> int:
-    from .audio import StreamEncoder
-    from .server import Server
+    from sesame_voice.app.server import Server
+    from sesame_voice.audio import StreamEncoder
 
     text = sys.stdin.read() if args.text == "-" else args.text
     fmt = args.format or args.output.suffix.lstrip(".").lower() or settings.default_format
@@ -220,8 +228,8 @@ async def _say(settings: Settings, args: argparse.Namespace, pm=None) -> int:
 
 
 async def _transcribe(settings: Settings, args: argparse.Namespace, pm=None) -> int:
-    from .audio import decode_file
-    from .server import Server
+    from sesame_voice.app.server import Server
+    from sesame_voice.audio import decode_file
 
     try:
         data = args.file.read_bytes()
@@ -269,7 +277,7 @@ def _plugins(settings: Settings, as_json: bool, pm=None) -> int:
 
 
 async def _discover(args: argparse.Namespace, pm) -> int:
-    from .discovery import browse
+    from sesame_voice.app.discovery import browse
 
     peers = {reg.cls.peer_service_type: reg.cls.describe_peer
              for reg in collect_frontends(pm).values() if reg.cls.peer_service_type}
@@ -288,7 +296,7 @@ async def _discover(args: argparse.Namespace, pm) -> int:
 
 
 def _service(settings: Settings, args: argparse.Namespace) -> int:
-    from .service import ServiceError, plan, run_action
+    from sesame_voice.app.service import ServiceError, plan, run_action
 
     extra = {}
     for item in args.env:
@@ -323,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"sesame-voice: configuration error: {err}", file=sys.stderr)
         return 2
-    from .runtime import setup_logging
+    from sesame_voice.app.runtime import setup_logging
 
     log_path = setup_logging(settings or Settings(), to_file=args.command == "serve")
     if log_path is not None:

@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
-from .types import ClipPolicy, RejectedFile, UnknownVoice, Voice
+from sesame_voice.api.errors import UnknownVoice
+from sesame_voice.api.types import ClipPolicy, RejectedFile, Voice
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -356,7 +357,7 @@ class VoiceLibrary:
 
 def _overrides(provider: Any, method: str) -> bool:
     """Whether ``provider`` has its own ``method`` rather than the base class's empty one."""
-    from .provider import Provider
+    from sesame_voice.api.provider import Provider
 
     return getattr(type(provider), method, None) is not getattr(Provider, method)
 

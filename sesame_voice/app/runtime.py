@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from .config import Settings
+from sesame_voice.config import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _FILE_HANDLER_NAME = "sesame-voice-file"

@@ -9,10 +9,10 @@ from typing import Iterable
 
 import pluggy
 
-from . import hookspecs
-from .frontend import Frontend
-from .provider import Provider
-from .stt import SttProvider
+from sesame_voice.api import hookspecs
+from sesame_voice.api.frontend import Frontend
+from sesame_voice.api.provider import Provider
+from sesame_voice.api.stt import SttProvider
 
 _LOGGER = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "sesame_voice"

@@ -7,9 +7,9 @@ import contextlib
 from typing import TYPE_CHECKING, AsyncIterator, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import Settings
-    from .plugins import PluginManager
-    from .server import Server
+    from sesame_voice.app.plugins import PluginManager
+    from sesame_voice.app.server import Server
+    from sesame_voice.config import Settings
 
 
 class CommandContext:
@@ -34,7 +34,7 @@ class CommandContext:
 
         ``listen=True`` also starts the HTTP API, the frontends and zeroconf, as ``serve`` does.
         """
-        from .server import Server
+        from sesame_voice.app.server import Server
 
         server = Server(self.settings(args), pm=self.pm)
         if listen:

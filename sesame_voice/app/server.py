@@ -11,19 +11,25 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__
-from .config import Settings
-from .engine import Engine
-from .frontend import Announcement, Frontend
-from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from .metrics import ServerMetrics
-from .plugins import PluginManager, collect_frontends, collect_providers, collect_stt_providers, make_plugin_manager
-from .provider import Provider
-from .routes import api_key_middleware, public
-from .selfcheck import self_check
-from .sessions import SessionLimits, SessionStore
-from .stt import SpeechToText
-from .voices import VoiceChanges, VoiceLibrary
+from sesame_voice.api.frontend import Announcement, Frontend
+from sesame_voice.api.provider import Provider
+from sesame_voice.api.version import __version__
+from sesame_voice.app.plugins import (
+    PluginManager,
+    collect_frontends,
+    collect_providers,
+    collect_stt_providers,
+    make_plugin_manager,
+)
+from sesame_voice.app.selfcheck import self_check
+from sesame_voice.app.sessions import SessionLimits, SessionStore
+from sesame_voice.config import Settings
+from sesame_voice.engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from sesame_voice.engine.metrics import ServerMetrics
+from sesame_voice.engine.synthesis import Engine
+from sesame_voice.engine.transcription import SpeechToText
+from sesame_voice.http.routes import api_key_middleware, public
+from sesame_voice.voices.library import VoiceChanges, VoiceLibrary
 
 _LOGGER = logging.getLogger(__name__)
 SERVER_KEY = web.AppKey("sesame_server", object)
@@ -62,14 +68,8 @@ class Server:
             speech_to_text=self.speech_to_text,
         )
         """Conversation sessions shared by every frontend (docs/sessions.md)."""
-        self.health_fields: list[Any] = []
-        """Callables ``(report) -> dict | None`` whose answers are merged into ``GET /health``'s report."""
         self.frontends: list[Frontend] = []
-        self.http_properties: dict[str, str] = {}
-        """TXT properties for the HTTP zeroconf service; route plugins add theirs."""
-        self.openapi_paths: dict[str, Any] = {}
-        """OpenAPI path items contributed by route plugins, served at /openapi.json; a value may be a
-        zero-argument callable, called for each request of the document (e.g. to list the current voices)."""
+        self._services: dict[str, Any] = {}
         self.app: web.Application | None = None
         self.http_port: int | None = None
         self.discovery = None
@@ -108,10 +108,21 @@ class Server:
         """The running frontend called ``name``, if any."""
         return next((f for f in self.frontends if f.name == name), None)
 
+    def service(self, name: str) -> Any:
+        """A service a plugin offered through ``register_services`` (None if no plugin offers it)."""
+        return self._services.get(name)
+
+    def _register_service(self, name: str, service: Any) -> None:
+        if name in self._services:
+            raise ValueError(f"two plugins offer the service {name!r}")
+        self._services[name] = service
+
     async def _start(self) -> None:
         stack = self._stack
         await asyncio.to_thread(self.voices.reload)
         self.voices.listeners.append(self._on_voices_changed)
+        self.speech_to_text.listeners.append(lambda: self.pm.hook.speech_to_text_loaded(server=self))
+        self.pm.hook.register_services(register=self._register_service, server=self)
         stack.push_async_callback(self.engine.aclose)
         preloads = []
         stack.push_async_callback(self.speech_to_text.aclose)
@@ -141,7 +152,7 @@ class Server:
             if lifespan is not None:
                 await stack.enter_async_context(lifespan)
         if self.settings.zeroconf_enabled:
-            from .discovery import Discovery
+            from sesame_voice.app.discovery import Discovery
 
             self.discovery = Discovery(self.settings)
             await self.discovery.start(self.announcements())
@@ -157,7 +168,7 @@ class Server:
 
     async def _report_when_loaded(self, preloads: list[asyncio.Task], wait: float = 15.0) -> None:
         """Log the self-check once, when providers have loaded (or after ``wait`` seconds)."""
-        from .selfcheck import log_self_check
+        from sesame_voice.app.selfcheck import log_self_check
 
         if preloads:
             await asyncio.wait(preloads, timeout=wait)
@@ -202,12 +213,18 @@ class Server:
             Announcement(
                 "_http._tcp.local.",
                 self.http_port or self.settings.port,
-                {"version": __version__, "default_voice": self.settings.default_voice, **self.http_properties},
+                {"version": __version__, "default_voice": self.settings.default_voice, **self._zeroconf_properties()},
             )
         ]
         for frontend in self.frontends:
             found.extend(frontend.announcements())
         return found
+
+    def _zeroconf_properties(self) -> dict[str, str]:
+        properties: dict[str, str] = {}
+        for contributed in self.pm.hook.zeroconf_properties(server=self):
+            properties.update(contributed or {})
+        return properties
 
     async def _on_voices_changed(self, changes: VoiceChanges) -> None:
         """Call every ``voices_changed`` hook, awaiting those that are ``async`` one by one."""
@@ -257,11 +274,11 @@ class Server:
             "self_check": self_check(self),
             "sessions": len(self.sessions.list()),
         }
-        for contribute in self.health_fields:
+        for impl in self.pm.hook.health_fields.get_hookimpls():
             try:
-                report.update(contribute(report) or {})
+                report.update(impl.function(server=self, report=report) or {})
             except Exception:  # noqa: BLE001 - a plugin's field must not break the health check
-                _LOGGER.exception("Health field contributor %r failed", contribute)
+                _LOGGER.exception("The health_fields hook of plugin %s failed", impl.plugin_name)
         return report
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -290,8 +307,9 @@ class Server:
                                           "content": {"text/plain": {"schema": {"type": "string"}}}}},
                 }
             },
-            **{path: item() if callable(item) else item for path, item in self.openapi_paths.items()},
         }
+        for contributed in self.pm.hook.openapi_paths(server=self):
+            paths.update(contributed or {})
         return {
             "openapi": "3.1.0",
             "info": {"title": "sesame-voice", "version": __version__},

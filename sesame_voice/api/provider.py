@@ -6,10 +6,18 @@ import logging
 import threading
 from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator
 
-from .types import AudioChunk, ClipPolicy, ContextSegment, ProviderJob, ProviderUnavailable, RejectedFile, Voice
+from sesame_voice.api.errors import ProviderUnavailable
+from sesame_voice.api.types import (
+    AudioChunk,
+    ClipPolicy,
+    ContextSegment,
+    ProviderJob,
+    RejectedFile,
+    Voice,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import Settings
+    from sesame_voice.config import Settings
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The public API for plugins: types, errors, base classes, hook specifications."""

@@ -1,0 +1,49 @@
+"""The errors a frontend turns into its protocol's error shape; each has a machine-readable ``code``."""
+
+
+class SesameVoiceError(Exception):
+    """Base class of the errors a frontend turns into its protocol's error shape."""
+
+    code = "internal_error"
+
+
+class InvalidRequest(SesameVoiceError):
+    """The request is malformed or out of range."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.param = param
+        if code:
+            self.code = code
+
+
+class UnknownVoice(InvalidRequest):
+    """No voice of that name (or alias) exists."""
+
+    code = "voice_not_found"
+
+
+class ProviderUnavailable(SesameVoiceError):
+    """A provider cannot serve now: missing weights, failed load, absent dependency."""
+
+    code = "provider_unavailable"
+
+
+class ProviderFailed(SesameVoiceError):
+    """A provider raised while synthesising."""
+
+    code = "provider_error"
+
+
+class Overloaded(SesameVoiceError):
+    """Too many requests are queued for a provider."""
+
+    code = "overloaded"
+
+
+class ShuttingDown(ProviderUnavailable):
+    """The server is stopping: running requests finish, new ones are refused (HTTP 503)."""
+
+    code = "shutting_down"

@@ -1,0 +1,1 @@
+"""The application: server, plugin manager, CLI, service files, discovery, runtime."""

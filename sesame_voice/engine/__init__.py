@@ -1,0 +1,1 @@
+"""The engine: provider workers, synthesis, transcription, context fitting, metrics."""

@@ -1,0 +1,53 @@
+"""Shaping a provider's audio stream: speed (time-stretch) and the request's length cap."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator
+
+from sesame_voice.api.types import AudioChunk
+from sesame_voice.audio.stretch import StreamStretcher
+
+
+def split_speed(speed: float, native_range: tuple[float, float]) -> tuple[float, float]:
+    """(speed the provider renders itself, factor the engine stretches by); their product is ``speed``."""
+    low, high = native_range
+    native = min(max(speed, low), high)
+    return native, speed / native
+
+
+async def stretched(chunks: AsyncIterator[AudioChunk], speed: float) -> AsyncIterator[AudioChunk]:
+    """``chunks`` time-stretched by ``speed`` as one continuous stream (pitch kept); empty chunks dropped."""
+    stretcher: StreamStretcher | None = None
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            if not isinstance(chunk, AudioChunk) or chunk.samples.size == 0:
+                continue
+            if speed == 1.0:
+                yield chunk
+                continue
+            if stretcher is not None and stretcher.sample_rate != chunk.sample_rate:
+                tail = stretcher.flush()  # a provider changing its rate starts a new stretch
+                if tail.size:
+                    yield AudioChunk(tail, stretcher.sample_rate)
+                stretcher = None
+            if stretcher is None:
+                stretcher = StreamStretcher(chunk.sample_rate, speed)
+            samples = await asyncio.to_thread(stretcher.process, chunk.samples)
+            if samples.size:
+                yield AudioChunk(samples, chunk.sample_rate)
+    if stretcher is not None:
+        tail = stretcher.flush()
+        if tail.size:
+            yield AudioChunk(tail, stretcher.sample_rate)
+
+
+def cap_chunk(chunk: AudioChunk, limit_ms: int | None, emitted_ms: float) -> tuple[AudioChunk, bool]:
+    """Trim ``chunk`` so the total stays within ``limit_ms``; say whether the limit was reached."""
+    if not limit_ms:
+        return chunk, False
+    room = int((limit_ms - emitted_ms) / 1000 * chunk.sample_rate)
+    if room >= len(chunk.samples):
+        return chunk, False
+    return chunk.head(room), True

@@ -1,0 +1,1 @@
+"""The HTTP layer: route helpers, error mapping, request parsing."""

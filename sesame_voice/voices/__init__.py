@@ -1,0 +1,1 @@
+"""Voices: the voices folder, presets and hot reload."""
