@@ -21,6 +21,8 @@ from sesame_voice.api.stt import (
 )
 from sesame_voice.api.text import TextSource
 from sesame_voice.api.types import (
+    FRAME_SAMPLES,
+    FRAME_SECONDS,
     AudioChunk,
     ClipPolicy,
     ContextSegment,
@@ -38,6 +40,8 @@ __all__ = [
     "AudioChunk",
     "ClipPolicy",
     "ContextSegment",
+    "FRAME_SAMPLES",
+    "FRAME_SECONDS",
     "Frontend",
     "InvalidRequest",
     "Overloaded",

@@ -22,6 +22,9 @@ class ConfigError(ValueError):
 
 
 APP_NAME = "sesame-voice"
+DEFAULT_CACHE_DIR = Path("~/.cache/sesame-voice")
+OLD_CACHE_DIR = Path("~/.cache/sesame-tts")
+"""Where releases before 0.2 kept the cache; moved to DEFAULT_CACHE_DIR on first start."""
 RESPONSE_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 """Audio formats the server can answer in (the OpenAI speech API's ``response_format`` values)."""
 
@@ -47,7 +50,7 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8880
     model_id: str = "sesame/csm-1b"
-    cache_dir: Path = Path("~/.cache/sesame-tts").expanduser()
+    cache_dir: Path = DEFAULT_CACHE_DIR.expanduser()
     voices_dir: Path = field(default_factory=_default_voices_dir)
     default_voice: str = "conversational"
     default_format: str = "mp3"

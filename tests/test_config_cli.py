@@ -19,7 +19,7 @@ from sesame_voice.config import ConfigError, load_settings
 def test_defaults_match_the_documented_ones():
     settings = load_settings(env={}, dotenv_file=None)
     assert (settings.host, settings.port, settings.model_id) == ("0.0.0.0", 8880, "sesame/csm-1b")
-    assert settings.cache_dir == Path("~/.cache/sesame-tts").expanduser()
+    assert settings.cache_dir == Path("~/.cache/sesame-voice").expanduser()
     assert (settings.default_voice, settings.default_format, settings.max_input_length) == ("conversational", "mp3", 4096)
     assert settings.api_key is None
 
@@ -152,3 +152,20 @@ def test_sentence_stream_handles_mid_word_chunks():
         done += stream.add(piece)
     assert done == ["Hello there.", "How are you?"]
     assert stream.finish() == ["I am fine"]
+
+
+def test_the_cache_of_older_releases_moves_to_the_new_folder(tmp_path, monkeypatch):
+    from sesame_voice.app.runtime import adopt_old_cache
+    from sesame_voice.config import Settings
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    old = tmp_path / ".cache" / "sesame-tts"
+    (old / "prompts").mkdir(parents=True)
+    (old / "prompts" / "clip.npz").write_bytes(b"tokens")
+    settings = Settings(cache_dir=Path("~/.cache/sesame-voice").expanduser())
+    assert adopt_old_cache(settings) == old
+    assert (tmp_path / ".cache" / "sesame-voice" / "prompts" / "clip.npz").read_bytes() == b"tokens"
+    assert not old.exists()
+    assert adopt_old_cache(settings) is None  # once only; a custom CACHE_DIR is never touched
+    (old / "x").mkdir(parents=True)
+    assert adopt_old_cache(Settings(cache_dir=tmp_path / "custom")) is None and old.exists()

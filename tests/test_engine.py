@@ -14,7 +14,7 @@ from sesame_voice import InvalidRequest, SynthesisRequest
 
 
 async def _collect(server, **request):
-    async with server.engine.session(SynthesisRequest(**request)) as synthesis:
+    async with server.engine.synthesis(SynthesisRequest(**request)) as synthesis:
         chunks = [chunk async for chunk in synthesis]
     return synthesis, np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate
 

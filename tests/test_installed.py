@@ -67,7 +67,7 @@ async def test_wheel_install_serves_presets_aliases_and_default_voice_from_an_em
         process.terminate()
         assert await asyncio.to_thread(process.wait, 60) == 0
     assert not (cwd / "voices").exists() and list(cwd.iterdir()) == []  # nothing written where it started
-    assert (home / ".cache" / "sesame-tts" / "server.log").is_file()
+    assert (home / ".cache" / "sesame-voice" / "server.log").is_file()
     for voice, data in spoken.items():
         samples, rate = sf.read(io.BytesIO(data), dtype="float32")
         assert wer(TEXT, transcribe(np.asarray(samples), rate)) <= 0.15, voice

@@ -165,5 +165,5 @@ async def test_client_disconnect_stops_generation(start_server):
         done = len(provider.sentences_done)
         await asyncio.sleep(1.0)
         assert len(provider.sentences_done) == done < 10
-        assert server.engine.counters["cancelled"] >= 1
+        assert server.metrics.summary()["cancelled"] >= 1
         await _still_serves(base_url)

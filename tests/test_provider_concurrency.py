@@ -56,7 +56,7 @@ class CountingProvider(ToneProvider):
 
 
 async def _speak(server, voice: str) -> np.ndarray:
-    async with server.engine.session(SynthesisRequest(text="One. Two.", voice=voice)) as synthesis:
+    async with server.engine.synthesis(SynthesisRequest(text="One. Two.", voice=voice)) as synthesis:
         return np.concatenate([chunk.samples async for chunk in synthesis])
 
 

@@ -80,7 +80,7 @@ def test_split_speed_keeps_native_within_range_and_stretches_the_rest():
 
 
 async def _engine_audio(server, **request) -> tuple[np.ndarray, list[int]]:
-    async with server.engine.session(SynthesisRequest(**request)) as synthesis:
+    async with server.engine.synthesis(SynthesisRequest(**request)) as synthesis:
         chunks = [chunk async for chunk in synthesis]
     assert {chunk.sample_rate for chunk in chunks} == {RATE}
     return np.concatenate([c.samples for c in chunks]), [len(c.samples) for c in chunks]
@@ -105,7 +105,7 @@ async def test_first_stretched_audio_comes_with_the_first_chunk(start_server, sp
     async with start_server(plugins=[SpeedPlugin()]) as server:
         provider = server.providers["gated"]
         request = SynthesisRequest(text="This is the first sentence. Here comes the second one.", voice="gated", speed=speed)
-        async with server.engine.session(request) as synthesis:
+        async with server.engine.synthesis(request) as synthesis:
             samples = []
             async for chunk in synthesis:
                 provider.heard_first.set()

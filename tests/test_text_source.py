@@ -98,7 +98,7 @@ class TurnTakingTone(ToneProvider):
 
 
 async def _drain(server, request: SynthesisRequest) -> int:
-    async with server.engine.session(request) as synthesis:
+    async with server.engine.synthesis(request) as synthesis:
         return len([chunk async for chunk in synthesis])
 
 
@@ -113,8 +113,8 @@ async def test_concurrent_jobs_take_turns_and_a_job_waiting_for_text_steps_aside
         whole = [_drain(server, SynthesisRequest(text=f"{who} one. {who} two. {who} three.", voice="turns"))
                  for who in ("A", "B")]
         both = asyncio.gather(*whole)
-        turns = server.engine.workers["turns"].turns
-        await asyncio.to_thread(lambda: _until(lambda: len(provider.log) == 2 and turns.waiting == 1))
+        turns = server.engine.workers["turns"].fair_lock
+        await asyncio.to_thread(lambda: _until(lambda: len(provider.log) == 2 and len(turns._queue) == 2))
         provider.gate.set()
         assert await asyncio.wait_for(both, 10) == [3, 3]
         rounds = [sentence.split()[1] for sentence in provider.log[1:]]

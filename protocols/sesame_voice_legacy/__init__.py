@@ -3,7 +3,7 @@
 Routes (on the shared HTTP server): the FastAPI wrapper's ``/tts``, ``/generate``, ``/voices``, ``/``;
 the persona server's ``/api/v1/generate``; the Mimi-code sidecar's ``/csm/generate`` (and JSON
 ``/generate``); sessions at ``/v1/sessions`` and the WebSocket at ``/v1/sessions/{id}/ws`` and ``/ws``.
-``GET /health`` gains ``status: healthy`` and ``model_loaded`` through ``server.health_fields``.
+``GET /health`` gains ``status: healthy`` and ``model_loaded`` through the ``health_fields`` hook.
 """
 
 from __future__ import annotations

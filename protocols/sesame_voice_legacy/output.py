@@ -7,12 +7,11 @@ import asyncio
 import numpy as np
 from aiohttp import web
 
-from sesame_voice import AudioChunk, SynthesisRequest
+from sesame_voice import FRAME_SAMPLES, AudioChunk, SynthesisRequest
 from sesame_voice.audio import CONTENT_TYPES, StreamResampler, encode_audio
 
 FRAME_RATE = 24000
-FRAME_SAMPLES = 1920
-"""One 80 ms frame at 24 kHz: Mimi's frame, and the packet of the old 80 ms voice loops."""
+# FRAME_SAMPLES: one 80 ms frame at 24 kHz, Mimi's frame and the packet of the old 80 ms voice loops.
 
 
 class Framer:
@@ -43,7 +42,7 @@ class Framer:
 
 async def synthesize_all(server, speech: SynthesisRequest) -> tuple[object, list[AudioChunk]]:
     """Run a synthesis to its end; the synthesis (provider, voice, rate) and every chunk."""
-    async with server.engine.session(speech) as synthesis:
+    async with server.engine.synthesis(speech) as synthesis:
         chunks = [chunk async for chunk in synthesis]
     return synthesis, chunks
 

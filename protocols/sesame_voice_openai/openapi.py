@@ -88,8 +88,8 @@ _TRANSCRIPTION_FORM = {
 
 
 def openapi_paths(server) -> dict:
-    """Path items of /v1/audio/speech (rebuilt as voices change), /v1/audio/transcriptions, /v1/models
-    and /v1/audio/voices."""
+    """Path items of /v1/audio/speech (with today's voices), /v1/audio/transcriptions, /v1/models and
+    /v1/audio/voices; built for each request of the document."""
     errors = {"400": _ERROR, "401": _ERROR, "415": _ERROR, "429": _ERROR, "500": _ERROR, "503": _ERROR}
     return {
         "/v1/audio/transcriptions": {
@@ -112,7 +112,7 @@ def openapi_paths(server) -> dict:
                 },
             }
         },
-        "/v1/audio/speech": lambda: {
+        "/v1/audio/speech": {
             "post": {
                 "summary": "Generate audio from text (OpenAI createSpeech)",
                 "requestBody": {"required": True,

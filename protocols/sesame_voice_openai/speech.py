@@ -10,14 +10,13 @@ from typing import Any
 
 from aiohttp import web
 
-from sesame_voice import InvalidRequest, SynthesisRequest
+from sesame_voice import FRAME_SECONDS, InvalidRequest, SynthesisRequest
 from sesame_voice.http.routes import read_json, speech_response
 
 from .errors import from_exception
 
 STREAM_FORMATS = ("audio", "sse")
-FRAME_SECONDS = 0.08
-"""Usage reports output tokens as 80 ms audio frames (CSM's Mimi frame rate)."""
+# Usage reports output tokens as 80 ms audio frames (CSM's Mimi frame rate): FRAME_SECONDS.
 
 
 def parse_speech_body(body: Any, settings) -> tuple[SynthesisRequest, str]:

@@ -56,11 +56,19 @@ class TranscriptionForm:
     stream: bool = False
 
 
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """The OpenAI frontend's settings: ``plugins: {openai: {...}}`` in the config file."""
+
+    max_upload_mb: float = MAX_UPLOAD_MB
+    """Largest transcription upload, in MB (OpenAI's own limit is 25)."""
+    max_audio_seconds: float = MAX_AUDIO_SECONDS
+    """Longest audio a transcription request may carry."""
+
+
 def _limits(server) -> tuple[int, float]:
-    config = server.settings.plugin_config("openai")
-    return int(float(config.get("max_upload_mb", MAX_UPLOAD_MB)) * 1024 * 1024), float(
-        config.get("max_audio_seconds", MAX_AUDIO_SECONDS)
-    )
+    options = server.settings.plugin_settings("openai", OpenAIOptions)
+    return int(options.max_upload_mb * 1024 * 1024), float(options.max_audio_seconds)
 
 
 async def _read_part(part, limit: int, what: str) -> bytes:

@@ -41,7 +41,7 @@ class SpokenReply:
 
     async def speak(self, request: SynthesisRequest) -> None:
         """Run one engine job (off the event loop) and send its audio as it comes."""
-        async with self.engine.session(request) as synthesis:
+        async with self.engine.synthesis(request) as synthesis:
             self._fallback_rate = self._fallback_rate or synthesis.sample_rate
             async for chunk in synthesis:
                 await self._send(self._pcm.convert(chunk.samples, chunk.sample_rate))

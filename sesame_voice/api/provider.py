@@ -64,12 +64,6 @@ class ModelHolder:
             self.state = "ready"
             self.error = None
 
-    def reset_failure(self) -> None:
-        """Allow a new load attempt after a failure (e.g. weights were installed)."""
-        with self._load_lock:
-            if self.state == "failed":
-                self.state = "idle"
-
     def close(self) -> None:
         """Free the model."""
 

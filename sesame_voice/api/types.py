@@ -14,6 +14,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 
+FRAME_SECONDS = 0.08
+"""One codec frame: CSM's Mimi codec makes 12.5 frames a second; the old clients stream 80 ms packets."""
+FRAME_SAMPLES = 1920
+"""Samples in one 80 ms frame at 24 kHz."""
+
+
 @dataclass(frozen=True)
 class AudioChunk:
     """Mono float32 PCM in [-1, 1] at ``sample_rate``."""

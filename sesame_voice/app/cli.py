@@ -216,7 +216,7 @@ async def _say(settings: Settings, args: argparse.Namespace, pm=None) -> int:
     if fmt == "ogg":
         fmt = "opus"
     request = SynthesisRequest(text=text, voice=args.voice, speed=args.speed, response_format=fmt, frontend="cli")
-    async with Server(settings, pm=pm).prepared() as server, server.engine.session(request) as synthesis:
+    async with Server(settings, pm=pm).prepared() as server, server.engine.synthesis(request) as synthesis:
         encoder = StreamEncoder(fmt, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
                                 opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
         with args.output.open("wb") as out:
@@ -331,9 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"sesame-voice: configuration error: {err}", file=sys.stderr)
         return 2
-    from sesame_voice.app.runtime import setup_logging
+    from sesame_voice.app.runtime import adopt_old_cache, setup_logging
 
+    moved = adopt_old_cache(settings) if settings is not None else None
     log_path = setup_logging(settings or Settings(), to_file=args.command == "serve")
+    if moved is not None:
+        _LOGGER.info("Moved the cache of an older release from %s to %s", moved, settings.cache_dir)
     if log_path is not None:
         _LOGGER.info("Logging to %s", log_path)
     try:

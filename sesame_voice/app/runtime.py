@@ -9,10 +9,27 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-from sesame_voice.config import Settings
+from sesame_voice.config import DEFAULT_CACHE_DIR, OLD_CACHE_DIR, Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _FILE_HANDLER_NAME = "sesame-voice-file"
+
+
+def adopt_old_cache(settings: Settings) -> Path | None:
+    """Move the cache of older releases (``~/.cache/sesame-tts``) to the default ``~/.cache/sesame-voice``.
+
+    Only when CACHE_DIR is the default and does not exist yet; returns the folder moved, if any.
+    """
+    new, old = DEFAULT_CACHE_DIR.expanduser(), OLD_CACHE_DIR.expanduser()
+    if Path(settings.cache_dir).expanduser() != new or new.exists() or not old.is_dir():
+        return None
+    try:
+        new.parent.mkdir(parents=True, exist_ok=True)
+        old.rename(new)
+    except OSError as err:
+        logging.getLogger(__name__).warning("Could not move the old cache %s to %s (%s)", old, new, err)
+        return None
+    return old
 
 
 def setup_logging(settings: Settings, to_file: bool = False) -> Path | None:

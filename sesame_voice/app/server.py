@@ -270,7 +270,7 @@ class Server:
             "voice_errors": self.voices.errors,
             "default_voice": self.settings.default_voice,
             "frontends": [f.name for f in self.frontends],
-            "requests": dict(self.engine.counters),
+            "requests": self.metrics.summary(),
             "self_check": self_check(self),
             "sessions": len(self.sessions.list()),
         }

@@ -106,11 +106,11 @@ class Session:
     def describe(self, with_turns: bool = False) -> dict[str, Any]:
         """JSON-ready summary, with the turns if asked."""
         info = {"id": self.id, "voice": self.voice, "speaker": self.speaker, "created": self.created,
-                "last_active": self.last_active, "turn_count": len(self.turns),
+                "last_active": self.last_active, "turn_count": len(self.fair_lock),
                 "audio_seconds": round(self.audio_seconds, 3), "dropped_turns": self.dropped_turns,
                 "speaking": self.speaking}
         if with_turns:
-            info["turns"] = [turn.describe() for turn in self.turns]
+            info["turns"] = [turn.describe() for turn in self.fair_lock]
         return info
 
 
@@ -327,7 +327,7 @@ class SessionStore:
                                    **request_fields)
         session.speaking = True
         try:
-            async with self.engine.session(request) as synthesis:
+            async with self.engine.synthesis(request) as synthesis:
                 spoken = SpokenTurn(new_id(), synthesis, self.limits.max_audio_seconds)
                 yield spoken
             if spoken.finished and self._sessions.get(session.id) is session:

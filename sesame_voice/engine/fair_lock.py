@@ -30,12 +30,6 @@ class FairLock:
             self._queue.popleft()
             self._changed.notify_all()
 
-    @property
-    def waiting(self) -> int:
-        """How many threads wait for their turn."""
-        with self._changed:
-            return max(0, len(self._queue) - 1)
-
     def holds(self) -> bool:
         """True if the calling thread has the turn."""
         with self._changed:

@@ -83,6 +83,19 @@ class ServerMetrics:
 
         self._refreshers.append(refresh)
 
+    def summary(self) -> dict[str, int]:
+        """Finished requests, errors, cancellations and fallbacks so far (``GET /health``'s ``requests``)."""
+        by_status: dict[str, float] = {}
+        for metric in self.requests.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    status = sample.labels["status"]
+                    by_status[status] = by_status.get(status, 0.0) + sample.value
+        fallbacks = sum(s.value for m in self.fallbacks.collect() for s in m.samples if s.name.endswith("_total"))
+        errors = sum(v for status, v in by_status.items() if status not in ("ok", "cancelled"))
+        return {"requests": int(sum(by_status.values())), "errors": int(errors),
+                "cancelled": int(by_status.get("cancelled", 0)), "fallbacks": int(fallbacks)}
+
     def render(self) -> bytes:
         """The text exposition format of every metric."""
         for refresh in self._refreshers:

@@ -78,7 +78,6 @@ class Engine:
         self.voices = voices
         self.workers = {name: ProviderWorker(p, settings.max_queue) for name, p in providers.items()}
         self.resolve_hook: Callable[[str | None, str], Voice | None] | None = None
-        self.counters = {"requests": 0, "errors": 0, "cancelled": 0, "fallbacks": 0}
         self.metrics: ServerMetrics | None = None
         """Prometheus metrics the server exposes at /metrics (None: not recorded)."""
         self.active = 0
@@ -159,9 +158,8 @@ class Engine:
     async def synthesize(self, request: SynthesisRequest) -> Synthesis:
         """Start synthesis and wait for its first audio; fall back across providers as the voice says.
 
-        The caller iterates the result and must ``aclose()`` it (``async with engine.session(...)``).
+        The caller iterates the result and must ``aclose()`` it (``async with engine.synthesis(...)``).
         """
-        self.counters["requests"] += 1
         request = self.validate(request)
         voice = self.resolve_voice(request)
         self._check_sampling(request, voice)
@@ -184,7 +182,7 @@ class Engine:
                 job_request = replace(request, context=context)
             cancelled = threading.Event()
             job = ProviderJob(
-                sentences=source.reader(cancelled, worker.turns.stepped_aside), voice=voice,
+                sentences=source.reader(cancelled, worker.fair_lock.stepped_aside), voice=voice,
                 params=job_params, request=job_request, cancelled=cancelled,
             )
             stream = self._shaped(worker, job)
@@ -201,11 +199,9 @@ class Engine:
                 continue
             except BaseException as err:
                 await stream.aclose()
-                self.counters["errors"] += 1
                 self._count_provider_error(provider_name, err)
                 raise
             if skipped:
-                self.counters["fallbacks"] += 1
                 if self.metrics is not None:
                     self.metrics.fallbacks.labels(voice.name, provider_name, ",".join(skipped)).inc()
                 route = (voice.name, provider_name, tuple(skipped))
@@ -215,7 +211,6 @@ class Engine:
                             ", ".join(skipped), last_error)
             rate = first.sample_rate if first is not None else 24000
             return Synthesis(voice, provider_name, rate, job, skipped, first, stream)
-        self.counters["errors"] += 1
         tried = ", ".join(skipped)
         raise ProviderUnavailable(f"no provider could serve voice {voice.name!r} (tried {tried}): {last_error}")
 
@@ -242,8 +237,8 @@ class Engine:
         return None
 
     @contextlib.asynccontextmanager
-    async def session(self, request: SynthesisRequest):
-        """``async with engine.session(req) as synthesis:`` — always stops the generation on exit.
+    async def synthesis(self, request: SynthesisRequest):
+        """``async with engine.synthesis(req) as synthesis:`` — always stops the generation on exit.
 
         The request is counted in the metrics with its outcome, latency and real-time factor.
         """
@@ -267,7 +262,6 @@ class Engine:
         try:
             yield synthesis
         except (asyncio.CancelledError, ConnectionResetError):
-            self.counters["cancelled"] += 1
             timer.finish("cancelled", synthesis.provider, synthesis.audio_seconds)
             raise
         except SesameVoiceError as err:

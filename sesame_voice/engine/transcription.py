@@ -106,8 +106,8 @@ class SpeechToText:
         """The provider called (or serving a model called) ``name``, else the first usable one."""
         if not self.providers:
             raise SpeechToTextUnavailable(
-                "no speech-to-text provider is installed; install sesame-voice with its default "
-                "dependencies (faster-whisper) or a speech-to-text plugin"
+                "no speech-to-text provider is enabled; enable the built-in one or install a "
+                "speech-to-text plugin (docs/stt.md)"
             )
         if name:
             for provider in self.providers.values():

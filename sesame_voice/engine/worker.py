@@ -36,14 +36,14 @@ class ProviderWorker:
         self.provider = provider
         self.max_queue = max_queue
         self.pending = 0
-        self.turns = FairLock()
+        self.fair_lock = FairLock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{kind}-{provider.name}")
         self._jobs: dict[int, ProviderJob] = {}
         """Jobs queued or running, by id, so shutdown can cancel them."""
         self._closed = False
         concurrency = max(1, int(getattr(provider, "concurrency", 1)))
         takes_turns = bool(getattr(provider, "takes_turns", False))
-        self._turn = contextlib.nullcontext if concurrency > 1 and not takes_turns else self.turns.held
+        self._turn = contextlib.nullcontext if concurrency > 1 and not takes_turns else self.fair_lock.held
         """Jobs of a provider that runs them at once do not wait for a turn."""
         self._job_threads = self._executor
         if takes_turns or concurrency > 1:
@@ -85,7 +85,7 @@ class ProviderWorker:
                         put(chunk)
                         if index == 0:  # the first audio leaves before the rest competes with it for the CPU
                             first_sent.wait(FIRST_AUDIO_HANDOFF_SECONDS)
-                        self.turns.pass_on()
+                        self.fair_lock.pass_on()
             except SesameVoiceError as err:
                 put(err)
             except Exception as err:  # noqa: BLE001 - handed to the awaiting side

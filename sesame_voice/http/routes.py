@@ -133,13 +133,13 @@ async def speech_response(
     error is logged and ``stream_error(err)``'s bytes end the body; without them (plain audio) the
     connection is closed before the end of the chunked body, which clients see as a failed
     download, never as a complete file. ``open_synthesis`` returns the async context manager that
-    yields the synthesis (default ``server.engine.session(speech)``; e.g. ``server.sessions.speak``).
+    yields the synthesis (default ``server.engine.synthesis(speech)``; e.g. ``server.sessions.speak``).
     """
     from sesame_voice.audio import StreamEncoder
 
     async with contextlib.AsyncExitStack() as stack:
         try:
-            opened = open_synthesis() if open_synthesis is not None else server.engine.session(speech)
+            opened = open_synthesis() if open_synthesis is not None else server.engine.synthesis(speech)
             synthesis = await stack.enter_async_context(opened)
         except SesameVoiceError as err:
             return errors(err)

@@ -114,7 +114,7 @@ async def test_a_streamed_wyoming_answer_is_one_csm_generation_started_on_its_fi
                 if event.type == "synthesize-stopped":
                     break
     assert "error" not in types and types[-2:] == ["audio-stop", "synthesize-stopped"]
-    assert server.engine.counters["requests"] == 1
+    assert server.metrics.summary()["requests"] == 1
     # One generation: later sentences continue it, conditioned on the ones before.
     assert len(generations) == 1 and generations[0][0] == "First sentence is here."
     assert " ".join(generations[0]) == "First sentence is here. Second sentence follows it. Third one ends."

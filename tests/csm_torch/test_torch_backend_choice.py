@@ -61,7 +61,6 @@ def test_original_layout_with_torch_forced_says_how_to_fix(tmp_path):
     model_dir, _ = write_checkpoint(tmp_path / "original", size="tiny")
     provider = CsmProvider(Settings(model_id=str(model_dir), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
                                     plugins={"csm": {"backend": "torch"}}))
-    provider.reset_failure()
     with pytest.raises(Exception, match="CSM_BACKEND=mlx"):
         provider.ensure_loaded()
     assert provider.status()["state"] == "failed"

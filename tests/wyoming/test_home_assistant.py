@@ -135,7 +135,7 @@ async def test_attribution_follows_the_provider_that_would_speak(piper_wyoming):
     csm = server.providers["csm"]
     await wait_until(lambda: csm.state == "failed")
     before = {v.name: v.attribution.name for v in (await ha_describe(frontend.port)).tts[0].voices}
-    csm.reset_failure()  # e.g. weights were installed: CSM is tried again first
+    csm.state, csm.error = "unloaded", None  # e.g. weights were installed: CSM is tried again first
     after = {v.name: v.attribution.name for v in (await ha_describe(frontend.port)).tts[0].voices}
     assert before["conversational"] == server.providers["piper"].description
     assert after["conversational"] == csm.description and after["joe"] == before["joe"]

@@ -182,7 +182,7 @@ async def test_an_answer_is_one_job_whose_text_arrives_in_order(fake_wyoming):
         reply = await read_reply(client, ("synthesize-stopped",))
     assert reply.types.count("audio-stop") == 1 and reply.types[-1] == "synthesize-stopped"
     assert recorder.jobs[1] == spoken and len(recorder.jobs) == 2  # still one job for the whole stream
-    assert server.engine.counters["requests"] == 2
+    assert server.metrics.summary()["requests"] == 2
 
 
 async def test_a_stream_that_goes_quiet_ends_its_text_there(fake_wyoming):

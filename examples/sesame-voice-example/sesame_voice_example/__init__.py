@@ -74,7 +74,7 @@ def register_commands(subparsers, cli):
 
         async with cli.server(args) as server:
             request = SynthesisRequest(text=args.text, voice=args.voice, frontend="beep-cli")
-            async with server.engine.session(request) as synthesis:
+            async with server.engine.synthesis(request) as synthesis:
                 chunks = [chunk.samples async for chunk in synthesis]
             sf.write(args.output, np.concatenate(chunks), synthesis.sample_rate)
         print(f"{args.output}: {len(chunks)} chunk(s) from {synthesis.provider}")

@@ -32,7 +32,7 @@ class LineFrontend(Frontend):
         voice, _, text = (await reader.readline()).decode().strip().partition(" ")
         try:
             request = SynthesisRequest(text=text, voice=voice, frontend=self.name)
-            async with self.server.engine.session(request) as synthesis:
+            async with self.server.engine.synthesis(request) as synthesis:
                 samples = 0
                 async for chunk in synthesis:
                     samples += len(chunk.samples)
