@@ -58,6 +58,10 @@ async def test_failed_load_is_remembered_and_health_says_why(start_server):
         assert health["providers"]["unloadable"]["state"] == "failed"
         assert "MODEL_ID" in health["providers"]["unloadable"]["error"]
         assert health["providers"]["tone"]["loaded"] is True
+        metrics = server.metrics.render().decode()
+        assert 'sesame_voice_fallbacks_total{fell_back_from="unloadable",provider="tone",voice="needs-fallback"} 3.0' in metrics
+        assert 'sesame_voice_provider_errors_total{code="provider_unavailable",provider="unloadable"}' not in metrics
+        assert health["requests"] == {"requests": 3, "errors": 0, "cancelled": 0, "fallbacks": 3}
 
 
 async def test_inference_never_blocks_the_event_loop(start_server):

@@ -157,7 +157,8 @@ def health_fields(server, options):
         providers = [server.providers.get(name) for name, _ in voice.candidates()]
         first = providers[0]
         can_speak = any(p is not None and p.state != "failed" for p in providers)
-        return {"status": "healthy" if can_speak else "unhealthy",
+        healthy = can_speak and report.get("status") != "degraded"
+        return {"status": "healthy" if healthy else "unhealthy",
                 "model_loaded": first is not None and first.state == "ready", "model_voice": voice.name}
 
     return fields

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from sesame_voice.api.frontend import Announcement, Frontend
 from sesame_voice.api.provider import Provider
+from sesame_voice.api.errors import SesameVoiceError
 from sesame_voice.api.version import __version__
 from sesame_voice.app.plugins import (
     PluginManager,
@@ -256,13 +257,10 @@ class Server:
     def health(self) -> dict[str, Any]:
         """Status, providers (and whether each is loaded), voices."""
         providers = {name: p.status() for name, p in self.providers.items()}
-        default_ok = True
-        try:
-            self.voices.get(None)
-        except Exception:  # noqa: BLE001
-            default_ok = False
+        problems = self.problems()
         report = {
-            "status": "ok" if default_ok else "degraded",
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
             "version": __version__,
             "providers": providers,
             "speech_to_text": {name: p.status() for name, p in self.speech_to_text.providers.items()},
@@ -280,6 +278,17 @@ class Server:
             except Exception:  # noqa: BLE001 - a plugin's field must not break the health check
                 _LOGGER.exception("The health_fields hook of plugin %s failed", impl.plugin_name)
         return report
+
+    def problems(self) -> list[str]:
+        """Why the server cannot do what it is configured to do (empty when it can)."""
+        try:
+            voice = self.voices.get(None)
+        except SesameVoiceError as err:
+            return [f"the default voice {self.settings.default_voice!r} does not exist ({err})"]
+        if self.engine.serving_provider(voice) is None:
+            tried = ", ".join(name for name, _ in voice.candidates())
+            return [f"no provider can speak the default voice {voice.name!r} (tried {tried})"]
+        return []
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = await asyncio.to_thread(self.metrics.render)

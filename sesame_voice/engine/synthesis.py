@@ -192,7 +192,8 @@ class Engine:
                 first = None
             except ProviderUnavailable as err:
                 await stream.aclose()
-                self._count_provider_error(provider_name, err)
+                if index == len(candidates) - 1:  # nowhere to fall back: an error; else counted as a fallback
+                    self._count_provider_error(provider_name, err)
                 _LOGGER.debug("Provider %s unavailable for voice %s: %s", provider_name, voice.name, err)
                 skipped.append(provider_name)
                 last_error = err
@@ -217,6 +218,7 @@ class Engine:
     def _count_provider_error(self, provider: str, err: BaseException) -> None:
         if self.metrics is not None and isinstance(err, (ProviderUnavailable, ProviderFailed)):
             self.metrics.provider_errors.labels(provider, err.code).inc()
+
     def _unusable(self, provider_name: str, last: bool) -> ProviderUnavailable | None:
         """Why ``provider_name`` is skipped for a voice right now (None: try it)."""
         worker = self.workers.get(provider_name)
