@@ -169,3 +169,40 @@ def test_the_cache_of_older_releases_moves_to_the_new_folder(tmp_path, monkeypat
     assert adopt_old_cache(settings) is None  # once only; a custom CACHE_DIR is never touched
     (old / "x").mkdir(parents=True)
     assert adopt_old_cache(Settings(cache_dir=tmp_path / "custom")) is None and old.exists()
+
+
+def test_say_writes_a_wav_whose_header_has_the_real_sizes(tmp_path, voices_dir, monkeypatch):
+    import wave
+
+    monkeypatch.setenv("MODEL_ID", str(tmp_path))
+    out = tmp_path / "hello.wav"
+    assert main(["say", "Good morning.", "-o", str(out), "--voices-dir", str(voices_dir), "--voice", "joe"]) == 0
+    with wave.open(str(out)) as wav:
+        seconds = wav.getnframes() / wav.getframerate()
+    assert 0.3 < seconds < 5.0  # before: 0xFFFFFFFF sizes, which wave read as 27 hours
+    assert out.stat().st_size == 44 + wav.getnframes() * 2
+
+
+def test_say_into_a_missing_folder_is_one_clear_line(tmp_path, voices_dir, capsys):
+    out = tmp_path / "missing_dir" / "x.wav"
+    assert main(["say", "Hi.", "-o", str(out), "--voices-dir", str(voices_dir)]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write {out}" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_port_already_in_use_is_one_clear_line_and_exit_1(tmp_path, voices_dir):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HOST": "127.0.0.1", "PORT": str(port),
+               "ZEROCONF_ENABLED": "false", "WYOMING_ENABLED": "false", "PRELOAD": "false",
+               "VOICES_DIR": str(voices_dir), "CACHE_DIR": str(tmp_path / "cache")}
+        result = subprocess.run([sys.executable, "-m", "sesame_voice", "serve"], env=env, capture_output=True,
+                                text=True, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("sesame-voice:")]
+    assert len(lines) == 1 and "address already in use" in lines[0].lower()

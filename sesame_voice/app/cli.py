@@ -209,21 +209,28 @@ async def _list_voices(settings: Settings, as_json: bool, pm) -> int:
 
 async def _say(settings: Settings, args: argparse.Namespace, pm=None) -> int:
     from sesame_voice.app.server import Server
-    from sesame_voice.audio import StreamEncoder
+    from sesame_voice.audio import StreamEncoder, fix_wav_sizes
 
     text = sys.stdin.read() if args.text == "-" else args.text
     fmt = args.format or args.output.suffix.lstrip(".").lower() or settings.default_format
     if fmt == "ogg":
         fmt = "opus"
     request = SynthesisRequest(text=text, voice=args.voice, speed=args.speed, response_format=fmt, frontend="cli")
-    async with Server(settings, pm=pm).prepared() as server, server.engine.synthesis(request) as synthesis:
-        encoder = StreamEncoder(fmt, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
-                                opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
-        with args.output.open("wb") as out:
+    try:
+        out = args.output.open("wb")
+    except OSError as err:
+        print(f"sesame-voice: cannot write {args.output}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    with out:
+        async with Server(settings, pm=pm).prepared() as server, server.engine.synthesis(request) as synthesis:
+            encoder = StreamEncoder(fmt, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
+                                    opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
             async for chunk in synthesis:
                 out.write(encoder.encode(chunk.samples))
             out.write(encoder.finish())
-        print(f"{args.output}: {fmt}, voice {synthesis.voice.name} via {synthesis.provider}", file=sys.stderr)
+            if fmt == "wav":
+                fix_wav_sizes(out)
+            print(f"{args.output}: {fmt}, voice {synthesis.voice.name} via {synthesis.provider}", file=sys.stderr)
     return 0
 
 
@@ -366,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (SesameVoiceError, PluginClash) as err:
         print(f"sesame-voice: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # e.g. a port already in use: one line, not a traceback
+        print(f"sesame-voice: cannot {args.command}: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

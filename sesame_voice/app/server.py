@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
+from sesame_voice.api.errors import SesameVoiceError
 from sesame_voice.api.frontend import Announcement, Frontend
 from sesame_voice.api.provider import Provider
-from sesame_voice.api.errors import SesameVoiceError
 from sesame_voice.api.version import __version__
 from sesame_voice.app.plugins import (
     PluginManager,

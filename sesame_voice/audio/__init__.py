@@ -10,7 +10,7 @@
 """
 
 from .decoders import decode_audio, decode_file
-from .encoders import StreamEncoder, encode_audio, encoders_available
+from .encoders import StreamEncoder, encode_audio, encoders_available, fix_wav_sizes
 from .formats import (
     CONTENT_TYPES,
     OPUS_SAMPLE_RATE,
@@ -23,6 +23,7 @@ from .resampling import StreamResampler, resample
 from .stretch import StreamStretcher, time_stretch
 
 __all__ = [
+    "fix_wav_sizes",
     "resample",
     "CONTENT_TYPES",
     "OPUS_SAMPLE_RATE",

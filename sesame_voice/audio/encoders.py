@@ -65,6 +65,21 @@ def _wav_header(sample_rate: int, data_bytes: int | None) -> bytes:
     )
 
 
+def fix_wav_sizes(file) -> None:
+    """Write the real sizes into a streamed WAV (whose header says 0xFFFFFFFF) once it is complete.
+
+    ``file`` is the seekable file the WAV stream was written to, from its first byte.
+    """
+    end = file.seek(0, 2)
+    if end < 44 or end - 8 > _WAV_UNKNOWN_SIZE:
+        return  # empty, or too long for WAV's 32-bit sizes: leave "unknown"
+    file.seek(4)
+    file.write(struct.pack("<I", end - 8))
+    file.seek(40)
+    file.write(struct.pack("<I", end - 44))
+    file.seek(end)
+
+
 class _ByteSink:
     """Write-only, non-seekable file object: FFmpeg muxers then never seek back."""
 
