@@ -47,7 +47,8 @@ def _default_voices_dir() -> Path:
 class Settings:
     """Everything the server is configured with. Env var names are the field names upper-cased."""
 
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"
+    """The HTTP API's address: this machine only by default; ``0.0.0.0`` (with API_KEY) to serve the LAN."""
     port: int = 8880
     model_id: str = "sesame/csm-1b"
     cache_dir: Path = DEFAULT_CACHE_DIR.expanduser()
@@ -218,7 +219,12 @@ def setting_names() -> list[str]:
 def _read_dotenv(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+    try:
+        values = dotenv_values(path)
+    except OSError as err:  # e.g. a service's secrets file that systemd already read as root
+        _LOGGER.debug("Not reading %s: %s", path, err)
+        return {}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def load_settings(

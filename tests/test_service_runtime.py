@@ -32,7 +32,7 @@ def _dry_run(capsys, *args: str) -> str:
     assert main(["service", "install", "--dry-run", *args]) == 0
     out = capsys.readouterr().out
     body = out.split(":\n", 1)[1]
-    return body.split("\n# would run:", 1)[0]
+    return body.split("\n# would ", 1)[0]
 
 
 def test_launchd_agent_is_a_plist_that_runs_this_install(capsys, tmp_path, monkeypatch):
@@ -45,7 +45,7 @@ def test_launchd_agent_is_a_plist_that_runs_this_install(capsys, tmp_path, monke
     assert plist["ProgramArguments"] == [str(script), "serve"]
     assert script.is_file()
     env = plist["EnvironmentVariables"]
-    assert env["API_KEY"] == "s3cret"
+    assert "API_KEY" not in env and "s3cret" not in text  # secrets go to a 0600 file, not the plist
     assert env["WYOMING_URI"] == "tcp://0.0.0.0:10300" and "SHELL" not in env
     assert env["VOICES_DIR"] == str(voices.resolve())
     assert Path(env["CACHE_DIR"]).is_absolute()
@@ -64,7 +64,8 @@ def test_systemd_unit_passes_systemd_analyze_verify(capsys, tmp_path, variant):
         args.append("--system")
     unit = _dry_run(capsys, *args)
     assert f"ExecStart={Path(sys.executable).with_name('sesame-voice')} serve" in unit
-    assert ("User=" in unit) == (variant == "system")
+    assert ("User=sesame-voice" in unit) == (variant == "system")  # a dedicated account, never root
+    assert "EnvironmentFile=-" in unit
     path = tmp_path / "sesame-voice.service"
     path.write_text(unit)
     runtime = tmp_path / "runtime"
@@ -74,6 +75,22 @@ def test_systemd_unit_passes_systemd_analyze_verify(capsys, tmp_path, variant):
                             env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr  # warnings (a bad key, bad quoting) count as failures
+
+
+def test_secrets_go_to_a_0600_file_that_the_server_reads(tmp_path):
+    from sesame_voice.app.service import plan, write_secrets
+
+    settings = load_settings(env={}, dotenv_file=None, cache_dir=tmp_path / "cache")
+    environ = {"CACHE_DIR": str(tmp_path / "cache"), "API_KEY": "s3cret", "HF_TOKEN": "hf_x", "PORT": "8899"}
+    for kind in ("systemd", "launchd"):
+        service = plan(settings, kind=kind, environ=environ, extra_env={"SESSION_STORE": "redis://:pw@127.0.0.1:6379/0"})
+        assert "s3cret" not in service.content and "hf_x" not in service.content and ":pw@" not in service.content
+        assert set(service.secrets) == {"API_KEY", "HF_TOKEN", "SESSION_STORE"} and "8899" in service.content
+    service.working_dir.mkdir(parents=True)
+    write_secrets(service)
+    assert service.secrets_path.stat().st_mode & 0o777 == 0o600
+    read = load_settings(env={}, dotenv_file=service.secrets_path)
+    assert read.api_key == "s3cret" and read.environ["SESSION_STORE"] == "redis://:pw@127.0.0.1:6379/0"
 
 
 def test_log_file_receives_records_and_rotates(tmp_path):

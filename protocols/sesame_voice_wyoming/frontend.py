@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 from wyoming.event import Event
 
 from sesame_voice import Announcement, Frontend, SesameVoiceError, __version__
+from sesame_voice.api.frontend import advertisable, reach
 from sesame_voice.config import ConfigError
 
 from .asr import asr_programs
@@ -119,8 +120,12 @@ class WyomingFrontend(Frontend):
         info.asr = asr_programs(self.server)
         return info.event()
 
+    def exposure(self) -> list[str]:
+        return [f"Wyoming on tcp://{self.host}:{self.port}: {reach(self.host)}; no authentication (the "
+                "Wyoming protocol has none)"]
+
     def announcements(self) -> list[Announcement]:
-        if self.port is None:
+        if self.port is None or not advertisable(self.host, self.server.settings):
             return []
         properties = {"version": __version__, "voices": str(len(self.server.voices.list()))}
         return [Announcement(SERVICE_TYPE, self.port, properties)]

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover
     from sesame_voice.api.surface import ServerSurface
+
+
+def reach(host: str) -> str:
+    """Who can connect to a listener bound to ``host``, in words for the start-up log."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return "this machine only" if host == "localhost" else f"the network of host name {host}"
+    if address.is_loopback:
+        return "this machine only"
+    if address.is_unspecified:
+        return "every network interface (your LAN, and beyond if a router forwards the port)"
+    return f"the network of {address}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listener bound to ``host`` is reachable from this machine only."""
+    return reach(host) == "this machine only"
+
+
+def advertisable(host: str, settings) -> bool:
+    """Whether to advertise a listener on ``host`` over zeroconf: not when others cannot reach it
+    (unless zeroconf itself is confined to loopback, as in tests)."""
+    interfaces = tuple(settings.zeroconf_interfaces)
+    return not is_loopback(host) or (bool(interfaces) and all(is_loopback(i) for i in interfaces))
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,10 @@ class Frontend:
 
     def announcements(self) -> list[Announcement]:
         """Services to advertise on the LAN once started."""
+        return []
+
+    def exposure(self) -> list[str]:
+        """Where it listens and who can connect, one line each, for the start-up log (e.g. via ``reach``)."""
         return []
 
     @classmethod

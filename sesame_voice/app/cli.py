@@ -178,6 +178,8 @@ def _announce_ready(server, settings: Settings) -> None:
                       "available voices: %s", err, settings.voices_dir, voices or "none")
     else:
         _LOGGER.info("sesame-voice %s ready on port %s; voices: %s", __version__, server.http_port, voices)
+    for line in server.exposure():
+        _LOGGER.info("Reachable: %s", line)
 
 
 def _voices(settings: Settings, as_json: bool, pm=None) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from sesame_voice.api.errors import SesameVoiceError
-from sesame_voice.api.frontend import Announcement, Frontend
+from sesame_voice.api.frontend import Announcement, Frontend, advertisable, reach
 from sesame_voice.api.provider import Provider
 from sesame_voice.api.version import __version__
 from sesame_voice.app.plugins import (
@@ -209,17 +209,28 @@ class Server:
         _LOGGER.info("HTTP API on http://%s:%s", self.settings.host, self.http_port)
 
     def announcements(self) -> list[Announcement]:
-        """Every service to advertise: the HTTP API plus each frontend's."""
-        found = [
-            Announcement(
-                "_http._tcp.local.",
-                self.http_port or self.settings.port,
-                {"version": __version__, "default_voice": self.settings.default_voice, **self._zeroconf_properties()},
-            )
-        ]
+        """Every service to advertise: the HTTP API (when others can reach it) plus each frontend's."""
+        found = []
+        if advertisable(self.settings.host, self.settings):
+            properties = {"version": __version__, "default_voice": self.settings.default_voice,
+                          **self._zeroconf_properties()}
+            found.append(Announcement("_http._tcp.local.", self.http_port or self.settings.port, properties))
         for frontend in self.frontends:
             found.extend(frontend.announcements())
         return found
+
+    def exposure(self) -> list[str]:
+        """Where the server listens and who can connect, one line each (logged at start)."""
+        key = "API key required" if self.settings.api_key else "no API key: anyone who can connect may use it"
+        lines = [f"HTTP API on http://{self.settings.host}:{self.http_port}: {reach(self.settings.host)}; {key}"]
+        for frontend in self.frontends:
+            lines.extend(frontend.exposure())
+        if self.discovery is None:
+            lines.append("zeroconf: off")
+        else:
+            advertised = ", ".join(a.service_type for a in self.announcements()) or "nothing"
+            lines.append(f"zeroconf: advertising {advertised}")
+        return lines
 
     def _zeroconf_properties(self) -> dict[str, str]:
         properties: dict[str, str] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import plistlib
 import pwd
+import re
 import shlex
 import subprocess
 import sys
@@ -19,8 +20,20 @@ from sesame_voice.config import Settings
 
 LABEL = "com.sesame-voice.server"
 UNIT_NAME = "sesame-voice.service"
-PASSED_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "SESAME_CONFIG")
+PASSED_ENV = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "HF_TOKEN", "SESAME_CONFIG")
 """Environment variables handed to the service, besides every setting's own (HOST, PORT, …)."""
+SYSTEM_USER = "sesame-voice"
+"""The unprivileged account a ``--system`` unit runs as (created on install if missing)."""
+SECRETS_FILE = ".env"
+"""Secrets live in the service's working folder with mode 0600, never in the unit or plist."""
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD", re.IGNORECASE)
+_URL_WITH_PASSWORD = re.compile(r"://[^/@\s]*:[^/@\s]*@")
+
+
+def split_secrets(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(plain settings, secrets): API keys, tokens, passwords and URLs that carry a password."""
+    secret = {k: v for k, v in env.items() if _SECRET_NAME.search(k) or _URL_WITH_PASSWORD.search(v)}
+    return {k: v for k, v in env.items() if k not in secret}, secret
 
 
 class ServiceError(RuntimeError):
@@ -44,6 +57,12 @@ class ServicePlan:
     status: list[list[str]] = field(default_factory=list)
     forget: list[list[str]] = field(default_factory=list)
     """Run after the file is removed (systemd's daemon-reload)."""
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Written to ``working_dir/.env`` with mode 0600 (read by the server at start)."""
+
+    @property
+    def secrets_path(self) -> Path:
+        return self.working_dir / SECRETS_FILE
 
 
 def program() -> list[str]:
@@ -107,7 +126,7 @@ def launchd_plan(settings: Settings, env: dict[str, str], system: bool) -> Servi
         "StandardErrorPath": str(cache / "launchd.err.log"),
     }
     if system:
-        document["UserName"] = pwd.getpwuid(os.getuid()).pw_name
+        document["UserName"] = _unprivileged_installer()
         path = Path("/Library/LaunchDaemons") / f"{LABEL}.plist"
         domain = "system"
     else:
@@ -127,6 +146,15 @@ def launchd_plan(settings: Settings, env: dict[str, str], system: bool) -> Servi
     )
 
 
+def _unprivileged_installer() -> str:
+    """The account a macOS system daemon runs as: the user who ran sudo; never root."""
+    name = os.environ.get("SUDO_USER") or pwd.getpwuid(os.getuid()).pw_name
+    if name == "root":
+        raise ServiceError("a system service must not run as root: run `sudo sesame-voice service install "
+                           "--system` from your own account")
+    return name
+
+
 def _systemd_quote(value: str) -> str:
     """One ``Environment=`` assignment, quoted as systemd.syntax(7) reads it."""
     return value.replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"')
@@ -134,7 +162,6 @@ def _systemd_quote(value: str) -> str:
 
 def systemd_plan(settings: Settings, env: dict[str, str], system: bool) -> ServicePlan:
     """A systemd unit: the user's (``systemctl --user``) or, with ``system``, a system unit."""
-    user = pwd.getpwuid(os.getuid())
     lines = [
         "# Written by `sesame-voice service install`; `sesame-voice service uninstall` removes it.",
         "[Unit]",
@@ -146,6 +173,7 @@ def systemd_plan(settings: Settings, env: dict[str, str], system: bool) -> Servi
         "Type=exec",
         f"ExecStart={shlex.join(program())}",
         f"WorkingDirectory={env['CACHE_DIR']}",
+        f"EnvironmentFile=-{Path(env['CACHE_DIR']) / SECRETS_FILE}",
         *(f'Environment="{_systemd_quote(f"{name}={value}")}"' for name, value in env.items()),
         "Restart=on-failure",
         "RestartSec=5",
@@ -153,7 +181,9 @@ def systemd_plan(settings: Settings, env: dict[str, str], system: bool) -> Servi
         f"TimeoutStopSec={int(settings.shutdown_grace) + 10}",
     ]
     if system:
-        lines += [f"User={user.pw_name}", "NoNewPrivileges=true"]
+        lines += [f"User={SYSTEM_USER}", f"Group={SYSTEM_USER}", "NoNewPrivileges=true",
+                  "CacheDirectory=sesame-voice", "StateDirectory=sesame-voice", "ProtectSystem=strict",
+                  "ProtectHome=read-only", "PrivateTmp=true"]
     lines += ["", "[Install]", f"WantedBy={'multi-user.target' if system else 'default.target'}", ""]
     if system:
         path = Path("/etc/systemd/system") / UNIT_NAME
@@ -167,7 +197,8 @@ def systemd_plan(settings: Settings, env: dict[str, str], system: bool) -> Servi
         path=path,
         content="\n".join(lines),
         working_dir=Path(env["CACHE_DIR"]),
-        load=[[*ctl, "daemon-reload"], [*ctl, "enable", "--now", UNIT_NAME]],
+        load=[*(_create_system_user() if system else []), [*ctl, "daemon-reload"],
+              [*ctl, "enable", "--now", UNIT_NAME]],
         unload=[[*ctl, "disable", "--now", UNIT_NAME]],
         start=[[*ctl, "start", UNIT_NAME]],
         stop=[[*ctl, "stop", UNIT_NAME]],
@@ -176,16 +207,52 @@ def systemd_plan(settings: Settings, env: dict[str, str], system: bool) -> Servi
     )
 
 
+def _create_system_user() -> list[list[str]]:
+    """``useradd`` for the service account, unless it exists already."""
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+        return []
+    except KeyError:
+        return [["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER]]
+
+
 def plan(settings: Settings, kind: str | None = None, system: bool = False,
          extra_env: dict[str, str] | None = None, environ: dict[str, str] | None = None) -> ServicePlan:
-    """The unit for this platform (or ``kind``) and this install."""
+    """The unit for this platform (or ``kind``) and this install; secrets go to a 0600 file beside it."""
     env = service_environment(settings, environ, extra_env)
     kind = kind or detect_kind()
+    if system and kind == "systemd":
+        given = {**dict(os.environ if environ is None else environ), **(extra_env or {})}
+        # The service account cannot read the installing user's home: systemd's own folders instead.
+        if "CACHE_DIR" not in given:
+            env["CACHE_DIR"] = "/var/cache/sesame-voice"
+        if "VOICES_DIR" not in given:
+            env["VOICES_DIR"] = "/var/lib/sesame-voice/voices"
+        env.setdefault("HF_HOME", "/var/cache/sesame-voice/huggingface")
+    env, secrets = split_secrets(env)
     if kind == "launchd":
-        return launchd_plan(settings, env, system)
-    if kind == "systemd":
-        return systemd_plan(settings, env, system)
-    raise ServiceError(f"unknown service manager {kind!r}; use launchd or systemd")
+        service = launchd_plan(settings, env, system)
+    elif kind == "systemd":
+        service = systemd_plan(settings, env, system)
+    else:
+        raise ServiceError(f"unknown service manager {kind!r}; use launchd or systemd")
+    service.secrets = secrets
+    return service
+
+
+def write_secrets(service: ServicePlan) -> None:
+    """The secrets file, created with mode 0600 (readable by its owner only) before anything is written."""
+    lines = [f"{name}={_dotenv_quote(value)}" for name, value in sorted(service.secrets.items())]
+    path = service.secrets_path
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("# Secrets of the sesame-voice service (written by `sesame-voice service install`).\n")
+        out.write("\n".join(lines) + "\n")
+
+
+def _dotenv_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _run(commands: list[list[str]], check: bool = True) -> int:
@@ -214,6 +281,8 @@ def run_action(action: str, service: ServicePlan, dry_run: bool = False) -> int:
         if action == "install":
             print(f"# would write {service.path}:")
             print(service.content)
+            if service.secrets:
+                print(f"# would write {service.secrets_path} (mode 0600): {', '.join(sorted(service.secrets))}")
         if action == "uninstall":
             print(f"# would remove {service.path}")
         for command in steps:
@@ -224,6 +293,9 @@ def run_action(action: str, service: ServicePlan, dry_run: bool = False) -> int:
         service.working_dir.mkdir(parents=True, exist_ok=True)
         service.path.write_text(service.content, encoding="utf-8")
         print(f"wrote {service.path}")
+        if service.secrets:
+            write_secrets(service)
+            print(f"wrote {service.secrets_path} (mode 0600: {', '.join(sorted(service.secrets))})")
         return _run(steps)
     if action == "uninstall":
         _run(steps, check=False)
