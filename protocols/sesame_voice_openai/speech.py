@@ -87,8 +87,11 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
     opener = None
     if conversation is not None:  # extension: speak in a conversation session (docs/sessions.md)
         session_id, speaker = conversation
+        sessions = server.service("sessions")
+        if sessions is None:
+            return from_exception(InvalidRequest(SESSIONS_OFF, param="session", code="sessions_not_enabled"))
         opener = functools.partial(
-            server.sessions.speak, session_id, speech.text, speaker=speaker, voice=speech.voice,
+            sessions.speak, session_id, speech.text, speaker=speaker, voice=speech.voice,
             frontend="openai", sampling=speech.sampling, speed=speech.speed,
             response_format=speech.response_format, instructions=speech.instructions)
 
