@@ -23,8 +23,8 @@ PLUGIN = "sessions"
 STORES = {"memory": MemorySessionStore}
 """Session store backends by the name ``plugins.sessions.store`` gives."""
 
-__all__ = ["Session", "SessionBusy", "SessionLimitReached", "SessionLimits", "SessionService", "SessionSettings",
-           "SessionStore", "SpokenTurn", "Turn", "UnknownSession", "make_store"]
+__all__ = ["MemorySessionStore", "Session", "SessionBusy", "SessionLimitReached", "SessionLimits", "SessionService",
+           "SessionSettings", "SessionStore", "SpokenTurn", "Turn", "UnknownSession", "make_store"]
 
 
 def make_store(options: SessionSettings, settings) -> SessionStore:

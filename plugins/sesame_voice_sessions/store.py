@@ -8,7 +8,7 @@ shared one for several replicas) is a new class here plus a name in ``STORES``, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncContextManager, Protocol
+from typing import AsyncContextManager, Protocol, runtime_checkable
 
 from .models import Session, Turn
 
@@ -32,6 +32,7 @@ class SessionLimits:
                    options.overflow, options.persist)
 
 
+@runtime_checkable
 class SessionStore(Protocol):
     """Where sessions live. Every operation is async; errors are ``models.UnknownSession`` (404),
     ``SessionLimitReached`` and ``SessionBusy`` (409), ``InvalidRequest`` (400)."""

@@ -17,6 +17,8 @@ from .errors import from_exception
 
 STREAM_FORMATS = ("audio", "sse")
 # Usage reports output tokens as 80 ms audio frames (CSM's Mimi frame rate): FRAME_SECONDS.
+SESSIONS_OFF = ("conversation sessions are off: the sessions plugin is not enabled "
+                "(remove 'sessions' from DISABLED_PLUGINS / --disable)")
 
 
 def parse_speech_body(body: Any, settings) -> tuple[SynthesisRequest, str]:
