@@ -30,7 +30,7 @@ async def _json(method: str, url: str, **kwargs) -> tuple[int, dict]:
     return status, json.loads(body) if body else {}
 
 
-@pytest.mark.drives_hook("register_services", "health_fields", "openapi_paths")
+@pytest.mark.drives_hook("register_services", "openapi_paths")
 async def test_the_plugin_offers_the_sessions_service_and_reports_its_count(start_sessions):
     async with start_sessions() as server:
         sessions = server.service("sessions")
