@@ -1,7 +1,9 @@
 """sesame-voice: a self-hosted voice server around Sesame CSM-1B, extended through pluggy plugins."""
 
 from sesame_voice.api.errors import (
+    Conflict,
     InvalidRequest,
+    NotFound,
     Overloaded,
     ProviderFailed,
     ProviderUnavailable,
@@ -39,11 +41,13 @@ __all__ = [
     "Announcement",
     "AudioChunk",
     "ClipPolicy",
+    "Conflict",
     "ContextSegment",
     "FRAME_SAMPLES",
     "FRAME_SECONDS",
     "Frontend",
     "InvalidRequest",
+    "NotFound",
     "Overloaded",
     "Provider",
     "ProviderFailed",

@@ -79,15 +79,6 @@ class Settings:
     zeroconf_name: str = "sesame-voice"
     zeroconf_interfaces: tuple[str, ...] = ()
     """Addresses to advertise on; empty means every interface."""
-    session_idle_seconds: float = 3600.0
-    """Conversation sessions unused this long are deleted (see docs/sessions.md)."""
-    max_sessions: int = 32
-    session_max_turns: int = 200
-    session_max_audio_seconds: float = 240.0
-    session_overflow: str = "drop_oldest"
-    """When a session is full: ``drop_oldest`` turns, or ``refuse`` the new turn."""
-    sessions_persist: bool = False
-    """Keep sessions in CACHE_DIR/sessions across restarts."""
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Free-form settings for each plugin, from the YAML config's ``plugins:`` table."""
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)

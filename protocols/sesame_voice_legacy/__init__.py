@@ -73,7 +73,7 @@ async def _root(request: web.Request, server, options) -> web.Response:
 
 @hookimpl
 def register_routes(app: web.Application, server) -> None:
-    """Mount the legacy routes and the session API; add ``status``/``model_loaded`` to the health report."""
+    """Mount the legacy routes (the conversation WebSocket included)."""
     options = LegacyOptions.from_settings(server.settings)
     routes = [
         ("GET", "/", _root, False),
@@ -82,13 +82,6 @@ def register_routes(app: web.Application, server) -> None:
         ("POST", "/generate", _generate, False),
         ("POST", "/api/v1/generate", wrapper.persona_generate, True),
         ("POST", "/csm/generate", sidecar.sidecar_generate, True),
-        ("POST", "/v1/sessions", conversation.create_session, False),
-        ("GET", "/v1/sessions", conversation.list_sessions, False),
-        ("GET", "/v1/sessions/{session_id}", conversation.get_session, False),
-        ("DELETE", "/v1/sessions/{session_id}", conversation.delete_session, False),
-        ("POST", "/v1/sessions/{session_id}/turns", conversation.add_turn, False),
-        ("POST", "/v1/sessions/{session_id}/speak", conversation.speak, False),
-        ("GET", "/v1/sessions/{session_id}/ws", conversation.websocket, False),
         ("GET", "/ws", conversation.websocket, False),
         ("GET", "/ws/{session_id}", conversation.websocket, False),
     ]

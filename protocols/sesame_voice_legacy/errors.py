@@ -7,7 +7,6 @@ from typing import Any
 from aiohttp import web
 
 from sesame_voice import InvalidRequest, SesameVoiceError
-from sesame_voice.app.sessions import SessionBusy, SessionLimitReached, UnknownSession
 from sesame_voice.http.routes import error_status, read_json
 
 
@@ -17,18 +16,9 @@ def error_response(status: int, message: str, code: str | None = None) -> web.Re
     return web.json_response({"detail": message, "code": code}, status=status, headers=headers)
 
 
-def status_of(err: SesameVoiceError) -> int:
-    """HTTP status of a core error: the project's mapping, with the session answers these APIs use."""
-    if isinstance(err, UnknownSession):
-        return 404
-    if isinstance(err, (SessionBusy, SessionLimitReached)):
-        return 409
-    return error_status(err)
-
-
 def from_exception(err: SesameVoiceError) -> web.Response:
-    """The error response for a core error."""
-    return error_response(status_of(err), str(err) or "internal error", err.code)
+    """The error response for a core error, with the project's one status mapping (404 unknown session, 409 busy)."""
+    return error_response(error_status(err), str(err) or "internal error", err.code)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

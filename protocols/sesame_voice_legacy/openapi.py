@@ -1,4 +1,4 @@
-"""OpenAPI path items of the legacy routes and the session API."""
+"""OpenAPI path items of the legacy routes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ _ERROR = {"description": 'Error: {"detail": message, "code": code}'}
 _ERRORS = {status: _ERROR for status in ("400", "401", "404", "409", "413", "415", "503")}
 _AUDIO = {"description": "A whole audio file", "content": {"audio/wav": {}, "audio/mpeg": {}}}
 _JSON = {"description": "JSON", "content": {"application/json": {}}}
-_SESSION_ID = [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
 def _object(required: tuple[str, ...] = (), **properties: str | dict) -> dict:
@@ -34,12 +33,10 @@ _SIDECAR = _object(("text",), text="string", speaker="integer", voice="string", 
                    output={"type": "string", "enum": ["mimi", "pcm"]})
 _CODES = {"description": "{type: mimi_codes, n_q, sample_rate, frame_rate, codes} or "
                          "{type: audio_pcm, sample_rate, pcm: base64 float32 LE}", "content": {"application/json": {}}}
-_SPEAK = _object(("text",), text="string", speaker="integer", voice="string", format="string",
-                 max_audio_length_ms="integer")
 
 
 def openapi_paths() -> dict:
-    """Path items of /, /voices, /tts, /generate, /api/v1/generate, /csm/generate and /v1/sessions…"""
+    """Path items of /, /voices, /tts, /generate, /api/v1/generate and /csm/generate."""
     return {
         "/": {"get": _operation("API information (JSON, or HTML for a browser)", _JSON)},
         "/voices": {"get": _operation("Voices and speaker ids", _JSON)},
@@ -51,27 +48,4 @@ def openapi_paths() -> dict:
                                                 _object(("text",), text="string", voice="string"))},
         "/csm/generate": {"post": _operation("Mimi codes or 24 kHz float32 PCM of text (CSM sidecar)", _CODES,
                                              _SIDECAR)},
-        "/v1/sessions": {
-            "get": _operation("List conversation sessions", _JSON),
-            "post": _operation("Create a session", _JSON, _object(voice="string", speaker="integer", id="string"),
-                               status="201"),
-        },
-        "/v1/sessions/{session_id}": {
-            "parameters": _SESSION_ID,
-            "get": _operation("A session and its turns", _JSON),
-            "delete": _operation("Delete a session", {"description": "Deleted"}, status="204"),
-        },
-        "/v1/sessions/{session_id}/turns": {
-            "parameters": _SESSION_ID,
-            "post": _operation("Add a turn (text and/or base64 WAV audio)", _JSON, _SEGMENT, status="201"),
-        },
-        "/v1/sessions/{session_id}/speak": {
-            "parameters": _SESSION_ID,
-            "post": _operation("Speak text in the session; the turn joins its history", _AUDIO, _SPEAK),
-        },
-        "/v1/sessions/{session_id}/ws": {
-            "parameters": _SESSION_ID,
-            "get": _operation("WebSocket conversation (docs/sessions.md)", {"description": "Switching protocols"},
-                              status="101"),
-        },
     }

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
-from sesame_voice import InvalidRequest, ProviderUnavailable, SynthesisRequest
+from sesame_voice import FRAME_SAMPLES, InvalidRequest, ProviderUnavailable, SynthesisRequest
+from sesame_voice.audio import FRAME_RATE, Framer
 from sesame_voice.http.context import parse_segments, parse_speaker, transcribe_audio
 
 from .options import OUTPUTS
-from .output import FRAME_RATE, FRAME_SAMPLES, Framer, provider_headers, synthesize_all
+from .output import provider_headers, synthesize_all
 from .wrapper import MAX_AUDIO_MS, context_limits, number_field, text_field
 
 CODEC = "mimi"

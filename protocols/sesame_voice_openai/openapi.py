@@ -31,6 +31,19 @@ SPOKEN_TEXT_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]"
 (the characters ``sesame_voice.text.normalize`` removes)."""
 
 
+def _session_properties(server) -> dict:
+    """The ``session`` and ``speaker`` extension, with today's session ids; none without the sessions plugin."""
+    sessions = server.service("sessions")
+    if sessions is None:
+        return {}
+    return {
+        "session": {"type": "string", "enum": sorted(sessions.store.ids()),
+                    "description": "Extension: speak within this live conversation session "
+                    "(docs/sessions.md); the speech joins its history"},
+        "speaker": {"type": "integer", "minimum": 0, "description": "Extension: speaker id within the session"},
+    }
+
+
 def speech_body_schema(server) -> dict:
     """The createSpeech body exactly as the server enforces it, with today's voice names."""
     voices = server.voices.list()
@@ -60,10 +73,7 @@ def speech_body_schema(server) -> dict:
             "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
             "instructions": {"type": "string", "description": "Accepted; passed to providers, which may ignore it"},
             "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
-            "session": {"type": "string", "enum": sorted(session.id for session in server.sessions.list()),
-                        "description": "Extension: speak within this live conversation session "
-                        "(docs/sessions.md); the speech joins its history"},
-            "speaker": {"type": "integer", "minimum": 0, "description": "Extension: speaker id within the session"},
+            **_session_properties(server),
         },
         # Per-voice extensions (``sampling``, docs/plugins.md) are accepted but depend on the voice's
         # providers, so the schema leaves them out rather than describe bodies that may be refused.
@@ -132,6 +142,8 @@ def openapi_paths(server) -> dict:
                         },
                     },
                     **errors,
+                    "404": {**_ERROR, "description": "Extension: unknown conversation session"},
+                    "409": {**_ERROR, "description": "Extension: the session is already speaking or full"},
                 },
             }
         },

@@ -17,6 +17,8 @@ from .errors import from_exception
 
 STREAM_FORMATS = ("audio", "sse")
 # Usage reports output tokens as 80 ms audio frames (CSM's Mimi frame rate): FRAME_SECONDS.
+SESSIONS_OFF = ("conversation sessions are off: the sessions plugin is not enabled "
+                "(remove 'sessions' from DISABLED_PLUGINS / --disable)")
 
 
 def parse_speech_body(body: Any, settings) -> tuple[SynthesisRequest, str]:
@@ -87,8 +89,11 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
     opener = None
     if conversation is not None:  # extension: speak in a conversation session (docs/sessions.md)
         session_id, speaker = conversation
+        sessions = server.service("sessions")
+        if sessions is None:
+            return from_exception(InvalidRequest(SESSIONS_OFF, param="session", code="sessions_not_enabled"))
         opener = functools.partial(
-            server.sessions.speak, session_id, speech.text, speaker=speaker, voice=speech.voice,
+            sessions.speak, session_id, speech.text, speaker=speaker, voice=speech.voice,
             frontend="openai", sampling=speech.sampling, speed=speech.speed,
             response_format=speech.response_format, instructions=speech.instructions)
 

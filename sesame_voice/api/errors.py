@@ -19,6 +19,18 @@ class InvalidRequest(SesameVoiceError):
             self.code = code
 
 
+class NotFound(InvalidRequest):
+    """The request names something that does not exist (HTTP 404), e.g. an unknown conversation session."""
+
+    code = "not_found"
+
+
+class Conflict(InvalidRequest):
+    """The request clashes with the current state (HTTP 409): something is busy or a limit is reached."""
+
+    code = "conflict"
+
+
 class UnknownVoice(InvalidRequest):
     """No voice of that name (or alias) exists."""
 

@@ -79,3 +79,9 @@ def speech_to_text_loaded(server):
 def register_services(register, server):
     """Offer a service to other plugins: ``register(name, service)``; they find it with
     ``server.service(name)`` (e.g. the ``sessions`` plugin's store). Called before frontends start."""
+
+
+@hookspec
+def env_names():
+    """Return the environment variable names this plugin reads besides its providers' and frontends'
+    ``env_names`` (e.g. a service's settings), so ``sesame-voice service install`` passes them on."""

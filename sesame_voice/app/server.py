@@ -23,7 +23,6 @@ from sesame_voice.app.plugins import (
     make_plugin_manager,
 )
 from sesame_voice.app.selfcheck import self_check
-from sesame_voice.app.sessions import SessionLimits, SessionStore
 from sesame_voice.config import Settings
 from sesame_voice.engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sesame_voice.engine.metrics import ServerMetrics
@@ -64,11 +63,6 @@ class Server:
             {name: reg.cls(settings) for name, reg in collect_stt_providers(self.pm).items()}, settings
         )
         """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
-        self.sessions = SessionStore(
-            SessionLimits.from_settings(settings), self.engine, Path(settings.cache_dir).expanduser() / "sessions",
-            speech_to_text=self.speech_to_text,
-        )
-        """Conversation sessions shared by every frontend (docs/sessions.md)."""
         self.frontends: list[Frontend] = []
         self._services: dict[str, Any] = {}
         self.app: web.Application | None = None
@@ -139,7 +133,6 @@ class Server:
         stack.callback(report.cancel)
         watcher = asyncio.create_task(self.voices.watch(self.settings.voices_poll_interval), name="voices-watch")
         stack.callback(watcher.cancel)
-        await stack.enter_async_context(self.sessions.running())
         await self._start_http()
         for name, registration in self.frontend_classes.items():
             if not registration.cls.enabled(self.settings):
@@ -281,7 +274,6 @@ class Server:
             "frontends": [f.name for f in self.frontends],
             "requests": self.metrics.summary(),
             "self_check": self_check(self),
-            "sessions": len(self.sessions.list()),
         }
         for impl in self.pm.hook.health_fields.get_hookimpls():
             try:

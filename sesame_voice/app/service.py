@@ -74,7 +74,8 @@ def program() -> list[str]:
 
 
 def plugin_env_names(settings: Settings) -> set[str]:
-    """Environment variables that the installed providers and frontends declare they read."""
+    """Environment variables that the installed plugins declare they read (their classes' ``env_names``
+    and the ``env_names`` hook)."""
     from sesame_voice.app.plugins import (
         collect_frontends,
         collect_providers,
@@ -86,7 +87,8 @@ def plugin_env_names(settings: Settings) -> set[str]:
     registrations = (*collect_providers(pm).values(), *collect_stt_providers(pm).values(),
                      *collect_frontends(pm).values())
     classes = [reg.cls for reg in registrations]
-    return {name for cls in classes for name in cls.env_names}
+    hooked = {str(name) for names in pm.hook.env_names() for name in (names or ())}
+    return {name for cls in classes for name in cls.env_names} | hooked
 
 
 def service_environment(settings: Settings, environ: dict[str, str] | None = None,

@@ -6,11 +6,13 @@
 - ``decoders``: ``decode_audio``, any of the six formats back to float samples; ``decode_file``,
   any upload PyAV reads, with clear errors for empty, non-audio, truncated or too long files.
 - ``resampling``: ``StreamResampler``, seamless chunk-by-chunk rate conversion (soxr).
+- ``frames``: ``Framer``, a stream resampled and cut into whole fixed-size frames (80 ms at 24 kHz).
 - ``stretch``: ``StreamStretcher`` / ``time_stretch``, pitch-preserving tempo change that streams.
 """
 
 from .decoders import decode_audio, decode_file
 from .encoders import StreamEncoder, encode_audio, encoders_available, fix_wav_sizes
+from .frames import FRAME_RATE, Framer
 from .formats import (
     CONTENT_TYPES,
     OPUS_SAMPLE_RATE,
@@ -26,6 +28,8 @@ __all__ = [
     "fix_wav_sizes",
     "resample",
     "CONTENT_TYPES",
+    "FRAME_RATE",
+    "Framer",
     "OPUS_SAMPLE_RATE",
     "PCM_SAMPLE_RATE",
     "WHOLE_FILE_FORMATS",

@@ -20,7 +20,9 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from sesame_voice.api.errors import (
+    Conflict,
     InvalidRequest,
+    NotFound,
     Overloaded,
     ProviderUnavailable,
     SesameVoiceError,
@@ -44,7 +46,12 @@ def error_response(status: int, message: str, type_: str = "invalid_request_erro
 
 
 def error_status(err: SesameVoiceError) -> int:
-    """HTTP status of a core error: 400 bad input, 413 body too large, 415 wrong content type, 429, 503, 500."""
+    """HTTP status of a core error: 400 bad input, 404 not found, 409 conflict, 413 body too large,
+    415 wrong content type, 429, 503, 500."""
+    if isinstance(err, NotFound):
+        return 404
+    if isinstance(err, Conflict):
+        return 409
     if isinstance(err, InvalidRequest):
         return {"unsupported_media_type": 415, "request_too_large": 413}.get(err.code, 400)
     if isinstance(err, Overloaded):
@@ -133,7 +140,7 @@ async def speech_response(
     error is logged and ``stream_error(err)``'s bytes end the body; without them (plain audio) the
     connection is closed before the end of the chunked body, which clients see as a failed
     download, never as a complete file. ``open_synthesis`` returns the async context manager that
-    yields the synthesis (default ``server.engine.synthesis(speech)``; e.g. ``server.sessions.speak``).
+    yields the synthesis (default ``server.engine.synthesis(speech)``; e.g. the sessions service's ``speak``).
     """
     from sesame_voice.audio import StreamEncoder
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from legacy_helpers import GatedProvider, legacy_plugin
+from conversation_fakes import GatedProvider, legacy_plugin
 
 SMALL_LIMITS = {"max_context_segments": 3, "max_segment_seconds": 2.0, "max_context_seconds": 3.0}
 

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'sesame-voice[csm]')")
 pytest.importorskip("mlx_audio", reason="mlx-audio is not installed (pip install 'sesame-voice[csm]')")
 
-from legacy_helpers import sine, wav_b64  # noqa: E402
+from conversation_fakes import sine, wav_b64  # noqa: E402
 
 from sesame_voice import ContextSegment  # noqa: E402
 from sesame_voice.engine.context import fit_context
@@ -82,7 +82,7 @@ async def test_context_audio_reaches_csm_and_is_encoded_with_mimi(csm_server):
             assert response.status == 200 and response.headers["X-Sesame-Provider"] == "csm"
     assert provider.prompts.encode_calls == before + 2  # both clips went through Mimi, as clone prompts do
     # A session: the generated turn's audio becomes context of the next turn, encoded by Mimi too.
-    session = csm_server.sessions.create(voice="professional")
+    session = await csm_server.service("sessions").create(voice="professional")
     for text in ("How are you?", "Fine, thanks."):
         async with aiohttp.ClientSession() as client:
             async with client.post(f"{url}/v1/sessions/{session.id}/speak", json={"text": text}) as response:

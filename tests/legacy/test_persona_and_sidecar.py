@@ -8,7 +8,7 @@ import json
 import aiohttp
 import numpy as np
 import pytest
-from legacy_helpers import (
+from conversation_fakes import (
     OUT_RATE,
     WordsSttPlugin,
     dominant_frequency,
@@ -119,7 +119,7 @@ async def test_sidecar_default_output_follows_csm_preferred_output(start_legacy,
 
 
 def test_pcm_frames_are_whole_80ms_frames_at_24k():
-    from sesame_voice_legacy.output import Framer
+    from sesame_voice.audio import Framer
 
     framer = Framer(OUT_RATE)
     frames = framer.push(sine(0.1, OUT_RATE)) + framer.push(sine(0.05, OUT_RATE)) + framer.flush()

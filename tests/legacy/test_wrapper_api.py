@@ -7,7 +7,7 @@ import base64
 import json
 
 import aiohttp
-from legacy_helpers import (
+from conversation_fakes import (
     OUT_RATE,
     allocated,
     dominant_frequency,

@@ -1,4 +1,5 @@
-"""Seed 003's conversation server: a session over a WebSocket, with a real aiohttp WebSocket client."""
+"""Seed 003's conversation server: a session over a WebSocket (the sessions plugin's ``/v1/sessions/{id}/ws`` and
+the legacy plugin's ``/ws``), with a real aiohttp WebSocket client."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import tracemalloc
 
 import aiohttp
 import numpy as np
-from legacy_helpers import GatedProvider, allocated, sine, wav_b64
+from conversation_fakes import GatedProvider, allocated, sine, wav_b64
 
 UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
@@ -34,7 +35,7 @@ async def _speak(ws, **fields) -> tuple[dict, list[bytes], dict]:
         return start, frames, json.loads(message.data)
 
 
-async def test_conversation_over_a_websocket(url, legacy, recorder):
+async def test_conversation_over_a_websocket(url, recorder):
     async with aiohttp.ClientSession() as client:
         async with client.ws_connect(f"{url}/ws") as ws:
             welcome = await _next_json(ws)
@@ -65,8 +66,8 @@ async def test_conversation_over_a_websocket(url, legacy, recorder):
             assert [s.text for s in recorder.jobs[-1].request.context][-1] == "That is good to hear. Tell me more."
 
 
-async def test_first_frame_arrives_before_generation_ends_and_cancel_keeps_no_turn(url, legacy):
-    session = legacy.sessions.create(voice="gated")
+async def test_first_frame_arrives_before_generation_ends_and_cancel_keeps_no_turn(url, sessions):
+    session = await sessions.create(voice="gated")
     async with aiohttp.ClientSession() as client:
         async with client.ws_connect(f"{url}/ws/{session.id}") as ws:
             await _next_json(ws)
@@ -84,16 +85,16 @@ async def test_first_frame_arrives_before_generation_ends_and_cancel_keeps_no_tu
                 pass
             cancelled = json.loads(message.data)
             assert cancelled["type"] == "cancelled" and cancelled["turn_id"]
-            assert len(legacy.sessions.get(session.id).turns) == 0  # a cancelled turn never joins the history
+            assert len((await sessions.get(session.id)).turns) == 0  # a cancelled turn never joins the history
             await ws.send_json({"type": "cancel"})
             assert (await _next_json(ws))["code"] == "not_speaking"
             GatedProvider.gate.set()
             _, frames, done = await _speak(ws, text="Now all of it.")
             assert done["type"] == "done" and len(frames) == 5  # 2 × 4800 samples → 5 frames of 1920
-            assert [t.id for t in legacy.sessions.get(session.id).turns] == [done["turn_id"]]
+            assert [t.id for t in (await sessions.get(session.id)).turns] == [done["turn_id"]]
 
 
-async def test_wrong_messages_get_error_messages_and_the_socket_stays_open(url, legacy):
+async def test_wrong_messages_get_error_messages_and_the_socket_stays_open(url, sessions):
     bad = [
         ("not json", "invalid_json"),
         (json.dumps([1, 2]), "invalid_message"),
@@ -116,27 +117,27 @@ async def test_wrong_messages_get_error_messages_and_the_socket_stays_open(url, 
                 assert error["type"] == "error" and error["code"] == code and error["message"], (data, error)
             await ws.send_bytes(b"\x00\x01")
             assert (await _next_json(ws))["code"] == "invalid_message"
-            other = legacy.sessions.create()
-            legacy.sessions.delete(sid)  # deleted (or expired) under an open socket
+            other = await sessions.create()
+            await sessions.delete(sid)  # deleted (or expired) under an open socket
             await ws.send_json({"type": "add_turn", "text": "hello"})
             assert (await _next_json(ws))["code"] == "session_not_found"
-            assert len(legacy.sessions.get(other.id).turns) == 0  # other sessions untouched
+            assert len((await sessions.get(other.id)).turns) == 0  # other sessions untouched
         async with client.ws_connect(f"{url}/ws/{other.id}") as ws:
             await _next_json(ws)
             await ws.send_json({"type": "add_turn", "text": "The socket still works."})
             assert (await _next_json(ws))["type"] == "turn_added"
         async with client.get(f"{url}/ws/no-such-session", headers=UPGRADE) as response:
             assert response.status == 404 and (await response.json())["code"] == "session_not_found"
-        before = len(legacy.sessions.list())
+        before = len(await sessions.list())
         async with client.get(f"{url}/ws") as response:  # plain HTTP: no session is made for it
             assert response.status == 400 and (await response.json())["code"] == "websocket_expected"
-        assert len(legacy.sessions.list()) == before
+        assert len(await sessions.list()) == before
 
 
-async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(start_legacy):
+async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(start_sessions):
     # No CSM or Wyoming: their start-up imports would land inside the measured interval.
-    async with start_legacy(session_max_turns=40, session_max_audio_seconds=10.0,
-                            disabled_plugins=("csm", "wyoming")) as server:
+    async with start_sessions(sessions={"max_turns": 40, "max_audio_seconds": 10.0},
+                              disabled_plugins=("csm", "wyoming")) as server:
         url = f"http://127.0.0.1:{server.http_port}"
         audio = wav_b64(sine(0.5, 16000), 16000)
         async with aiohttp.ClientSession() as client:
@@ -159,7 +160,7 @@ async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(
                 await turns(750, 250)
                 after_1000 = allocated()
                 tracemalloc.stop()
-        session = server.sessions.get(sid)
+        session = await server.service("sessions").get(sid)
         assert len(session.turns) <= 40 and session.audio_seconds <= 10.0
         assert session.dropped_turns + len(session.turns) == 1000
         assert session.turns[-1].text == "Reply 999." and session.turns[-1].generated
@@ -168,8 +169,8 @@ async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(
     assert after_1000 - after_250 < 1_000_000, (after_250, after_1000)
 
 
-async def test_websocket_session_limit_is_refused_before_upgrade(start_legacy):
-    async with start_legacy(max_sessions=1) as server:
+async def test_websocket_session_limit_is_refused_before_upgrade(start_sessions):
+    async with start_sessions(sessions={"max_sessions": 1}) as server:
         url = f"http://127.0.0.1:{server.http_port}"
         async with aiohttp.ClientSession() as client:
             async with client.ws_connect(f"{url}/ws") as ws:

@@ -8,7 +8,7 @@ import json
 import aiohttp
 import numpy as np
 import pytest
-from legacy_helpers import WordsStt, WordsSttPlugin, read_audio, sine, wav_b64
+from conversation_fakes import WordsStt, WordsSttPlugin, read_audio, sine, wav_b64
 
 
 async def _call(method: str, url: str, **kwargs) -> tuple[int, dict, bytes]:
@@ -63,7 +63,7 @@ async def test_history_is_trimmed_oldest_first_to_the_providers_window(url, reco
     assert info["turn_count"] == 7  # the history itself is kept; only what the model sees is trimmed
 
 
-async def test_providers_without_context_still_speak_in_a_session(url, legacy):
+async def test_providers_without_context_still_speak_in_a_session(url, server):
     status, session = await _json("POST", f"{url}/v1/sessions", json={"voice": "tone"})
     sid = session["id"]
     await _json("POST", f"{url}/v1/sessions/{sid}/turns", json={"text": "Context the tone provider ignores."})
@@ -72,7 +72,7 @@ async def test_providers_without_context_still_speak_in_a_session(url, legacy):
 
 
 async def test_openai_endpoint_speaks_within_a_session(url, recorder):
-    from openai import AsyncOpenAI, BadRequestError
+    from openai import AsyncOpenAI, NotFoundError
 
     status, session = await _json("POST", f"{url}/v1/sessions")
     sid = session["id"]
@@ -85,13 +85,13 @@ async def test_openai_endpoint_speaks_within_a_session(url, recorder):
         assert [s.text for s in recorder.jobs[-1].request.context] == ["What time is it?"]
         status, info = await _json("GET", f"{url}/v1/sessions/{sid}")
         assert [(t["text"], t["speaker"]) for t in info["turns"]] == [("What time is it?", 1), ("It is noon.", 0)]
-        with pytest.raises(BadRequestError) as caught:
+        with pytest.raises(NotFoundError) as caught:  # 404, as over REST
             await client.audio.speech.create(model="csm-1b", voice="recorder", input="x",
                                              extra_body={"session": "nope"})
     assert caught.value.body["code"] == "session_not_found"
 
 
-async def test_audio_only_turns_need_a_speech_to_text_service(url, legacy, start_legacy):
+async def test_audio_only_turns_need_a_speech_to_text_service(url, server, start_sessions):
     status, session = await _json("POST", f"{url}/v1/sessions")
     sid = session["id"]
     audio = wav_b64(sine(0.5, 16000), 16000)
@@ -99,8 +99,8 @@ async def test_audio_only_turns_need_a_speech_to_text_service(url, legacy, start
     assert status == 400 and error["code"] == "transcript_required" and "text" in error["detail"]
 
     WordsStt.calls.clear()
-    async with start_legacy(plugins=(WordsSttPlugin(),)) as server:  # a speech-to-text provider installed
-        other = f"http://127.0.0.1:{server.http_port}"
+    async with start_sessions(plugins=(WordsSttPlugin(),)) as other_server:  # a speech-to-text provider installed
+        other = f"http://127.0.0.1:{other_server.http_port}"
         status, session = await _json("POST", f"{other}/v1/sessions")
         status, turn = await _json("POST", f"{other}/v1/sessions/{session['id']}/turns",
                                    json={"audio": audio, "speaker": 1})
@@ -108,11 +108,11 @@ async def test_audio_only_turns_need_a_speech_to_text_service(url, legacy, start
     assert WordsStt.calls == [(8000, 16000)]
 
 
-async def test_session_bad_input_and_bounds(start_legacy):
+async def test_session_bad_input_and_bounds(start_sessions):
     clock = [1000.0]
-    async with start_legacy(max_sessions=2, session_max_turns=3, session_max_audio_seconds=2.0,
-                            session_idle_seconds=60) as server:
-        server.sessions.clock = lambda: clock[0]
+    async with start_sessions(sessions={"max_sessions": 2, "max_turns": 3, "max_audio_seconds": 2.0,
+                                        "idle_seconds": 60}) as server:
+        server.service("sessions").store.clock = lambda: clock[0]
         url = f"http://127.0.0.1:{server.http_port}"
         _, first = await _json("POST", f"{url}/v1/sessions")
         _, second = await _json("POST", f"{url}/v1/sessions", json={"id": "my-session"})
@@ -154,7 +154,7 @@ async def test_session_bad_input_and_bounds(start_legacy):
         clock[0] += 61
         status, error = await _json("GET", f"{url}/v1/sessions/my-session")
         assert status == 404 and "expired" in error["detail"]
-    async with start_legacy(session_max_turns=2, session_overflow="refuse") as server:
+    async with start_sessions(sessions={"max_turns": 2, "overflow": "refuse"}) as server:
         url = f"http://127.0.0.1:{server.http_port}"
         _, session = await _json("POST", f"{url}/v1/sessions")
         for text in ("a", "b"):
@@ -163,33 +163,36 @@ async def test_session_bad_input_and_bounds(start_legacy):
         assert status == 409 and "start a new session" in error["detail"]
 
 
-async def test_bad_session_settings_stop_the_server_at_start(start_legacy):
+async def test_bad_session_settings_stop_the_server_at_start_naming_them(start_sessions):
     from sesame_voice.config import ConfigError
 
-    with pytest.raises(ConfigError, match="SESSION_OVERFLOW"):
-        async with start_legacy(session_overflow="wrap"):
+    with pytest.raises(ConfigError, match=r"SESSION_OVERFLOW \(plugins.sessions.overflow\)"):
+        async with start_sessions(sessions={"overflow": "wrap"}):
             pass
     with pytest.raises(ConfigError, match="MAX_SESSIONS"):
-        async with start_legacy(max_sessions=0):
+        async with start_sessions(env={"MAX_SESSIONS": "0"}):
+            pass
+    with pytest.raises(ConfigError, match="plugins.sessions.store"):
+        async with start_sessions(sessions={"store": "redis"}):
             pass
 
 
-async def test_sessions_persist_to_the_cache_dir_across_a_restart(start_legacy, tmp_path):
+async def test_sessions_persist_to_the_cache_dir_across_a_restart(start_sessions, tmp_path):
     cache = tmp_path / "persisted-cache"
-    async with start_legacy(sessions_persist=True, cache_dir=cache) as server:
+    async with start_sessions(sessions={"persist": True}, cache_dir=cache) as server:
         url = f"http://127.0.0.1:{server.http_port}"
         _, session = await _json("POST", f"{url}/v1/sessions", json={"id": "kept", "speaker": 2})
         await _json("POST", f"{url}/v1/sessions/kept/turns", json={"text": "Remember me.",
                                                                    "audio": wav_b64(sine(0.5, 16000, 250), 16000)})
         await _call("POST", f"{url}/v1/sessions/kept/speak", json={"text": "I will."})
     assert (cache / "sessions" / "kept.npz").is_file()
-    async with start_legacy(sessions_persist=True, cache_dir=cache) as server:
-        session = server.sessions.get("kept")
+    async with start_sessions(env={"SESSIONS_PERSIST": "true"}, cache_dir=cache) as server:  # the env name too
+        session = await server.service("sessions").get("kept")
         assert session.speaker == 2 and [t.text for t in session.turns] == ["Remember me.", "I will."]
         assert np.isclose(session.turns[0].audio_seconds, 0.5) and session.turns[1].generated
         url = f"http://127.0.0.1:{server.http_port}"
         await _call("POST", f"{url}/v1/sessions/kept/speak", json={"text": "Still here."})
         context = server.providers["recorder"].jobs[-1].request.context
         assert [s.text for s in context] == ["Remember me.", "I will."]
-    async with start_legacy(cache_dir=cache) as server:  # persistence off: memory only
-        assert server.sessions.list() == []
+    async with start_sessions(cache_dir=cache) as server:  # persistence off: memory only
+        assert await server.service("sessions").list() == []

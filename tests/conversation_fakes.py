@@ -1,4 +1,4 @@
-"""Test providers for the legacy API and sessions: one records what reaches it, one waits at a gate."""
+"""Test providers for the legacy API and sessions: one records what reaches it, one waits at a gate; audio helpers."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def read_audio(data: bytes) -> tuple[np.ndarray, int]:
 
 
 SERVER_CODE = [tracemalloc.Filter(True, pattern) for pattern in
-               ("*/sesame_voice*", "*/numpy/*", "*/aiohttp/*", "*/soundfile.py", "*/soxr/*", "*/tests/legacy/*")]
+               ("*/sesame_voice*", "*/numpy/*", "*/aiohttp/*", "*/soundfile.py", "*/soxr/*",
+                "*/tests/conversation_fakes.py", "*/tests/legacy/*", "*/tests/sessions/*")]
 """Where the server's request path allocates (the last frame of each trace). Other threads still
 importing modules for earlier tests' providers allocate elsewhere and are not the memory under test."""
 

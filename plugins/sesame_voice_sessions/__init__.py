@@ -1,0 +1,85 @@
+"""Conversation sessions: turns (text, speaker, audio) that condition every generation, bounded and expiring.
+
+Offers the ``sessions`` service (a :class:`~.service.SessionService`) that other plugins find with
+``server.service("sessions")`` — the OpenAI ``session`` extension and the legacy ``/ws`` routes do —
+and serves the REST API at ``/v1/sessions`` and the WebSocket at ``/v1/sessions/{id}/ws``
+(docs/sessions.md). Settings: ``plugins: sessions:`` or the environment names in ``options.ENV_NAMES``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sesame_voice import hookimpl
+from sesame_voice.config import ConfigError
+
+from .memory import MemorySessionStore
+from .models import Session, SessionBusy, SessionLimitReached, Turn, UnknownSession
+from .options import ENV_NAMES, SessionSettings
+from .service import SessionService, SpokenTurn
+from .store import SessionLimits, SessionStore
+
+PLUGIN = "sessions"
+STORES = {"memory": MemorySessionStore}
+"""Session store backends by the name ``plugins.sessions.store`` gives."""
+
+__all__ = ["MemorySessionStore", "Session", "SessionBusy", "SessionLimitReached", "SessionLimits", "SessionService",
+           "SessionSettings", "SessionStore", "SpokenTurn", "Turn", "UnknownSession", "make_store"]
+
+
+def make_store(options: SessionSettings, settings) -> SessionStore:
+    """The store ``options.store`` names, with the options' bounds."""
+    if options.store not in STORES:
+        raise ConfigError(f"plugins.sessions.store must be one of {', '.join(STORES)}, got {options.store!r}")
+    limits = SessionLimits.from_options(options)
+    return STORES[options.store](limits, Path(settings.cache_dir).expanduser() / "sessions")
+
+
+def _service(server) -> SessionService | None:
+    return server.plugin_state(PLUGIN).get("service")
+
+
+@hookimpl
+def register_services(register, server) -> None:
+    """Offer the ``sessions`` service; a bad setting stops the server at start with a ConfigError."""
+    options = SessionSettings.from_settings(server.settings)
+    service = SessionService(make_store(options, server.settings), server.engine, server.speech_to_text,
+                             server.voices, options.max_upload_seconds, options.voice)
+    server.plugin_state(PLUGIN)["service"] = service
+    register(PLUGIN, service)
+
+
+@hookimpl
+def server_lifespan(server):
+    """The store's life: saved sessions read at start, idle ones expired, kept ones saved at the end."""
+    service = _service(server)
+    return service.store.running() if service is not None else None
+
+
+@hookimpl
+def register_routes(app, server) -> None:
+    service = _service(server)
+    if service is not None:
+        from .routes import add_routes
+
+        add_routes(app, server, service)
+
+
+@hookimpl
+def health_fields(server, report) -> dict | None:
+    """``sessions``: how many are open."""
+    service = _service(server)
+    return {"sessions": len(service.store.ids())} if service is not None else None
+
+
+@hookimpl
+def openapi_paths(server) -> dict:
+    from .openapi import openapi_paths as paths
+
+    return paths()
+
+
+@hookimpl
+def env_names() -> list[str]:
+    """The environment names of the settings (``sesame-voice service install`` passes them on)."""
+    return list(ENV_NAMES.values())
