@@ -46,7 +46,8 @@ def error_response(status: int, message: str, type_: str = "invalid_request_erro
 def error_status(err: SesameVoiceError) -> int:
     """HTTP status of a core error: 400 bad input, 413 body too large, 415 wrong content type, 429, 503, 500."""
     if isinstance(err, InvalidRequest):
-        return {"unsupported_media_type": 415, "request_too_large": 413}.get(err.code, 400)
+        return {"unsupported_media_type": 415, "request_too_large": 413, "too_many_parts": 413,
+                "field_too_large": 413, "file_too_large": 413}.get(err.code, 400)
     if isinstance(err, Overloaded):
         return 429
     if isinstance(err, ProviderUnavailable):
