@@ -3,7 +3,7 @@
 ``speech_response(request, server, speech)`` is a whole speech route in one call: it starts the
 synthesis, maps errors to HTTP (``error_from_exception``), and streams the audio encoded in
 ``speech.response_format`` as it is synthesised. Every route on the shared application needs
-``Authorization: Bearer API_KEY`` when ``API_KEY`` is set, except ``/health`` and handlers wrapped
+``Authorization: Bearer API_KEY`` (or ``X-API-Key: API_KEY``) when ``API_KEY`` is set, except ``/health`` and handlers wrapped
 with ``public``.
 """
 
@@ -76,11 +76,16 @@ def public(handler: Handler) -> Handler:
 
 
 def authorised(request: web.Request, api_key: str | None) -> bool:
-    """With an API key configured, require ``Authorization: Bearer KEY``; otherwise accept anything."""
+    """With an API key configured, require ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; else accept anything.
+
+    Every route takes both headers (the older clients send ``X-API-Key``)."""
     if not api_key:
         return True
+    expected = api_key.encode()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+    bearer = scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)
+    header = hmac.compare_digest(request.headers.get("X-API-Key", "").strip().encode(), expected)
+    return bearer or header
 
 
 def api_key_middleware(api_key: str | None):
@@ -91,7 +96,7 @@ def api_key_middleware(api_key: str | None):
         target = getattr(request.match_info, "handler", None)
         if getattr(target, PUBLIC_ATTRIBUTE, False) or authorised(request, api_key):
             return await handler(request)
-        return error_response(401, "Incorrect or missing API key (Authorization: Bearer …)", code="invalid_api_key")
+        return error_response(401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key: KEY)", code="invalid_api_key")
 
     return require_api_key
 
