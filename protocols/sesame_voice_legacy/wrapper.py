@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Any, Mapping
 
@@ -80,7 +81,7 @@ def parse_tts(body: Mapping[str, Any], options) -> SynthesisRequest:
 
 async def tts(request: web.Request, server, options, body: dict) -> web.StreamResponse:
     """``POST /tts``: the wrapper's main endpoint."""
-    speech = parse_tts(body, options)
+    speech = await asyncio.to_thread(parse_tts, body, options)  # decodes the context's base64 WAVs
     # The wrapper's clients always send temperature and top_k; a voice whose providers have no such
     # knobs (Piper) speaks without them rather than refuse the old client.
     known = server.engine.sampling_params(server.engine.resolve_voice(speech))

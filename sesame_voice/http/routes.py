@@ -114,7 +114,8 @@ async def read_json(request: web.Request) -> Any:
         raise InvalidRequest(f"request body is larger than {request.client_max_size // (1024 * 1024)} MiB",
                              code="request_too_large") from None
     try:
-        return json.loads(raw)
+        # A body of megabytes (base64 context audio) is parsed off the event loop.
+        return json.loads(raw) if len(raw) < 64 * 1024 else await asyncio.to_thread(json.loads, raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidRequest(f"request body is not valid JSON: {err}", code="invalid_json") from None
 
