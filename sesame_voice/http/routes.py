@@ -180,6 +180,8 @@ async def speech_response(
                     request.transport.close()
                 return response
             await response.write(ending)
+        finally:
+            encoder.abort()  # frees the codec when the client went away; a no-op once finished
         await response.write_eof()
         return response
 
