@@ -73,6 +73,10 @@ class Settings:
     """Load every provider at start-up (in its worker thread) instead of on first use."""
     max_queue: int = 16
     """Requests waiting per provider before new ones get an 'overloaded' error."""
+    max_form_parts: int = 16
+    """Parts one multipart/form-data body may have (413 ``too_many_parts`` beyond)."""
+    max_form_field_bytes: int = 64 * 1024
+    """Largest text field of a multipart form (files have their own caps)."""
     voices_poll_interval: float = 1.0
     disabled_plugins: tuple[str, ...] = ()
     zeroconf_enabled: bool = True

@@ -8,7 +8,6 @@ the persona server's ``/api/v1/generate``; the Mimi-code sidecar's ``/csm/genera
 
 from __future__ import annotations
 
-import hmac
 import logging
 
 from aiohttp import web
@@ -24,18 +23,11 @@ from .options import LegacyOptions
 _LOGGER = logging.getLogger(__name__)
 
 
-def _authorised(request: web.Request, api_key: str | None) -> bool:
-    """With API_KEY set, require it as a Bearer token or an ``X-API-Key`` header (the old clients' SESAME_API_KEY)."""
-    if authorised(request, api_key):
-        return True
-    return hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), (api_key or "").encode())
-
-
 def _guarded(handler, server, options, json_body: bool = False):
     """Run ``handler``; core errors become the legacy error shape; unexpected ones a 500 of the same shape."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
-        if not _authorised(request, server.settings.api_key):
+        if not authorised(request, server.settings.api_key):
             return error_response(401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key)",
                                   "invalid_api_key")
         try:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from sesame_voice import FRAME_SAMPLES, InvalidRequest, ProviderUnavailable, SynthesisRequest
 from sesame_voice.audio import FRAME_RATE, Framer
-from sesame_voice.http.context import parse_segments, parse_speaker, transcribe_audio
+from sesame_voice.http.context import parse_speaker, read_segments, transcribe_audio
 
 from .options import OUTPUTS
 from .output import provider_headers, synthesize_all
@@ -30,8 +30,8 @@ async def parse_sidecar(body: dict, query, options, server) -> tuple[SynthesisRe
         raise InvalidRequest("output must be 'mimi' or 'pcm'", param="output")
     speaker = parse_speaker(body.get("speaker", options.speaker_default), "speaker")
     # Context audio is base64 WAV, or raw float32 at 24 kHz: the shape of this API's own pcm answers.
-    context = parse_segments(body.get("context"), "context", context_limits(options), raw_rate=FRAME_RATE,
-                             require_text=False, default_speaker=speaker)
+    context = await read_segments(body.get("context"), "context", context_limits(options), raw_rate=FRAME_RATE,
+                                  require_text=False, default_speaker=speaker)
     for index, segment in enumerate(context):
         if segment.text:
             continue

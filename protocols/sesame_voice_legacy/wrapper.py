@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Any, Mapping
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from sesame_voice import InvalidRequest, SynthesisRequest, __version__
 from sesame_voice.config import RESPONSE_FORMATS
+from sesame_voice.http.forms import FormLimits, read_form
 from sesame_voice.http.context import ContextLimits, parse_segments, parse_speaker
 
 from .output import speak_file
@@ -79,7 +81,7 @@ def parse_tts(body: Mapping[str, Any], options) -> SynthesisRequest:
 
 async def tts(request: web.Request, server, options, body: dict) -> web.StreamResponse:
     """``POST /tts``: the wrapper's main endpoint."""
-    speech = parse_tts(body, options)
+    speech = await asyncio.to_thread(parse_tts, body, options)  # decodes the context's base64 WAVs
     # The wrapper's clients always send temperature and top_k; a voice whose providers have no such
     # knobs (Piper) speaks without them rather than refuse the old client.
     known = server.engine.sampling_params(server.engine.resolve_voice(speech))
@@ -89,12 +91,28 @@ async def tts(request: web.Request, server, options, body: dict) -> web.StreamRe
 
 async def generate_form(request: web.Request, server, options) -> web.StreamResponse:
     """``POST /generate`` with form fields ``text`` and ``speaker`` (and optionally ``voice``): a WAV file."""
-    form = await request.post()
+    form = await _form_fields(request, server)
     speaker = parse_speaker(form.get("speaker", "0") or "0", "speaker", range(options.max_speakers))
     voice = voice_field({"voice": form.get("voice")}, options)
     speech = SynthesisRequest(text=text_field({"text": form.get("text")}), voice=voice, response_format="wav",
                               sampling={"speaker": speaker}, frontend="legacy")
     return await speak_file(server, speech, "wav")
+
+
+async def _form_fields(request: web.Request, server) -> dict[str, str]:
+    """The form's text fields: multipart (bounded by MAX_FORM_PARTS/MAX_FORM_FIELD_BYTES) or urlencoded."""
+    if request.content_type == "multipart/form-data":
+        form = await read_form(request, FormLimits.from_settings(server.settings, max_file_bytes=0), files=())
+        return {name: values[-1] for name, values in form.fields.items()}
+    if request.content_type == "application/x-www-form-urlencoded":
+        try:
+            return {name: value for name, value in (await request.post()).items() if isinstance(value, str)}
+        except web.HTTPRequestEntityTooLarge:
+            raise InvalidRequest("the form is too large", code="request_too_large") from None
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequest("the form is not valid urlencoded data", code="invalid_form") from None
+    raise InvalidRequest(f"Content-Type must be multipart/form-data, application/x-www-form-urlencoded or "
+                         f"application/json, got {request.content_type or 'none'}", code="unsupported_media_type")
 
 
 async def persona_generate(request: web.Request, server, options, body: dict) -> web.StreamResponse:

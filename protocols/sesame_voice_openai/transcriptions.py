@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
 from sesame_voice import InvalidRequest, SesameVoiceError, Transcript
 from sesame_voice.audio import decode_file
+from sesame_voice.http.forms import FormLimits, FormTooLarge
+from sesame_voice.http.forms import read_form as read_bounded_form
 
 from .errors import error_response, from_exception
 from .speech import _sse_event
@@ -71,43 +73,16 @@ def _limits(server) -> tuple[int, float]:
     return int(options.max_upload_mb * 1024 * 1024), float(options.max_audio_seconds)
 
 
-async def _read_part(part, limit: int, what: str) -> bytes:
-    data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise UploadTooLarge(f"{what} is larger than {limit} bytes", param=part.name)
-    return bytes(data)
-
-
-async def read_form(request: web.Request, max_bytes: int) -> TranscriptionForm:
+async def read_form(request: web.Request, max_bytes: int, limits: FormLimits | None = None) -> TranscriptionForm:
     """Read and validate the multipart form, never holding more than ``max_bytes`` of file."""
-    if request.content_type != "multipart/form-data":
-        raise InvalidRequest(
-            f"Content-Type must be multipart/form-data, got {request.content_type or 'none'}",
-            code="unsupported_media_type",
-        )
-    if request.content_length is not None and request.content_length > max_bytes + MAX_FIELD_BYTES:
+    limits = limits or FormLimits(max_field_bytes=MAX_FIELD_BYTES)
+    if request.content_length is not None and request.content_length > max_bytes + limits.max_field_bytes * limits.max_parts:
         raise UploadTooLarge(f"the upload is {request.content_length} bytes; the limit is {max_bytes}", param="file")
-    fields: dict[str, list[str]] = {}
-    audio: bytes | None = None
-    filename = ""
-    try:
-        reader = await request.multipart()
-        async for part in reader:
-            if part.name == "file":
-                filename = part.filename or "audio"
-                audio = await _read_part(part, max_bytes, "the file")
-            elif part.name:
-                raw = await _read_part(part, MAX_FIELD_BYTES, f"field {part.name}")
-                fields.setdefault(part.name.removesuffix("[]"), []).append(raw.decode("utf-8", "replace"))
-    except (ValueError, AssertionError) as err:
-        if isinstance(err, InvalidRequest):
-            raise
-        raise InvalidRequest(f"the multipart form is malformed: {err}", code="invalid_form") from None
-    if audio is None:
+    form = await read_bounded_form(request, replace(limits, max_file_bytes=max_bytes), files=("file",))
+    if "file" not in form.files:
         raise InvalidRequest("missing required parameter 'file'", param="file", code="missing_required_parameter")
-    return _form(audio, filename, fields)
+    filename, audio = form.files["file"]
+    return _form(audio, filename, form.fields)
 
 
 def _form(audio: bytes, filename: str, fields: dict[str, list[str]]) -> TranscriptionForm:
@@ -146,7 +121,7 @@ async def create_transcription(request: web.Request, server) -> web.StreamRespon
     """Handle one createTranscription call; with ``stream=true`` text arrives as it is decoded."""
     max_bytes, max_seconds = _limits(server)
     try:
-        form = await read_form(request, max_bytes)
+        form = await read_form(request, max_bytes, FormLimits.from_settings(server.settings))
         provider = None if form.model in TRANSCRIPTION_MODELS else form.model
         wanted_rate = server.speech_to_text.provider(provider).sample_rate  # fails fast without one
         samples, rate = await asyncio.to_thread(decode_file, form.audio, max_seconds, wanted_rate)
@@ -155,7 +130,7 @@ async def create_transcription(request: web.Request, server) -> web.StreamRespon
             samples, rate, language=form.language, prompt=form.prompt, temperature=form.temperature,
             word_timestamps="word" in form.granularities, provider=provider,
         )
-    except UploadTooLarge as err:
+    except (UploadTooLarge, FormTooLarge) as err:
         return error_response(413, str(err), param=err.param, code=err.code)
     except InvalidRequest as err:
         status = 415 if err.code == "unsupported_media_type" else 400

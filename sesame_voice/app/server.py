@@ -28,7 +28,8 @@ from sesame_voice.engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from sesame_voice.engine.metrics import ServerMetrics
 from sesame_voice.engine.synthesis import Engine
 from sesame_voice.engine.transcription import SpeechToText
-from sesame_voice.http.routes import api_key_middleware, public
+from sesame_voice.http.redact import hide_paths
+from sesame_voice.http.routes import api_key_middleware, authorised, public
 from sesame_voice.voices.library import VoiceChanges, VoiceLibrary
 
 _LOGGER = logging.getLogger(__name__)
@@ -298,7 +299,11 @@ class Server:
         return web.Response(body=body, headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def _health(self, request: web.Request) -> web.Response:
-        return web.json_response(self.health())
+        """Public, so file paths are hidden unless API_KEY is set and the request carries it."""
+        report = self.health()
+        if not (self.settings.api_key and authorised(request, self.settings.api_key)):
+            report = hide_paths(report)
+        return web.json_response(report)
 
     async def _openapi(self, request: web.Request) -> web.Response:
         return web.json_response(self.openapi())

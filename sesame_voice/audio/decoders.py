@@ -9,6 +9,7 @@ import numpy as np
 
 from sesame_voice.api.errors import InvalidRequest
 
+from . import uploads
 from .formats import PCM_SAMPLE_RATE, check_format
 from .pcm import from_pcm16
 
@@ -56,6 +57,22 @@ def _frames(container, stream):
     yield None
 
 
+def _check_allowed(container, data: bytes) -> None:
+    """Refuse containers and codecs outside the upload allow-list, and files their container says are cut."""
+    name = container.format.name
+    if uploads.container_refused(name):
+        raise InvalidRequest(f"audio files in the {name} container are not accepted; send WAV, MP3, FLAC, OGG, "
+                             "WebM, M4A, AIFF or CAF", param="file", code="unsupported_audio_format")
+    if not container.streams.audio:
+        raise InvalidRequest("the file has no audio stream", param="file", code="invalid_audio_file")
+    codec = container.streams.audio[0].codec_context.name
+    if uploads.codec_refused(codec):
+        raise InvalidRequest(f"audio coded as {codec} is not accepted; use PCM, MP3, FLAC, Vorbis, Opus, AAC or ALAC",
+                             param="file", code="unsupported_audio_format")
+    if (why := uploads.truncation(name, data)) is not None:
+        raise InvalidRequest(f"the audio file is truncated: {why}", param="file", code="truncated_audio")
+
+
 def decode_file(data: bytes, max_seconds: float | None = None, rate: int | None = None) -> tuple[np.ndarray, int]:
     """Decode an audio file of any format PyAV (FFmpeg) reads to float32 mono and its sample rate
     (``rate`` if given: resampled while decoding).
@@ -69,11 +86,13 @@ def decode_file(data: bytes, max_seconds: float | None = None, rate: int | None 
     try:
         container = av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError, EOFError) as err:
+        if uploads.looks_like_mp4(data):  # its index (moov) usually comes last: a cut file has none
+            raise InvalidRequest(f"the MP4/M4A file is truncated or corrupt ({err})", param="file",
+                                 code="truncated_audio") from None
         raise InvalidRequest(f"the file is not audio that can be decoded ({err})", param="file",
                              code="invalid_audio_file") from None
     with container:
-        if not container.streams.audio:
-            raise InvalidRequest("the file has no audio stream", param="file", code="invalid_audio_file")
+        _check_allowed(container, data)
         try:
             samples, rate = _decode_container(container, max_seconds, rate)
         except (av.FFmpegError, ValueError, EOFError) as err:

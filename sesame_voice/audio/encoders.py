@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import threading
 from fractions import Fraction
 
 import av
@@ -142,6 +143,13 @@ class _AvWriter:
             self._mux(self._stream.encode(frame))  # PyAV re-frames to the codec's frame size
         return self._take()
 
+    def abort(self) -> None:
+        """Release the codec and container without flushing (the client is gone)."""
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - a half-written container may refuse to close cleanly
+            pass
+
     def close(self) -> bytes:
         if self._pts == 0:  # no audio at all: 10 ms of silence keeps the file decodable
             self.write(np.zeros(max(1, self._rate // 100), dtype=np.float32))
@@ -214,6 +222,7 @@ class StreamEncoder:
         self.sample_rate = output_rate(fmt, self.input_rate)
         self._resampler = StreamResampler(self.input_rate, self.sample_rate)
         self._finished = False
+        self._lock = threading.Lock()  # abort() from the loop waits for an encode() running in a thread
         whole = whole or fmt in WHOLE_FILE_FORMATS
         self.streaming = not whole
         if fmt in ("wav", "pcm"):
@@ -227,18 +236,29 @@ class StreamEncoder:
 
     def encode(self, samples: np.ndarray) -> bytes:
         """Encode the next chunk; may return ``b""`` while the codec buffers."""
-        if self._finished:
-            raise RuntimeError("encode() after finish()")
-        x = np.clip(as_mono(samples), -1.0, 1.0)
-        return self._writer.write(self._resampler.process(x))
+        with self._lock:
+            if self._finished:
+                raise RuntimeError("encode() after finish()")
+            x = np.clip(as_mono(samples), -1.0, 1.0)
+            return self._writer.write(self._resampler.process(x))
+
+    def abort(self) -> None:
+        """Free the codec without finishing the stream (a client that went away); idempotent."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            if isinstance(self._writer, _AvWriter):
+                self._writer.abort()
 
     def finish(self) -> bytes:
         """Flush the resampler and codec; the stream is complete after these bytes."""
-        if self._finished:
-            return b""
-        self._finished = True
-        tail = self._writer.write(np.clip(self._resampler.flush(), -1.0, 1.0))
-        return tail + self._writer.close()
+        with self._lock:
+            if self._finished:
+                return b""
+            self._finished = True
+            tail = self._writer.write(np.clip(self._resampler.flush(), -1.0, 1.0))
+            return tail + self._writer.close()
 
 
 def encode_audio(fmt: str, samples: np.ndarray, input_rate: int, **bitrates: int) -> bytes:

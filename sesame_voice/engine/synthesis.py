@@ -138,6 +138,9 @@ class Engine:
         normalized = normalize(text)
         if not normalized:
             raise InvalidRequest("input is empty; give some text to speak", param="input", code="empty_input")
+        if not any(character.isalnum() for character in normalized):
+            raise InvalidRequest("input has no speakable text (only punctuation or symbols); give some words",
+                                 param="input", code="no_speakable_text")
         if len(text) > self.settings.max_input_length:
             raise InvalidRequest(
                 f"input is {len(text)} characters; the maximum is {self.settings.max_input_length}",

@@ -84,6 +84,16 @@ def _mono(samples: np.ndarray) -> np.ndarray:
     return np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
 
 
+def _checked_shape(samples) -> np.ndarray:
+    """``samples`` as an array (no copy when it already is one), refused unless mono or samples × channels."""
+    if not isinstance(samples, np.ndarray):
+        return _mono(samples)  # lists are small: convert here
+    if samples.ndim not in (1, 2) or not (np.issubdtype(samples.dtype, np.number)):
+        raise InvalidRequest(f"audio must be mono or samples × channels numbers, got shape {samples.shape}",
+                             param="file", code="invalid_audio")
+    return samples
+
+
 class SpeechToText:
     """The server's speech-to-text service: validates audio and runs a provider off the event loop.
 
@@ -152,18 +162,19 @@ class SpeechToText:
         The caller must ``aclose()`` a Transcription it stops iterating early.
         """
         chosen = self.provider(provider)
-        audio = _mono(samples)
+        audio = _checked_shape(samples)  # the float32 mono copy is made in the worker thread (_prepared)
         try:
             rate = int(sample_rate)
         except (TypeError, ValueError):
             raise InvalidRequest("sample_rate must be an integer", code="invalid_audio") from None
         if not 1000 <= rate <= 384000:
             raise InvalidRequest(f"sample rate must be 1000-384000 Hz, got {rate}", code="invalid_audio")
+        frames = audio.shape[0] if audio.ndim == 1 or audio.shape[0] >= audio.shape[1] else audio.shape[1]
         if audio.size == 0:
             raise InvalidRequest("the audio is empty: no samples to transcribe", param="file", code="empty_audio")
-        if audio.size / rate > MAX_AUDIO_SECONDS:
+        if frames / rate > MAX_AUDIO_SECONDS:
             raise InvalidRequest(
-                f"the audio is {audio.size / rate:.0f} s long; the maximum is {MAX_AUDIO_SECONDS} s",
+                f"the audio is {frames / rate:.0f} s long; the maximum is {MAX_AUDIO_SECONDS} s",
                 param="file", code="audio_too_long",
             )
         if temperature is not None and not 0.0 <= float(temperature) <= 1.0:
@@ -210,6 +221,7 @@ def _prepared(provider: SttProvider) -> Callable[[TranscriptionJob], Iterator[Se
     """The provider's ``transcribe`` behind resampling to its rate and a silence check (worker thread)."""
 
     def run(job: TranscriptionJob) -> Iterator[Segment]:
+        job.samples = _mono(job.samples)
         if job.sample_rate != provider.sample_rate:
             job.samples = resample(job.samples, job.sample_rate, provider.sample_rate)
             job.sample_rate = provider.sample_rate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -113,6 +114,19 @@ def parse_segments(items: Any, param: str, limits: ContextLimits, raw_rate: int 
                                      code="segment_too_large")
         segments.append(ContextSegment(text=text.strip(), speaker=speaker, audio=audio, sample_rate=rate))
     return segments
+
+
+async def read_segments(items: Any, param: str, limits: ContextLimits, **options: Any) -> list[ContextSegment]:
+    """``parse_segments`` in a worker thread: base64 and WAV decoding of long context never blocks the loop."""
+    if not items:
+        return parse_segments(items, param, limits, **options)
+    return await asyncio.to_thread(parse_segments, items, param, limits, **options)
+
+
+async def read_base64_audio(data: Any, param: str, max_seconds: float,
+                            raw_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """``decode_base64_audio`` in a worker thread."""
+    return await asyncio.to_thread(decode_base64_audio, data, param, max_seconds, raw_rate)
 
 
 def parse_speaker(value: Any, param: str, allowed: range | None = None) -> int:

@@ -3,7 +3,7 @@
 ``speech_response(request, server, speech)`` is a whole speech route in one call: it starts the
 synthesis, maps errors to HTTP (``error_from_exception``), and streams the audio encoded in
 ``speech.response_format`` as it is synthesised. Every route on the shared application needs
-``Authorization: Bearer API_KEY`` when ``API_KEY`` is set, except ``/health`` and handlers wrapped
+``Authorization: Bearer API_KEY`` (or ``X-API-Key: API_KEY``) when ``API_KEY`` is set, except ``/health`` and handlers wrapped
 with ``public``.
 """
 
@@ -53,7 +53,8 @@ def error_status(err: SesameVoiceError) -> int:
     if isinstance(err, Conflict):
         return 409
     if isinstance(err, InvalidRequest):
-        return {"unsupported_media_type": 415, "request_too_large": 413}.get(err.code, 400)
+        return {"unsupported_media_type": 415, "request_too_large": 413, "too_many_parts": 413,
+                "field_too_large": 413, "file_too_large": 413}.get(err.code, 400)
     if isinstance(err, Overloaded):
         return 429
     if isinstance(err, ProviderUnavailable):
@@ -82,11 +83,16 @@ def public(handler: Handler) -> Handler:
 
 
 def authorised(request: web.Request, api_key: str | None) -> bool:
-    """With an API key configured, require ``Authorization: Bearer KEY``; otherwise accept anything."""
+    """With an API key configured, require ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; else accept anything.
+
+    Every route takes both headers (the older clients send ``X-API-Key``)."""
     if not api_key:
         return True
+    expected = api_key.encode()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+    bearer = scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)
+    header = hmac.compare_digest(request.headers.get("X-API-Key", "").strip().encode(), expected)
+    return bearer or header
 
 
 def api_key_middleware(api_key: str | None):
@@ -97,7 +103,7 @@ def api_key_middleware(api_key: str | None):
         target = getattr(request.match_info, "handler", None)
         if getattr(target, PUBLIC_ATTRIBUTE, False) or authorised(request, api_key):
             return await handler(request)
-        return error_response(401, "Incorrect or missing API key (Authorization: Bearer …)", code="invalid_api_key")
+        return error_response(401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key: KEY)", code="invalid_api_key")
 
     return require_api_key
 
@@ -115,7 +121,8 @@ async def read_json(request: web.Request) -> Any:
         raise InvalidRequest(f"request body is larger than {request.client_max_size // (1024 * 1024)} MiB",
                              code="request_too_large") from None
     try:
-        return json.loads(raw)
+        # A body of megabytes (base64 context audio) is parsed off the event loop.
+        return json.loads(raw) if len(raw) < 64 * 1024 else await asyncio.to_thread(json.loads, raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise InvalidRequest(f"request body is not valid JSON: {err}", code="invalid_json") from None
 
@@ -180,6 +187,8 @@ async def speech_response(
                     request.transport.close()
                 return response
             await response.write(ending)
+        finally:
+            encoder.abort()  # frees the codec when the client went away; a no-op once finished
         await response.write_eof()
         return response
 
