@@ -20,6 +20,12 @@ pytest_plugins = ("pytester",)
 # voices_dir, make_settings, start_server, server, base_url, http_client, openai_client, wyoming_client.
 
 
+def pytest_sesame_voice_settings(values: dict[str, Any]) -> None:
+    """Piper's sampling noise is off in the project's test servers: the same text gives the same
+    samples every time, so what Whisper hears, and every threshold on it, is reproducible."""
+    values.setdefault("plugins", {}).setdefault("piper", {}).setdefault("deterministic", True)
+
+
 @pytest.fixture
 def voices_dir(tmp_path: Path) -> Path:
     """A private copy of the repository's example voices folder."""

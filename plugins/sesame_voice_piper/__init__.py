@@ -46,8 +46,14 @@ class PiperOptions:
     machine; on, a first chunk comes about 4 ms sooner on an idle 2-core machine
     (``benchmarks/wyoming.py``, ``benchmarks/openai_stream.py``)."""
 
+    deterministic: bool = False
+    """Turn off the model's sampling noise (``noise_scale`` and ``noise_w_scale`` 0 for every voice,
+    whatever the voice sets): the same text then gives the same samples every time, in every process.
+    Piper's VITS model otherwise draws random noise inside ONNX Runtime, which has no per-run seed.
+    For tests and reproducible output; the speech sounds a little flatter."""
 
-ENV_NAMES = {"onnx_spinning": "PIPER_ONNX_SPINNING"}
+
+ENV_NAMES = {"onnx_spinning": "PIPER_ONNX_SPINNING", "deterministic": "PIPER_DETERMINISTIC"}
 
 
 def _cpu_session(model_path: str, spinning: bool):
@@ -168,11 +174,12 @@ class PiperProvider(Provider):
         if isinstance(speaker, str):
             speaker = model.config.speaker_id_map.get(speaker)
         length_scale = float(params.get("length_scale", model.config.length_scale)) / job.speed
+        quiet = self.options.deterministic
         config = SynthesisConfig(
             speaker_id=speaker,
             length_scale=length_scale,
-            noise_scale=params.get("noise_scale"),
-            noise_w_scale=params.get("noise_w_scale"),
+            noise_scale=0.0 if quiet else params.get("noise_scale"),
+            noise_w_scale=0.0 if quiet else params.get("noise_w_scale"),
             volume=float(params.get("volume", 1.0)),
         )
         pause = int(float(params.get("sentence_pause", 0.0)) * model.config.sample_rate)
