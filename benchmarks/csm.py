@@ -131,7 +131,7 @@ def stock_side(model_dir: Path, mimi_file: Path, frames: int, chunk: int):
     from mlx_audio.tts.models.sesame import sesame
     from mlx_audio.tts.utils import load_model
 
-    from sesame_voice_csm.loading import load_mimi, load_tokenizer
+    from sesame_voice_csm.mlx.loading import load_mimi, load_tokenizer
 
     started = time.perf_counter()
     tokenizer, codec = load_tokenizer(model_dir, True), load_mimi(mimi_file)
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"writing a random {args.size} CSM checkpoint into {work} …", flush=True)
         import subprocess  # in a child process, so the weights it built do not stay in this one's memory
 
-        code = f"from sesame_voice_csm.testing import write_checkpoint; write_checkpoint({str(work)!r}, {args.size!r})"
+        code = f"from sesame_voice_csm.mlx.testing import write_checkpoint; write_checkpoint({str(work)!r}, {args.size!r})"
         subprocess.run([sys.executable, "-c", code], check=True)
     import shutil
 

@@ -28,10 +28,10 @@ TEXT = "The quick brown fox jumps over the lazy dog, and then it runs far away i
 def build(size: str, dtype, device: str, max_batch: int, folder: Path):
     import torch
 
-    from sesame_voice_csm.batching import TorchGenerator
-    from sesame_voice_csm.testing import write_tokenizer
-    from sesame_voice_csm.torch_model import TorchCsm, llama3_tokenizer
-    from sesame_voice_csm.torch_testing import build_model
+    from sesame_voice_csm.torch.batching import TorchGenerator
+    from sesame_voice_csm.mlx.testing import write_tokenizer
+    from sesame_voice_csm.torch.model import TorchCsm, llama3_tokenizer
+    from sesame_voice_csm.torch.testing import build_model
 
     model = build_model(size, dtype=getattr(torch, dtype)).to(device).eval()
     write_tokenizer(folder)
@@ -40,8 +40,8 @@ def build(size: str, dtype, device: str, max_batch: int, folder: Path):
 
 
 def plan(generator, frames: int, seed: int):
-    from sesame_voice_csm.plan import SAMPLES_PER_FRAME, Plan
-    from sesame_voice_csm.window import Group
+    from sesame_voice_csm.common.plan import SAMPLES_PER_FRAME, Plan
+    from sesame_voice_csm.common.window import Group
 
     return Plan(groups=[Group(TEXT, frames)], prefix=[], context=[], temperature=0.9, top_k=50, seed=seed,
                 first_chunk_frames=1, chunk_frames=2, max_samples=frames * SAMPLES_PER_FRAME)
@@ -134,8 +134,8 @@ def _convert(generator, dtype: str, max_batch: int):
     """The same weights in ``dtype`` behind a fresh generator (KV slots in that dtype)."""
     import torch
 
-    from sesame_voice_csm.batching import TorchGenerator
-    from sesame_voice_csm.torch_model import TorchCsm
+    from sesame_voice_csm.torch.batching import TorchGenerator
+    from sesame_voice_csm.torch.model import TorchCsm
 
     generator.close()
     csm = generator.csm

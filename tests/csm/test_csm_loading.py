@@ -17,8 +17,8 @@ ADVICE = ("huggingface-cli login", "accept the licence", "MODEL_ID")
 def _provider(tmp_path, model_id, environ=None, **plugin):
     from sesame_voice_csm import CsmProvider
 
-    settings = Settings(model_id=str(model_id), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                        plugins={"csm": {"backend": "mlx", **plugin}}, environ=environ or {})
+    settings = Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path,
+                        plugins={"csm": {"backend": "mlx", "model_id": str(model_id), **plugin}}, environ=environ or {})
     return CsmProvider(settings)
 
 
@@ -139,7 +139,7 @@ def test_load_reports_progress_and_ready_status(tmp_path, csm_checkpoint, caplog
 
 
 def test_download_progress_reaches_status(tmp_path):
-    from sesame_voice_csm.download import progress_bar
+    from sesame_voice_csm.common.download import progress_bar
 
     seen = []
     bar = progress_bar(seen.append, "CSM weights")(total=200_000_000, unit="B", unit_scale=True)
@@ -148,13 +148,14 @@ def test_download_progress_reaches_status(tmp_path):
     assert any("downloading CSM weights: 100/200 MB (50%)" in message for message in seen), seen
 
 
-def test_plugin_imports_without_mlx_and_load_gives_install_advice(tmp_path):
-    stdout = load_without(["mlx", "mlx.core", "mlx_audio"], tmp_path, backend="mlx")
+def test_plugin_imports_without_mlx_and_load_gives_install_advice(tmp_path, csm_checkpoint):
+    stdout = load_without(["mlx", "mlx.core", "mlx_audio"], tmp_path, backend="mlx", model_id=csm_checkpoint.model_dir,
+                          mimi=str(csm_checkpoint.mimi_file))
     assert "pip install 'sesame-voice[csm]'" in stdout
 
 
 def test_unknown_plugin_setting_is_a_config_error(tmp_path):
-    from sesame_voice_csm.options import CsmOptions
+    from sesame_voice_csm.common.options import CsmOptions
 
     with pytest.raises(ConfigError, match="unknown setting 'chunk_size'"):
         CsmOptions.from_settings(Settings(plugins={"csm": {"chunk_size": 3}}), env={})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sesame_voice.types import InvalidRequest
-from sesame_voice_csm.window import WINDOW, finish_sentence, frame_budget, plan_groups
+from sesame_voice_csm.common.window import WINDOW, finish_sentence, frame_budget, plan_groups
 
 
 def _words(text: str) -> int:
@@ -47,8 +47,8 @@ def test_no_room_left_is_an_invalid_request():
 
 
 def test_overlap_add_equals_mlx_conv_transpose():
-    mx = pytest.importorskip("mlx.core")
-    from sesame_voice_csm.speedups import OverlapAdd
+    import mlx.core as mx
+    from sesame_voice_csm.mlx.speedups import OverlapAdd
 
     for steps, cin, cout, kernel, stride, groups in [(2, 64, 32, 16, 8, 1), (7, 16, 8, 7, 3, 1), (3, 24, 24, 4, 2, 24)]:
         x = mx.random.normal((1, steps, cin))
@@ -58,11 +58,11 @@ def test_overlap_add_equals_mlx_conv_transpose():
 
 
 def test_fast_mimi_decodes_like_stock_mimi(csm_checkpoint):
-    mx = pytest.importorskip("mlx.core")
+    import mlx.core as mx
     from mlx_audio.codec.models.mimi.mimi import MimiStreamingDecoder
 
-    from sesame_voice_csm.speedups import install_fast_convtr
-    from sesame_voice_csm.loading import load_mimi
+    from sesame_voice_csm.mlx.speedups import install_fast_convtr
+    from sesame_voice_csm.mlx.loading import load_mimi
 
     stock, fast = load_mimi(csm_checkpoint.mimi_file), load_mimi(csm_checkpoint.mimi_file)
     assert install_fast_convtr(fast) == 5  # 4 decoder upsamplers + the codec-rate upsampler: none left on mlx-audio's path
@@ -74,14 +74,13 @@ def test_fast_mimi_decodes_like_stock_mimi(csm_checkpoint):
 
 
 def test_compiled_frame_step_runs_and_is_repeatable(csm_checkpoint, tmp_path, make_job):
-    pytest.importorskip("mlx.core")
     from .csm_helpers import collect
 
     from sesame_voice.config import Settings
     from sesame_voice_csm import CsmProvider
 
-    settings = Settings(model_id=str(csm_checkpoint.model_dir), cache_dir=tmp_path, voices_dir=tmp_path,
-                        plugins={"csm": {"mimi": str(csm_checkpoint.mimi_file), "compile": True,
+    settings = Settings(cache_dir=tmp_path, voices_dir=tmp_path,
+                        plugins={"csm": {"model_id": str(csm_checkpoint.model_dir), "mimi": str(csm_checkpoint.mimi_file), "compile": True,
                                          "frame_budget_base_ms": 240, "frame_budget_per_char_ms": 0}})
     provider = CsmProvider(settings)
     provider.ensure_loaded()

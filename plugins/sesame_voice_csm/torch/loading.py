@@ -1,30 +1,23 @@
-"""Load CSM for the PyTorch backend: the same weights, tokenizer and prompt resolution as MLX, then transformers.
+"""Load CSM for the PyTorch backend: the checkpoint ``common/locate.py`` found, built by transformers.
 
-Weights must be in transformers' format (what ``sesame/csm-1b`` ships, Mimi codec included). The
-folder, hub download and tokenizer lookup are ``loading.py``'s; only the model build differs.
+Weights must be in transformers' format (what ``sesame/csm-1b`` ships, Mimi codec included); the
+provider sends Sesame's original layout to MLX (or says why it cannot) before this module is imported.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from sesame_voice.types import ProviderUnavailable
-
-from .backend import TORCH_ADVICE, installed
-from .checkpoint import TRANSFORMERS, select_weights
-from .loading import checkpoint_advice, read_config, resolve_model_dir, resolve_tokenizer
+from sesame_voice_csm.common.errors import WeightsUnreadable, unreadable_advice
+from sesame_voice_csm.common.locate import Checkpoint
 
 _LOGGER = logging.getLogger(__name__)
 WATERMARK_KEY = [212, 211, 146, 56, 201]
 """Sesame's public CSM-1B watermark key (as in mlx-audio and Sesame's generator)."""
-
-
-class OriginalLayout(ProviderUnavailable):
-    """The weights are in Sesame's original layout, which only the MLX backend loads."""
 
 
 @dataclass
@@ -44,54 +37,34 @@ def _first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
-def import_torch():
-    """torch and transformers' CSM, or ProviderUnavailable with install advice."""
-    for attempt in range(3):
-        try:
-            import torch
-            from transformers import CsmForConditionalGeneration  # noqa: F401
-        except ImportError as err:
-            if not installed("torch") or not installed("transformers") or attempt == 2:
-                raise ProviderUnavailable(
-                    f"the torch CSM backend needs torch and transformers ({err}); {TORCH_ADVICE}") from None
-            time.sleep(0.5)  # transformers' lazy imports fail while another thread is importing it
-        else:
-            return torch
+def load_torch_generator(checkpoint: Checkpoint, options, progress: Callable[[str], None]):
+    """(TorchGenerator, LoadedTorchCsm) of ``checkpoint`` (transformers format), on the configured device and dtype."""
+    from sesame_voice_csm.torch.batching import TorchGenerator
+    from sesame_voice_csm.torch.model import (TorchCsm, checkpoint_tag, llama3_tokenizer, load_transformers_csm,
+                                              pick_device, pick_dtype)
 
-
-def load_torch_generator(model_id: str, cache_dir: Path, options, progress: Callable[[str], None]):
-    """(TorchGenerator, LoadedTorchCsm) for ``model_id``, on the configured device and dtype."""
-    import_torch()
-    from .batching import TorchGenerator
-    from .torch_model import TorchCsm, checkpoint_tag, llama3_tokenizer, load_transformers_csm, pick_device, pick_dtype
-
-    cache_dir = Path(cache_dir).expanduser()
-    model_dir, hub_id = resolve_model_dir(model_id, progress)
-    config = read_config(model_dir, model_id)
-    if select_weights(model_dir).format != TRANSFORMERS:
-        raise OriginalLayout(
-            f"{model_dir} holds CSM weights in Sesame's original layout; the torch backend loads the "
-            "transformers layout that sesame/csm-1b ships (set MODEL_ID=sesame/csm-1b), or set CSM_BACKEND=mlx")
-    tokenizer_dir, llama_template = resolve_tokenizer(options.tokenizer, model_dir, config, progress)
+    model_dir = checkpoint.model_dir
     device = pick_device(options.device)
     dtype = pick_dtype(options.dtype, device)
     progress(f"loading CSM weights (torch, {device.type}, {str(dtype).removeprefix('torch.')})")
     try:
         model = load_transformers_csm(model_dir, device, dtype)
-        tokenizer = llama3_tokenizer(tokenizer_dir, llama_template)
+        tokenizer = llama3_tokenizer(checkpoint.tokenizer_dir, checkpoint.llama_template)
     except ProviderUnavailable:
         raise
     except Exception as err:  # noqa: BLE001 - corrupt / mismatched files surface in many ways
         _LOGGER.debug("CSM torch load failed", exc_info=True)
-        raise ProviderUnavailable(
+        raise WeightsUnreadable(
             f"CSM weights in {model_dir} could not be loaded by transformers ({type(err).__name__}: "
-            f"{_first_line(err)}). " + checkpoint_advice(model_id)) from None
-    csm = TorchCsm(model, tokenizer, options.max_batch, speaker_prefix_space=bool(config.get("speaker_prefix_space")))
+            f"{_first_line(err)}). " + unreadable_advice(checkpoint.model_id)) from None
+    csm = TorchCsm(model, tokenizer, options.max_batch,
+                   speaker_prefix_space=bool(checkpoint.config.get("speaker_prefix_space")))
     watermarker = load_watermarker() if options.watermark else None
     generator = TorchGenerator(csm, max_batch=options.max_batch, prefix_cache_size=options.prefix_cache_size,
                                watermarker=watermarker)
-    loaded = LoadedTorchCsm(model=model, model_dir=model_dir, hub_id=hub_id, codec_tag=checkpoint_tag(model_dir),
-                            device=str(device), dtype=str(dtype).removeprefix("torch."))
+    loaded = LoadedTorchCsm(model=model, model_dir=model_dir, hub_id=checkpoint.hub_id,
+                            codec_tag=checkpoint_tag(model_dir), device=str(device),
+                            dtype=str(dtype).removeprefix("torch."))
     return generator, loaded
 
 

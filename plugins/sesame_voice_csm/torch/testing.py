@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .testing import model_config, write_tokenizer
+from sesame_voice_csm.mlx.testing import model_config, write_tokenizer
 
 TINY_MIMI = dict(hidden_size=32, num_filters=4, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
                  head_dim=16, intermediate_size=64, codebook_dim=32, vector_quantization_hidden_dimension=32,
