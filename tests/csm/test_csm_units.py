@@ -88,3 +88,79 @@ def test_compiled_frame_step_runs_and_is_repeatable(csm_checkpoint, tmp_path, ma
     second = collect(provider, make_job(seed=5))
     assert len(first) == 3 * 1920
     np.testing.assert_array_equal(first, second)
+
+
+def _union_config() -> dict:
+    from sesame_voice_csm.mlx.testing import model_config
+
+    return model_config("tiny")
+
+
+def test_mlx_config_reads_rope_parameters_as_rope_scaling_and_theta():
+    from sesame_voice_csm.mlx.config import mlx_config
+
+    config = _union_config()
+    rope = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}
+    for part in (config, config["depth_decoder_config"]):
+        part.pop("rope_scaling"), part.pop("rope_theta")
+        part["rope_parameters"] = {**rope, "rope_theta": 250_000.0}
+    for key in ("audio_vocab_size", "audio_num_codebooks", "backbone_flavor", "decoder_flavor"):
+        config.pop(key)
+    read = mlx_config(config)
+    for part in (read, read["depth_decoder_config"]):
+        assert part["rope_theta"] == 250_000.0 and part["rope_scaling"] == rope and "rope_parameters" not in part
+    assert (read["audio_vocab_size"], read["audio_num_codebooks"]) == (2051, 32)
+    assert "rope_parameters" in config  # the caller's dict is left as it was
+
+
+def test_mlx_config_keeps_the_transformers_4_spelling_and_its_older_type_key():
+    from sesame_voice_csm.mlx.config import mlx_config
+
+    config = _union_config()
+    config["rope_scaling"] = {"type": "llama3", "factor": 32.0}
+    read = mlx_config(config)
+    assert read["rope_scaling"]["factor"] == 32.0 and read["rope_theta"] == 500_000
+    assert read["depth_decoder_config"]["rope_scaling"]["rope_type"] == "llama3"
+
+
+def test_default_rotary_is_llama3_with_factor_one_which_changes_no_frequency():
+    import mlx.core as mx
+    from mlx_audio.tts.models.sesame.attention import Llama3ScaledRoPE
+
+    from sesame_voice_csm.mlx.config import mlx_config
+
+    config = _union_config()
+    for part in (config, config["depth_decoder_config"]):
+        part.pop("rope_scaling")
+        part["rope_parameters"] = {"rope_type": "default", "rope_theta": part.pop("rope_theta")}
+    read = mlx_config(config)
+    assert read["rope_scaling"]["factor"] == 1.0
+    freqs = 1.0 / (500_000.0 ** (mx.arange(0, 64, 2, dtype=mx.float32) / 64))
+    rope = Llama3ScaledRoPE(64, scale_factor=read["rope_scaling"]["factor"])
+    np.testing.assert_array_equal(np.array(rope._apply_scaling(freqs)), np.array(freqs))
+
+
+@pytest.mark.parametrize(("scaling", "message"), [
+    ({"rope_type": "yarn", "factor": 4.0}, "rotary scaling 'yarn' is not supported"),
+    ({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 2.0}, "low_freq_factor"),
+], ids=["yarn", "llama3-other-factors"])
+def test_a_rotary_scheme_mlx_cannot_run_is_refused_by_name(scaling, message):
+    from sesame_voice_csm.common.checkpoint import CheckpointError
+    from sesame_voice_csm.mlx.config import mlx_config
+
+    config = _union_config()
+    config["rope_scaling"] = scaling
+    with pytest.raises(CheckpointError, match=message) as err:
+        mlx_config(config)
+    assert "CSM_BACKEND=torch" in str(err.value)
+
+
+def test_a_config_without_sizes_names_what_it_lacks():
+    from sesame_voice_csm.common.checkpoint import CheckpointError
+    from sesame_voice_csm.mlx.config import mlx_config
+
+    config = _union_config()
+    del config["num_hidden_layers"], config["depth_decoder_config"]["hidden_size"]
+    with pytest.raises(CheckpointError, match="num_hidden_layers, depth_decoder_config.hidden_size"):
+        mlx_config(config)
