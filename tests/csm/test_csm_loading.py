@@ -29,7 +29,8 @@ def _provider(tmp_path, model_id, environ=None, **plugin):
 def _failure(provider, kind: type = ProviderUnavailable) -> str:
     with pytest.raises(ProviderUnavailable) as err:
         provider.ensure_loaded()
-    assert type(err.value) is kind, f"{type(err.value).__name__}: {err.value}"
+    cause = err.value.__cause__ or err.value  # the provider's own error, under the engine's ProviderUnavailable
+    assert type(cause) is kind, f"{type(cause).__name__}: {err.value}"
     status = provider.status()
     assert status["state"] == "failed" and status["error"] == str(err.value)
     with pytest.raises(ProviderUnavailable):  # remembered: no retry per request
