@@ -105,7 +105,7 @@ def provider_side(settings, frames: int, chunk: int):
     started = time.perf_counter()
     provider.ensure_loaded()
     load = time.perf_counter() - started
-    timers, generator = Timers(), provider.generator
+    timers, generator = Timers(), provider.backend.generator
     generator.step = timers.wrap("model", generator.step)
     decoder = generator.model.streaming_decoder
     decoder.decode_frames = timers.wrap("codec", decoder.decode_frames)
@@ -221,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
 
     shutil.rmtree(work / "cache", ignore_errors=True)
     budget_ms = int(args.frames * FRAME_SECONDS * 1000)
-    settings = Settings(model_id=str(model_dir), cache_dir=work / "cache", voices_dir=work,
-                        plugins={"csm": {"mimi": str(mimi_file), "chunk_frames": args.chunk_frames,
+    settings = Settings(cache_dir=work / "cache", voices_dir=work,
+                        plugins={"csm": {"model_id": str(model_dir), "mimi": str(mimi_file), "chunk_frames": args.chunk_frames,
                                          "frame_budget_base_ms": budget_ms, "watermark": False}})
     print(f"size={args.size} frames={args.frames} chunk={args.chunk_frames} frames (both sides) "
           f"clip={args.clip_seconds:.0f}s runs={args.runs}", flush=True)

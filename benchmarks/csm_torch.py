@@ -48,7 +48,7 @@ def plan(generator, frames: int, seed: int):
 
 
 class Arrivals(list):
-    """A ``codes`` list that timestamps every frame as the stream receives it."""
+    """Timestamps of every frame as the stream receives it (``on_frame``)."""
 
     def append(self, item) -> None:
         super().append(time.perf_counter())
@@ -61,7 +61,7 @@ def measure(generator, streams: int, frames: int) -> dict:
 
     def speak(index: int) -> None:
         start.wait()
-        for chunk in generator.run(plan(generator, frames, seed=index), None, arrivals[index]):
+        for chunk, _ in generator.run(plan(generator, frames, seed=index), None, on_frame=arrivals[index].append):
             audio[index] += len(chunk)
 
     threads = [threading.Thread(target=speak, args=(i,)) for i in range(streams)]

@@ -26,7 +26,7 @@ def _provider(tmp_path, model_id, environ=None, **plugin):
     return CsmProvider(settings)
 
 
-def _failure(provider, kind: type = ProviderUnavailable) -> str:
+def _failure(provider, kind: type) -> str:
     with pytest.raises(ProviderUnavailable) as err:
         provider.ensure_loaded()
     cause = err.value.__cause__ or err.value  # the provider's own error, under the engine's ProviderUnavailable
@@ -120,14 +120,19 @@ def test_a_config_that_is_not_json_is_unreadable(tmp_path, csm_checkpoint):
 
 
 def test_missing_mimi_names_the_override(tmp_path, csm_checkpoint):
-    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(tmp_path / "nowhere.safetensors")))
+    from sesame_voice_csm.common.errors import WeightsMissing
+
+    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(tmp_path / "nowhere.safetensors")),
+                       WeightsMissing)
     assert "CSM_MIMI" in message
 
 
 def test_corrupt_mimi_is_reported(tmp_path, csm_checkpoint):
     bad = tmp_path / "mimi.safetensors"
     bad.write_bytes(b"junk" * 10)
-    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(bad)))
+    from sesame_voice_csm.common.errors import WeightsUnreadable
+
+    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(bad)), WeightsUnreadable)
     assert "not a Mimi checkpoint" in message
 
 
@@ -139,7 +144,9 @@ def test_missing_tokenizer_names_the_override(tmp_path, csm_checkpoint, monkeypa
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(csm_checkpoint.model_dir / name, bare / name)
-    message = _failure(_provider(tmp_path, bare, mimi=str(csm_checkpoint.mimi_file)))
+    from sesame_voice_csm.common.errors import WeightsMissing
+
+    message = _failure(_provider(tmp_path, bare, mimi=str(csm_checkpoint.mimi_file)), WeightsMissing)
     assert "CSM_TOKENIZER" in message
 
 

@@ -278,10 +278,11 @@ class TorchGenerator:
         return codes[: self.codebooks].cpu().numpy().astype(np.int32)
 
     # -- generation ----------------------------------------------------------
-    def run(self, plan: Plan, cancelled: threading.Event | None = None,
-            stats: Stats | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def run(self, plan: Plan, cancelled: threading.Event | None = None, stats: Stats | None = None,
+            on_frame=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(float32 24 kHz PCM, Mimi codes codebooks × frames) chunks of ``plan``; the request leaves the
-        batch within a frame of ``cancelled``. ``stats`` (this request's own) is filled as it goes."""
+        batch within a frame of ``cancelled``. ``stats`` (this request's own) is filled as it goes;
+        ``on_frame(codes)`` sees every sampled frame as it arrives (benchmarks time them)."""
         cancelled = cancelled or threading.Event()
         stats = stats if stats is not None else Stats()
         stats.started = time.perf_counter()
@@ -296,6 +297,8 @@ class TorchGenerator:
                     break
                 if isinstance(item, BaseException):
                     raise item
+                if on_frame is not None:
+                    on_frame(item)
                 undecoded.append(item)
                 if len(undecoded) >= threshold and not cancelled.is_set():
                     yield self._decode(mimi, undecoded, stats)
