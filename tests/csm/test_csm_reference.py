@@ -11,7 +11,7 @@ import pytest
 from sesame_voice.config import Settings
 from sesame_voice.types import ContextSegment
 
-from .csm_helpers import collect, run, started
+from .csm_helpers import run, started
 
 
 def _frames(step, core, text_tokens, sampler, count: int, seed: int | None) -> np.ndarray:
