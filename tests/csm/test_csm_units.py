@@ -164,3 +164,13 @@ def test_a_config_without_sizes_names_what_it_lacks():
     del config["num_hidden_layers"], config["depth_decoder_config"]["hidden_size"]
     with pytest.raises(CheckpointError, match="num_hidden_layers, depth_decoder_config.hidden_size"):
         mlx_config(config)
+
+
+def test_require_skips_only_when_the_distribution_is_not_installed():
+    from .csm_helpers import require
+
+    with pytest.raises(pytest.skip.Exception, match="no-such-dist-xyz is not installed"):
+        require("no_such_module_xyz", "no-such-dist-xyz", "csm")
+    with pytest.raises(ImportError):  # installed (mlx is) but the import fails: an error, not a skip
+        require("mlx.no_such_submodule_xyz", "mlx", "csm")
+    assert require("mlx.core", "mlx", "csm").__name__ == "mlx.core"
