@@ -97,15 +97,14 @@ def measure(produce, timers: Timers) -> dict:
 
 def provider_side(settings, frames: int, chunk: int):
     """``request(clip)`` for the sesame-voice provider."""
-    from sesame_voice_csm import CsmProvider
-
     from sesame_voice.api.types import ProviderJob, SynthesisRequest, Voice
+    from sesame_voice_csm import CsmProvider
 
     provider = CsmProvider(settings)
     started = time.perf_counter()
     provider.ensure_loaded()
     load = time.perf_counter() - started
-    timers, generator = Timers(), provider.generator
+    timers, generator = Timers(), provider.backend.generator
     generator.step = timers.wrap("model", generator.step)
     decoder = generator.model.streaming_decoder
     decoder.decode_frames = timers.wrap("codec", decoder.decode_frames)
@@ -130,7 +129,8 @@ def stock_side(model_dir: Path, mimi_file: Path, frames: int, chunk: int):
     from mlx_audio.lm.sample_utils import make_sampler
     from mlx_audio.tts.models.sesame import sesame
     from mlx_audio.tts.utils import load_model
-    from sesame_voice_csm.loading import load_mimi, load_tokenizer
+
+    from sesame_voice_csm.mlx.loading import load_mimi, load_tokenizer
 
     started = time.perf_counter()
     tokenizer, codec = load_tokenizer(model_dir, True), load_mimi(mimi_file)
@@ -214,14 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"writing a random {args.size} CSM checkpoint into {work} …", flush=True)
         import subprocess  # in a child process, so the weights it built do not stay in this one's memory
 
-        code = f"from sesame_voice_csm.testing import write_checkpoint; write_checkpoint({str(work)!r}, {args.size!r})"
+        code = f"from sesame_voice_csm.mlx.testing import write_checkpoint; write_checkpoint({str(work)!r}, {args.size!r})"
         subprocess.run([sys.executable, "-c", code], check=True)
     import shutil
 
     shutil.rmtree(work / "cache", ignore_errors=True)
     budget_ms = int(args.frames * FRAME_SECONDS * 1000)
-    settings = Settings(model_id=str(model_dir), cache_dir=work / "cache", voices_dir=work,
-                        plugins={"csm": {"mimi": str(mimi_file), "chunk_frames": args.chunk_frames,
+    settings = Settings(cache_dir=work / "cache", voices_dir=work,
+                        plugins={"csm": {"model_id": str(model_dir), "mimi": str(mimi_file), "chunk_frames": args.chunk_frames,
                                          "frame_budget_base_ms": budget_ms, "watermark": False}})
     print(f"size={args.size} frames={args.frames} chunk={args.chunk_frames} frames (both sides) "
           f"clip={args.clip_seconds:.0f}s runs={args.runs}", flush=True)

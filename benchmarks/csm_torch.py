@@ -27,10 +27,11 @@ TEXT = "The quick brown fox jumps over the lazy dog, and then it runs far away i
 
 def build(size: str, dtype, device: str, max_batch: int, folder: Path):
     import torch
-    from sesame_voice_csm.batching import TorchGenerator
-    from sesame_voice_csm.testing import write_tokenizer
-    from sesame_voice_csm.torch_model import TorchCsm, llama3_tokenizer
-    from sesame_voice_csm.torch_testing import build_model
+
+    from sesame_voice_csm.mlx.testing import write_tokenizer
+    from sesame_voice_csm.torch.batching import TorchGenerator
+    from sesame_voice_csm.torch.model import TorchCsm, llama3_tokenizer
+    from sesame_voice_csm.torch.testing import build_model
 
     model = build_model(size, dtype=getattr(torch, dtype)).to(device).eval()
     write_tokenizer(folder)
@@ -39,15 +40,15 @@ def build(size: str, dtype, device: str, max_batch: int, folder: Path):
 
 
 def plan(generator, frames: int, seed: int):
-    from sesame_voice_csm.plan import SAMPLES_PER_FRAME, Plan
-    from sesame_voice_csm.window import Group
+    from sesame_voice_csm.common.plan import SAMPLES_PER_FRAME, Plan
+    from sesame_voice_csm.common.window import Group
 
     return Plan(groups=[Group(TEXT, frames)], prefix=[], context=[], temperature=0.9, top_k=50, seed=seed,
                 first_chunk_frames=1, chunk_frames=2, max_samples=frames * SAMPLES_PER_FRAME)
 
 
 class Arrivals(list):
-    """A ``codes`` list that timestamps every frame as the stream receives it."""
+    """Timestamps of every frame as the stream receives it (``on_frame``)."""
 
     def append(self, item) -> None:
         super().append(time.perf_counter())
@@ -60,7 +61,7 @@ def measure(generator, streams: int, frames: int) -> dict:
 
     def speak(index: int) -> None:
         start.wait()
-        for chunk in generator.run(plan(generator, frames, seed=index), None, arrivals[index]):
+        for chunk, _ in generator.run(plan(generator, frames, seed=index), None, on_frame=arrivals[index].append):
             audio[index] += len(chunk)
 
     threads = [threading.Thread(target=speak, args=(i,)) for i in range(streams)]
@@ -132,8 +133,9 @@ def main() -> None:
 def _convert(generator, dtype: str, max_batch: int):
     """The same weights in ``dtype`` behind a fresh generator (KV slots in that dtype)."""
     import torch
-    from sesame_voice_csm.batching import TorchGenerator
-    from sesame_voice_csm.torch_model import TorchCsm
+
+    from sesame_voice_csm.torch.batching import TorchGenerator
+    from sesame_voice_csm.torch.model import TorchCsm
 
     generator.close()
     csm = generator.csm

@@ -33,9 +33,8 @@ from sesame_voice.api.types import (
     SynthesisRequest,
     Voice,
 )
+from sesame_voice.api.version import __version__
 from sesame_voice.voices.library import VoiceChanges
-
-from .api.version import __version__
 
 __all__ = [
     "Announcement",

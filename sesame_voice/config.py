@@ -50,7 +50,6 @@ class Settings:
     host: str = "127.0.0.1"
     """The HTTP API's address: this machine only by default; ``0.0.0.0`` (with API_KEY) to serve the LAN."""
     port: int = 8880
-    model_id: str = "sesame/csm-1b"
     cache_dir: Path = DEFAULT_CACHE_DIR.expanduser()
     voices_dir: Path = field(default_factory=_default_voices_dir)
     default_voice: str = "conversational"

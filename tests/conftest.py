@@ -9,9 +9,9 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from support import VOICES
 
 from sesame_voice.config import Settings
+from support import VOICES
 
 pytest_plugins = ("pytester",)
 
@@ -42,7 +42,10 @@ def make_settings(make_settings, tmp_path: Path) -> Callable[..., Settings]:
 
     def make(**overrides: Any) -> Settings:
         # Loading Whisper costs seconds of CPU per server; tests/stt/ turns it back on.
-        return make_settings(**{"model_id": str(empty_model), "disabled_plugins": ("whisper",), **overrides})
+        plugins = {name: dict(table) for name, table in (overrides.get("plugins") or {}).items()}
+        plugins.setdefault("csm", {}).setdefault("model_id", str(empty_model))
+        overrides["plugins"] = plugins
+        return make_settings(**{"disabled_plugins": ("whisper",), **overrides})
 
     return make
 

@@ -11,8 +11,8 @@ from collections import deque
 
 import numpy as np
 import soundfile as sf
-from fakes import FakePlugin, ToneProvider, UnloadableProvider
 
+from fakes import FakePlugin, ToneProvider, UnloadableProvider
 from sesame_voice import AudioChunk, Provider, Segment, SttProvider, Voice, hookimpl
 
 OUT_RATE = 16000

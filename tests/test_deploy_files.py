@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from support import REPO
 
 DEPLOY = REPO / "deploy"

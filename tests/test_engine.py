@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-from fakes import FakePlugin
 
+from fakes import FakePlugin
 from sesame_voice import InvalidRequest, SynthesisRequest
 
 

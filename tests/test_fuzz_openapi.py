@@ -25,19 +25,19 @@ def fuzz_server(tmp_path_factory):
     """A running server with the installed plugins (Whisper off), served from a background thread."""
     import shutil
 
-    from support import VOICES
-
     from sesame_voice.app.plugins import make_plugin_manager
     from sesame_voice.app.server import Server
     from sesame_voice.config import load_settings
+    from support import VOICES
 
     root = tmp_path_factory.mktemp("fuzz")
     shutil.copytree(VOICES, root / "voices")
     (root / "no-csm").mkdir()
     settings_ = load_settings(env={}, dotenv_file=None, host="127.0.0.1", port=0, voices_dir=root / "voices",
                               cache_dir=root / "cache", zeroconf_enabled=False, zeroconf_interfaces=("127.0.0.1",),
-                              model_id=str(root / "no-csm"), disabled_plugins=("whisper",),
-                              plugins={"wyoming": {"uri": "tcp://127.0.0.1:0"}})
+                              disabled_plugins=("whisper",),
+                              plugins={"wyoming": {"uri": "tcp://127.0.0.1:0"},
+                                       "csm": {"model_id": str(root / "no-csm")}})
     ready = threading.Event()
     state: dict = {}
 

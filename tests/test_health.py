@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fakes import FakePlugin, UnloadableProvider
-
 from sesame_voice.testing import LOOPBACK, SesameClient
 
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from support import REPO
-
 from sesame_voice.api import hookspecs
+from support import REPO
 
 TEST_FOLDERS = [REPO / "tests", *sorted((REPO / "examples").glob("*/tests"))]
 

@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import openai
 import pytest
+
 from fakes import FakePlugin, ToneProvider, UnloadableProvider
 
 GOOD = {"model": "tts-1", "input": "Still working.", "voice": "joe", "response_format": "pcm"}

@@ -6,9 +6,9 @@ import base64
 import json
 
 import pytest
-from support import SENTENCES
 
 from sesame_voice.audio import decode_audio
+from support import SENTENCES
 
 FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
 EXPECTED_RATE = {"pcm": 24000, "opus": 48000}

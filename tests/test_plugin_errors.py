@@ -8,8 +8,8 @@ import textwrap
 import aiohttp
 import openai
 import pytest
-from fakes import FakePlugin, ToneProvider
 
+from fakes import FakePlugin, ToneProvider
 from sesame_voice import AudioChunk, InvalidRequest, Provider, Voice
 from sesame_voice.app.cli import main
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import ast
 
-from support import REPO
-
 from sesame_voice.api.surface import SURFACE
+from support import REPO
 
 PLUGIN_FOLDERS = [REPO / "plugins", REPO / "protocols", *sorted((REPO / "examples").glob("*/sesame_voice_*"))]
 SECOND_LEVEL = {

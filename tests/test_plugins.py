@@ -13,12 +13,12 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from fakes import FakePlugin, ToneProvider
-from support import REPO
 
+from fakes import FakePlugin, ToneProvider
 from sesame_voice.api import hookspecs
 from sesame_voice.app.cli import main
 from sesame_voice.app.plugins import PluginClash, collect_providers, make_plugin_manager
+from support import REPO
 
 EXAMPLE = REPO / "examples" / "sesame-voice-example"
 

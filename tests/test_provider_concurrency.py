@@ -6,8 +6,8 @@ import asyncio
 import threading
 
 import numpy as np
-from fakes import RATE, FakePlugin, ToneProvider
 
+from fakes import RATE, FakePlugin, ToneProvider
 from sesame_voice import SynthesisRequest, Voice
 
 

@@ -18,13 +18,13 @@ import aiohttp
 import numpy as np
 import pytest
 import soundfile as sf
-from fakes import FakePlugin, ToneProvider
 from prometheus_client.parser import text_string_to_metric_families
-from support import SENTENCES
 
+from fakes import FakePlugin, ToneProvider
 from sesame_voice.app.cli import main
 from sesame_voice.app.runtime import setup_logging
 from sesame_voice.config import load_settings
+from support import SENTENCES
 
 
 def _dry_run(capsys, *args: str) -> str:

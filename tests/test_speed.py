@@ -8,12 +8,12 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
-from fakes import RATE, FakePlugin, ToneProvider
-from support import SENTENCES
 
+from fakes import RATE, FakePlugin, ToneProvider
 from sesame_voice import AudioChunk, Provider, SynthesisRequest, Voice, hookimpl
 from sesame_voice.audio import time_stretch
 from sesame_voice.engine.shaping import split_speed
+from support import SENTENCES
 
 SPEEDS = (0.25, 0.5, 1.5, 2.0, 4.0)
 TONE_TEXT = "This is the first sentence. Here comes the second one. And now the third sentence. Finally the fourth one."

@@ -7,8 +7,8 @@ import threading
 
 import numpy as np
 import pytest
-from fakes import FakePlugin, ToneProvider
 
+from fakes import FakePlugin, ToneProvider
 from sesame_voice import AudioChunk, InvalidRequest, SynthesisRequest, TextSource, Voice
 from sesame_voice.api.text import split_first_clause
 

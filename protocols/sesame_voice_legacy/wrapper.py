@@ -11,8 +11,8 @@ from aiohttp import web
 
 from sesame_voice import InvalidRequest, SynthesisRequest, __version__
 from sesame_voice.config import RESPONSE_FORMATS
-from sesame_voice.http.forms import FormLimits, read_form
 from sesame_voice.http.context import ContextLimits, parse_segments, parse_speaker
+from sesame_voice.http.forms import FormLimits, read_form
 
 from .output import speak_file
 

@@ -12,7 +12,6 @@
 
 from .decoders import decode_audio, decode_file
 from .encoders import StreamEncoder, encode_audio, encoders_available, fix_wav_sizes
-from .frames import FRAME_RATE, Framer
 from .formats import (
     CONTENT_TYPES,
     OPUS_SAMPLE_RATE,
@@ -20,6 +19,7 @@ from .formats import (
     WHOLE_FILE_FORMATS,
     output_rate,
 )
+from .frames import FRAME_RATE, Framer
 from .pcm import as_mono, from_pcm16, to_pcm16
 from .resampling import StreamResampler, resample
 from .stretch import StreamStretcher, time_stretch

@@ -1,7 +1,7 @@
 """Fixtures for the CSM provider: a tiny random CSM checkpoint written once per session, and a loaded provider.
 
 ``csm_checkpoint`` (model folder + Mimi file) and ``csm_plugin_config`` are meant for reuse by
-server tests: ``start_server(model_id=str(csm_checkpoint.model_dir), plugin_settings={"csm": csm_plugin_config})``.
+server tests: ``start_server(plugin_settings={"csm": {"model_id": str(csm_checkpoint.model_dir), **csm_plugin_config}})``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Any, Callable
 
 import pytest
 
-pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'sesame-voice[csm]')")
-pytest.importorskip("mlx_audio", reason="mlx-audio is not installed (pip install 'sesame-voice[csm]')")
-
 from sesame_voice.api.types import ProviderJob
-from sesame_voice.config import Settings  # noqa: E402
+from sesame_voice.config import Settings
 
-from .csm_helpers import FAST_BUDGET, job  # noqa: E402
+from .csm_helpers import FAST_BUDGET, job, require
+
+require("mlx.core", "mlx", "csm")
+require("mlx_audio", "mlx-audio", "csm")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class CsmCheckpoint:
 @pytest.fixture(scope="session")
 def csm_checkpoint(tmp_path_factory) -> CsmCheckpoint:
     """Tiny CSM (2-layer backbone and decoder, real 32-codebook Mimi) with random weights."""
-    from sesame_voice_csm.testing import write_checkpoint
+    from sesame_voice_csm.mlx.testing import write_checkpoint
 
     model_dir, mimi_file = write_checkpoint(tmp_path_factory.mktemp("csm-tiny"), size="tiny")
     return CsmCheckpoint(model_dir, mimi_file)
@@ -49,8 +49,8 @@ def csm_plugin_config(csm_checkpoint) -> dict[str, Any]:
 def csm_settings(csm_checkpoint, csm_plugin_config, tmp_path_factory) -> Settings:
     root = tmp_path_factory.mktemp("csm-run")
     (root / "voices").mkdir()
-    return Settings(model_id=str(csm_checkpoint.model_dir), cache_dir=root / "cache", voices_dir=root / "voices",
-                    plugins={"csm": dict(csm_plugin_config)})
+    return Settings(cache_dir=root / "cache", voices_dir=root / "voices",
+                    plugins={"csm": {"model_id": str(csm_checkpoint.model_dir), **csm_plugin_config}})
 
 
 @pytest.fixture(scope="session")

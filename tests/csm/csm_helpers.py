@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sesame_voice.api.types import ContextSegment, ProviderJob, SynthesisRequest, Voice
 
 RATE = 24_000
 FAST_BUDGET = {"frame_budget_base_ms": 160, "frame_budget_per_char_ms": 8}
 """Per-group budgets small enough that random weights (which never say EOS) stop quickly."""
+
+
+def require(module: str, distribution: str, extra: str):
+    """``module``, imported; the suite is skipped only when ``distribution`` is not installed at all.
+
+    Installed but not importable (a broken install, a missing native library) fails the suite instead
+    of turning it into skips: this is how CI learns that mlx (``mlx[cpu]`` on Linux) or torch broke.
+    """
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{distribution} is not installed (pip install 'sesame-voice[{extra}]')", allow_module_level=True)
+    return importlib.import_module(module)
 
 
 def job(sentences=("Hello there.",), context: list[ContextSegment] | None = None, max_ms: int | None = None,
@@ -43,15 +59,30 @@ def collect(provider, job) -> np.ndarray:
     return np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
 
 
-def load_without(modules: list[str], cache_dir: Path, backend: str) -> str:
+def started(provider, job):
+    """(audio chunks, this job's stats) of ``job`` generated as ``synthesize`` generates it (without waiting
+    for admission: for one test thread); the stats fill while the chunks are read."""
+    generation = provider.start(job)
+    return provider.chunks(generation, job), generation.stats
+
+
+def run(provider, job):
+    """(all audio of ``job``, its stats)."""
+    chunks, stats = started(provider, job)
+    chunks = list(chunks)
+    return (np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)), stats
+
+
+def load_without(modules: list[str], cache_dir: Path, backend: str, model_id: Path, **plugin) -> str:
     """stdout of a fresh interpreter that hides ``modules``, then loads the csm provider on ``backend``."""
+    plugin = {"backend": backend, "model_id": str(model_id), **plugin}
     hidden = "; ".join(f"sys.modules[{name!r}] = None" for name in modules)
     code = (
         f"import sys\n{hidden}\n"
         "from sesame_voice.config import Settings\n"
         "from sesame_voice.types import ProviderUnavailable\n"
         "import sesame_voice_csm\n"
-        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(cache_dir)!r}, plugins={{'csm': {{'backend': {backend!r}}}}}))\n"
+        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(cache_dir)!r}, plugins={{'csm': {plugin!r}}}))\n"
         "try:\n"
         "    p.ensure_loaded()\n"
         "except ProviderUnavailable as err:\n"

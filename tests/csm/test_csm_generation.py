@@ -10,15 +10,15 @@ import pytest
 from sesame_voice.api.errors import InvalidRequest
 from sesame_voice.api.types import AudioChunk, ContextSegment
 
-from .csm_helpers import RATE, collect, write_clip
+from .csm_helpers import RATE, collect, run, started, write_clip
 
 
 def test_chunks_are_24khz_float32_mono_and_stream_incrementally(csm_provider, make_job):
     job = make_job(["Hello there, this is a test.", "And a second sentence."], seed=1)
     arrivals = []
-    for chunk in csm_provider.synthesize(job):
-        arrivals.append((csm_provider.generator.stats.frames, chunk))
-    stats = csm_provider.generator.stats
+    chunks, stats = started(csm_provider, job)
+    for chunk in chunks:
+        arrivals.append((stats.frames, chunk))
     assert len(arrivals) >= 3
     for _, chunk in arrivals:
         assert isinstance(chunk, AudioChunk) and chunk.sample_rate == RATE
@@ -48,16 +48,16 @@ def test_clone_prompt_tokens_are_computed_once_and_kept_on_disk(csm_provider, ma
     clip = write_clip(csm_settings.voices_dir / "once.wav", seed=11)
     before = csm_provider.prompts.encode_calls
     params = {"prompt_audio": "once.wav", "prompt_text": "a short test clip", "seed": 2}
-    first = collect(csm_provider, make_job(**params))
+    first, stats = run(csm_provider, make_job(**params))
     assert csm_provider.prompts.encode_calls == before + 1
-    assert csm_provider.generator.stats.prefill_positions > 0
+    assert stats.prefill_positions > 0
     import hashlib
 
     digest = hashlib.sha256(clip.read_bytes()).hexdigest()
     assert csm_provider.prompts.cache_file(digest).is_file()
-    second = collect(csm_provider, make_job(**params))
+    second, stats = run(csm_provider, make_job(**params))
     assert csm_provider.prompts.encode_calls == before + 1  # not re-encoded
-    assert csm_provider.generator.stats.prefill_positions == 0  # prompt KV cache reused too
+    assert stats.prefill_positions == 0  # prompt KV cache reused too
     np.testing.assert_array_equal(first, second)
 
 
@@ -78,28 +78,30 @@ def test_prompt_tokens_survive_a_restart(csm_settings, make_job):
 def test_cancellation_stops_within_one_frame(csm_provider, make_job):
     job = make_job(["A sentence that would take a good while to say out loud."], seed=4)
     received = 0
-    for _ in csm_provider.synthesize(job):
+    chunks, stats = started(csm_provider, job)
+    for _ in chunks:
         received += 1
         job.cancelled.set()
     assert received == 1
-    assert csm_provider.generator.stats.frames == 2  # the first chunk's frames, not one more
+    assert stats.frames == 2  # the first chunk's frames, not one more
 
 
 def test_cancellation_from_another_thread(csm_provider, make_job):
     job = make_job(["Another fairly long sentence to keep the model busy for a while."], seed=5)
     frames_when_cancelled = []
+    chunks, stats = started(csm_provider, job)
 
     def cancel_later():
-        frames_when_cancelled.append(csm_provider.generator.stats.frames)
+        frames_when_cancelled.append(stats.frames)
         job.cancelled.set()
 
-    chunks = iter(csm_provider.synthesize(job))
+    chunks = iter(chunks)
     next(chunks)
     timer = threading.Timer(0.05, cancel_later)
     timer.start()
     rest = list(chunks)
     timer.join()
-    assert csm_provider.generator.stats.frames <= frames_when_cancelled[0] + 1
+    assert stats.frames <= frames_when_cancelled[0] + 1
     assert len(rest) <= 2
 
 
@@ -113,19 +115,18 @@ def test_long_text_is_split_into_groups_that_fit_the_window(csm_provider, make_j
     fixed = sum(map(len, plan.context))
     room = (2048 - fixed) // 2
     for group in plan.groups:
-        assert csm_provider.generator.count_text_tokens(group.text, 0) + group.max_frames + 2 <= room
+        assert csm_provider.backend.count_text_tokens(group.text, 0) + group.max_frames + 2 <= room
 
 
 def test_long_text_generation_rolls_the_window_without_overflow(csm_provider, make_job):
-    count = csm_provider.generator.count_text_tokens
+    count = csm_provider.backend.count_text_tokens
     filler = "padding words"
     while count(filler, 1) < 1700:
         filler += " padding words"
     sentences = [f"Part {i} of the story goes on with quite a few more words in it." for i in range(8)]
     job = make_job(sentences, context=[ContextSegment(text=filler, speaker=1)], seed=1)
     assert len(csm_provider.plan(job).groups) >= 3
-    audio = collect(csm_provider, job)
-    stats = csm_provider.generator.stats
+    audio, stats = run(csm_provider, job)
     assert stats.rebuilds >= 1  # the cache restarted from prompt + previous group at least once
     assert len(audio) == stats.frames * 1920
 
@@ -184,8 +185,8 @@ def test_builtin_prompt_from_the_model_folder(csm_provider, make_job, csm_checkp
     prompts = csm_checkpoint.model_dir / "prompts"
     write_clip(prompts / "conversational_a.wav", seed=21, transcript="like revising for an exam")
     try:
-        collect(csm_provider, make_job(prompt="conversational_a", seed=1))
-        assert csm_provider.generator.stats.prefill_positions > 0
+        _, stats = run(csm_provider, make_job(prompt="conversational_a", seed=1))
+        assert stats.prefill_positions > 0
     finally:
         for file in prompts.iterdir():
             file.unlink()

@@ -18,7 +18,7 @@ import pytest
 from sesame_voice.api.errors import ProviderUnavailable
 from sesame_voice.config import Settings
 
-from .csm_helpers import collect
+from .csm_helpers import collect, require, run
 
 REPO = "sesame/csm-1b"
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def hub_repo(tmp_path_factory) -> Path:
     """A tiny random CSM laid out exactly like the sesame/csm-1b repository (both formats, ckpt.pt, prompts)."""
-    from sesame_voice_csm.testing import write_hub_repo
+    from sesame_voice_csm.mlx.testing import write_hub_repo
 
     return write_hub_repo(tmp_path_factory.mktemp("hub") / "csm-1b")
 
@@ -48,8 +48,8 @@ def _provider(tmp_path, model_id, **plugin):
     from sesame_voice_csm import CsmProvider
 
     plugin = {"backend": "mlx", "frame_budget_base_ms": 400, "frame_budget_per_char_ms": 0, **plugin}
-    return CsmProvider(Settings(model_id=str(model_id), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                                plugins={"csm": plugin}))
+    return CsmProvider(Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path,
+                                plugins={"csm": {"model_id": str(model_id), **plugin}}))
 
 
 def _free_port() -> int:
@@ -63,10 +63,11 @@ def _files(folder: Path) -> list[str]:
 
 
 def test_server_speaks_from_the_hub_layout_in_the_hf_cache_offline(hub_repo, tmp_path):
-    """``huggingface-cli download sesame/csm-1b`` done before; HF_HUB_OFFLINE=1; MODEL_ID=sesame/csm-1b."""
+    """``hf download sesame/csm-1b`` done before; HF_HUB_OFFLINE=1; MODEL_ID=sesame/csm-1b."""
     import soundfile as sf
     from openai import OpenAI
-    from sesame_voice_csm.testing import write_hf_cache
+
+    from sesame_voice_csm.mlx.testing import write_hf_cache
 
     hf_home = tmp_path / "hf-home"
     write_hf_cache(hf_home / "hub", REPO, hub_repo)
@@ -129,7 +130,7 @@ def _wait_for_csm(base_url: str, server) -> dict:
 
 
 def test_a_partial_copy_in_the_cache_names_the_missing_files(hub_repo, offline_cache, tmp_path):
-    from sesame_voice_csm.testing import write_hf_cache
+    from sesame_voice_csm.mlx.testing import write_hf_cache
 
     snapshot = write_hf_cache(offline_cache, REPO, hub_repo, skip=("transformers-00002-of-00002.safetensors",
                                                                    "tokenizer.json"))
@@ -145,7 +146,7 @@ def test_a_partial_copy_in_the_cache_names_the_missing_files(hub_repo, offline_c
 
 def test_cached_prompts_alone_are_not_taken_for_a_model(hub_repo, offline_cache, tmp_path):
     """Fetching a built-in prompt puts the repo's snapshot folder in the cache; it is not a model."""
-    from sesame_voice_csm.testing import write_hf_cache
+    from sesame_voice_csm.mlx.testing import write_hf_cache
 
     only_prompts = tmp_path / "prompts-only"
     shutil.copytree(hub_repo / "prompts", only_prompts / "prompts")
@@ -172,20 +173,21 @@ def test_both_formats_side_by_side_load_the_transformers_shards_and_speak_like_t
         shutil.copy(hub_repo / name, only_original / name)
     both = _provider(tmp_path / "both", hub_repo)
     both.ensure_loaded()
-    assert both.loaded.weight_format == "transformers"
-    assert [p.name for p in both.loaded.weight_files] == ["transformers-00001-of-00002.safetensors",
+    assert both.backend.loaded.weight_format == "transformers"
+    assert [p.name for p in both.backend.loaded.weight_files] == ["transformers-00001-of-00002.safetensors",
                                                           "transformers-00002-of-00002.safetensors"]
-    assert both.loaded.mimi_file.parent.parent.name == "converted"  # Mimi came out of the shards
+    assert both.backend.loaded.mimi_file.parent.parent.name == "converted"  # Mimi came out of the shards
     original = _provider(tmp_path / "original-run", only_original, mimi=str(_kyutai_mimi(hub_repo, tmp_path)))
     original.ensure_loaded()
-    assert original.loaded.weight_format == "original"
+    assert original.backend.loaded.weight_format == "original"
     np.testing.assert_array_equal(collect(original, make_job(seed=3)), collect(both, make_job(seed=3)))
 
 
 def _kyutai_mimi(hub_repo: Path, tmp_path: Path) -> Path:
     """The bundled Mimi converted back by the provider is Kyutai's file: compare against a fresh conversion."""
     import mlx.core as mx
-    from sesame_voice_csm.checkpoint import kyutai_mimi_weights
+
+    from sesame_voice_csm.common.checkpoint import kyutai_mimi_weights
 
     codec = {}
     for shard in sorted(hub_repo.glob("transformers-*.safetensors")):
@@ -197,12 +199,7 @@ def _kyutai_mimi(hub_repo: Path, tmp_path: Path) -> Path:
 
 
 def test_each_file_format_comes_from_its_tensor_names_not_its_file_name(hub_repo, tmp_path):
-    from sesame_voice_csm.checkpoint import (
-        ORIGINAL,
-        TRANSFORMERS,
-        file_format,
-        select_weights,
-    )
+    from sesame_voice_csm.common.checkpoint import ORIGINAL, TRANSFORMERS, file_format, select_weights
 
     folder = tmp_path / "renamed"
     folder.mkdir()
@@ -218,7 +215,7 @@ def test_each_file_format_comes_from_its_tensor_names_not_its_file_name(hub_repo
 
 
 def test_a_converted_copy_that_no_longer_matches_its_source_is_converted_again(hub_repo, tmp_path):
-    from sesame_voice_csm.checkpoint import convert_transformers, select_weights
+    from sesame_voice_csm.common.checkpoint import convert_transformers, select_weights
 
     folder = tmp_path / "model"
     shutil.copytree(hub_repo, folder)
@@ -236,7 +233,7 @@ def test_a_converted_copy_that_no_longer_matches_its_source_is_converted_again(h
 def test_the_tiny_shards_are_what_transformers_csm_loads(hub_repo, tmp_path):
     """The tiny shards' names and shapes (CSM and the bundled ``codec_model``) are exactly what transformers'
     own ``CsmForConditionalGeneration`` loads, so the converter reads the real repo's names (needs PyTorch)."""
-    pytest.importorskip("torch")
+    require("torch", "torch", "torch")
     import mlx.core as mx
     from transformers import CsmForConditionalGeneration
 
@@ -254,16 +251,16 @@ def test_the_tiny_shards_are_what_transformers_csm_loads(hub_repo, tmp_path):
 
 def test_builtin_prompts_come_from_the_cached_repo_with_the_providers_own_transcripts(
         hub_repo, offline_cache, tmp_path, make_job, caplog):
-    from sesame_voice_csm.builtin import TRANSCRIPTS
-    from sesame_voice_csm.testing import write_hf_cache
+    from sesame_voice_csm.common.builtin import TRANSCRIPTS
+    from sesame_voice_csm.mlx.testing import write_hf_cache
 
     snapshot = write_hf_cache(offline_cache, REPO, hub_repo)
     provider = _provider(tmp_path, REPO)
     provider.ensure_loaded()
-    collect(provider, make_job(prompt="conversational_a", seed=1))
+    _, stats = run(provider, make_job(prompt="conversational_a", seed=1))
     assert provider._builtin_prompts["conversational_a"] == (str(snapshot / "prompts" / "conversational_a.wav"),
                                                              TRANSCRIPTS["conversational_a"])
-    assert provider.generator.stats.prefill_positions > 50  # the clip and its transcript conditioned the voice
+    assert stats.prefill_positions > 50  # the clip and its transcript conditioned the voice
     collect(provider, make_job(prompt="read_speech_a", seed=1))  # the repo has its clip but no transcript
     assert provider._builtin_prompts["read_speech_a"] is None
     assert "read_speech_a has no transcript" in caplog.text

@@ -1,4 +1,5 @@
-"""Loading CSM: offline overrides, one clear message for every missing or broken part, format conversion."""
+"""Loading CSM: offline overrides, and for every missing, refused or broken part an error of its own class
+whose advice fits its cause."""
 
 from __future__ import annotations
 
@@ -12,20 +13,25 @@ from sesame_voice.config import ConfigError, Settings
 
 from .csm_helpers import collect, load_without
 
-ADVICE = ("huggingface-cli login", "accept the licence", "MODEL_ID")
+MISSING_ADVICE = ("hf download sesame/csm-1b", "MODEL_ID")
+ACCESS_ADVICE = ("hf auth login", "accepted the licence", "https://huggingface.co/sesame/csm-1b")
+UNREADABLE_ADVICE = ("damaged or are not a CSM-1B checkpoint",)
+LOGIN_WORDS = ("hf auth login", "licence")
 
 
 def _provider(tmp_path, model_id, environ=None, **plugin):
     from sesame_voice_csm import CsmProvider
 
-    settings = Settings(model_id=str(model_id), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                        plugins={"csm": {"backend": "mlx", **plugin}}, environ=environ or {})
+    settings = Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path,
+                        plugins={"csm": {"backend": "mlx", "model_id": str(model_id), **plugin}}, environ=environ or {})
     return CsmProvider(settings)
 
 
-def _failure(provider) -> str:
+def _failure(provider, kind: type) -> str:
     with pytest.raises(ProviderUnavailable) as err:
         provider.ensure_loaded()
+    cause = err.value.__cause__ or err.value  # the provider's own error, under the engine's ProviderUnavailable
+    assert type(cause) is kind, f"{type(cause).__name__}: {err.value}"
     status = provider.status()
     assert status["state"] == "failed" and status["error"] == str(err.value)
     with pytest.raises(ProviderUnavailable):  # remembered: no retry per request
@@ -33,14 +39,17 @@ def _failure(provider) -> str:
     return str(err.value)
 
 
-def test_empty_model_folder_gives_the_checkpoint_advice(tmp_path, csm_checkpoint):
+def test_empty_model_folder_is_missing_files_and_says_how_to_download(tmp_path, csm_checkpoint):
+    from sesame_voice_csm.common.errors import WeightsMissing
+
     empty = tmp_path / "empty"
     empty.mkdir()
-    message = _failure(_provider(tmp_path, empty, mimi=str(csm_checkpoint.mimi_file)))
-    assert all(part in message for part in ADVICE), message
+    message = _failure(_provider(tmp_path, empty, mimi=str(csm_checkpoint.mimi_file)), WeightsMissing)
+    assert all(part in message for part in MISSING_ADVICE), message
+    assert "config.json" in message and not any(word in message for word in LOGIN_WORDS), message
 
 
-def test_gated_hub_model_gives_the_licence_advice(tmp_path, monkeypatch):
+def test_gated_hub_model_is_access_denied_with_the_login_and_licence_advice(tmp_path, monkeypatch):
     """A hub on 127.0.0.1 that answers as huggingface.co does for a gated repo before the licence is accepted."""
     import http.server
     import threading
@@ -67,41 +76,64 @@ def test_gated_hub_model_gives_the_licence_advice(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", f"http://127.0.0.1:{hub.server_port}")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    from sesame_voice_csm.common.errors import AccessDenied
+
     try:
-        message = _failure(_provider(tmp_path, "sesame/csm-1b"))
+        message = _failure(_provider(tmp_path, "sesame/csm-1b"), AccessDenied)
     finally:
         hub.shutdown()
-    assert all(part in message for part in ADVICE), message
-    assert "GatedRepoError" in message and "https://huggingface.co/sesame/csm-1b" in message
+    assert all(part in message for part in ACCESS_ADVICE), message
+    assert "GatedRepoError" in message and "damaged" not in message, message
 
 
-def test_corrupt_weights_give_the_checkpoint_advice(tmp_path, csm_checkpoint):
+def test_corrupt_weights_are_unreadable_and_not_a_login_problem(tmp_path, csm_checkpoint):
+    from sesame_voice_csm.common.errors import WeightsUnreadable
+
     broken = tmp_path / "broken"
     shutil.copytree(csm_checkpoint.model_dir, broken)
     (broken / "model.safetensors").write_bytes(b"\x00" * 64)
-    message = _failure(_provider(tmp_path, broken, mimi=str(csm_checkpoint.mimi_file)))
-    assert "could not be loaded" in message and all(part in message for part in ADVICE), message
+    message = _failure(_provider(tmp_path, broken, mimi=str(csm_checkpoint.mimi_file)), WeightsUnreadable)
+    assert all(part in message for part in UNREADABLE_ADVICE), message
+    assert not any(word in message for word in LOGIN_WORDS), message
 
 
-def test_weights_of_another_shape_give_the_checkpoint_advice(tmp_path, csm_checkpoint):
+def test_weights_of_another_shape_are_unreadable_and_name_the_shape_error(tmp_path, csm_checkpoint):
+    from sesame_voice_csm.common.errors import WeightsUnreadable
+
     other = tmp_path / "other"
     shutil.copytree(csm_checkpoint.model_dir, other)
     config = json.loads((other / "config.json").read_text())
     config["hidden_size"] = 128
     (other / "config.json").write_text(json.dumps(config))
-    message = _failure(_provider(tmp_path, other, mimi=str(csm_checkpoint.mimi_file)))
-    assert "could not be loaded" in message, message
+    message = _failure(_provider(tmp_path, other, mimi=str(csm_checkpoint.mimi_file)), WeightsUnreadable)
+    assert "could not be loaded" in message and "shape" in message.lower(), message
+    assert all(part in message for part in UNREADABLE_ADVICE) and not any(w in message for w in LOGIN_WORDS), message
+
+
+def test_a_config_that_is_not_json_is_unreadable(tmp_path, csm_checkpoint):
+    from sesame_voice_csm.common.errors import WeightsUnreadable
+
+    other = tmp_path / "not-json"
+    shutil.copytree(csm_checkpoint.model_dir, other)
+    (other / "config.json").write_text("{ this is not json")
+    message = _failure(_provider(tmp_path, other, mimi=str(csm_checkpoint.mimi_file)), WeightsUnreadable)
+    assert "not valid JSON" in message and not any(word in message for word in LOGIN_WORDS), message
 
 
 def test_missing_mimi_names_the_override(tmp_path, csm_checkpoint):
-    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(tmp_path / "nowhere.safetensors")))
+    from sesame_voice_csm.common.errors import WeightsMissing
+
+    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(tmp_path / "nowhere.safetensors")),
+                       WeightsMissing)
     assert "CSM_MIMI" in message
 
 
 def test_corrupt_mimi_is_reported(tmp_path, csm_checkpoint):
     bad = tmp_path / "mimi.safetensors"
     bad.write_bytes(b"junk" * 10)
-    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(bad)))
+    from sesame_voice_csm.common.errors import WeightsUnreadable
+
+    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(bad)), WeightsUnreadable)
     assert "not a Mimi checkpoint" in message
 
 
@@ -113,7 +145,9 @@ def test_missing_tokenizer_names_the_override(tmp_path, csm_checkpoint, monkeypa
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(csm_checkpoint.model_dir / name, bare / name)
-    message = _failure(_provider(tmp_path, bare, mimi=str(csm_checkpoint.mimi_file)))
+    from sesame_voice_csm.common.errors import WeightsMissing
+
+    message = _failure(_provider(tmp_path, bare, mimi=str(csm_checkpoint.mimi_file)), WeightsMissing)
     assert "CSM_TOKENIZER" in message
 
 
@@ -140,7 +174,7 @@ def test_load_reports_progress_and_ready_status(tmp_path, csm_checkpoint, caplog
 
 
 def test_download_progress_reaches_status(tmp_path):
-    from sesame_voice_csm.download import progress_bar
+    from sesame_voice_csm.common.download import progress_bar
 
     seen = []
     bar = progress_bar(seen.append, "CSM weights")(total=200_000_000, unit="B", unit_scale=True)
@@ -149,13 +183,14 @@ def test_download_progress_reaches_status(tmp_path):
     assert any("downloading CSM weights: 100/200 MB (50%)" in message for message in seen), seen
 
 
-def test_plugin_imports_without_mlx_and_load_gives_install_advice(tmp_path):
-    stdout = load_without(["mlx", "mlx.core", "mlx_audio"], tmp_path, backend="mlx")
+def test_plugin_imports_without_mlx_and_load_gives_install_advice(tmp_path, csm_checkpoint):
+    stdout = load_without(["mlx", "mlx.core", "mlx_audio"], tmp_path, backend="mlx", model_id=csm_checkpoint.model_dir,
+                          mimi=str(csm_checkpoint.mimi_file))
     assert "pip install 'sesame-voice[csm]'" in stdout
 
 
 def test_unknown_plugin_setting_is_a_config_error(tmp_path):
-    from sesame_voice_csm.options import CsmOptions
+    from sesame_voice_csm.common.options import CsmOptions
 
     with pytest.raises(ConfigError, match="unknown setting 'chunk_size'"):
         CsmOptions.from_settings(Settings(plugins={"csm": {"chunk_size": 3}}), env={})
@@ -167,7 +202,6 @@ def test_unknown_plugin_setting_is_a_config_error(tmp_path):
 
 def test_registered_through_the_hook():
     import sesame_voice_csm
-
     from sesame_voice.app.plugins import make_plugin_manager
 
     pm = make_plugin_manager(load_entry_points=False)

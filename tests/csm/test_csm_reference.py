@@ -11,7 +11,7 @@ import pytest
 from sesame_voice.api.types import ContextSegment
 from sesame_voice.config import Settings
 
-from .csm_helpers import collect
+from .csm_helpers import run, started
 
 
 def _frames(step, core, text_tokens, sampler, count: int, seed: int | None) -> np.ndarray:
@@ -36,9 +36,10 @@ def _frames(step, core, text_tokens, sampler, count: int, seed: int | None) -> n
 @pytest.mark.parametrize(("temperature", "seed"), [(0.0, None), (0.9, 11)], ids=["greedy", "sampled-same-seed"])
 def test_frame_step_gives_mlx_audios_generate_frame_tokens(csm_provider, compiled, temperature, seed):
     from mlx_audio.lm.sample_utils import make_sampler
-    from sesame_voice_csm.speedups import FrameStep
 
-    generator = csm_provider.generator
+    from sesame_voice_csm.mlx.speedups import FrameStep
+
+    generator = csm_provider.backend.generator
     core = generator.core
     text = generator.text_tokens("Hello there, how are you?", 0)
     sampler = make_sampler(temp=temperature, top_k=50)
@@ -50,13 +51,13 @@ def test_frame_step_gives_mlx_audios_generate_frame_tokens(csm_provider, compile
 
 
 def test_context_changes_the_tokens_generated(csm_provider, make_job):
-    collect(csm_provider, make_job(["I am fine, thanks."], seed=4))
-    alone = np.concatenate(csm_provider.generator.stats.codes)
+    _, stats = run(csm_provider, make_job(["I am fine, thanks."], seed=4))
+    alone = np.concatenate(stats.codes)
     context = [ContextSegment(text="Hi, how are you doing today?", speaker=1)]
-    collect(csm_provider, make_job(["I am fine, thanks."], context=context, seed=4))
-    with_context = np.concatenate(csm_provider.generator.stats.codes)
-    collect(csm_provider, make_job(["I am fine, thanks."], seed=4))
-    np.testing.assert_array_equal(np.concatenate(csm_provider.generator.stats.codes), alone)  # same seed: same
+    _, stats = run(csm_provider, make_job(["I am fine, thanks."], context=context, seed=4))
+    with_context = np.concatenate(stats.codes)
+    _, stats = run(csm_provider, make_job(["I am fine, thanks."], seed=4))
+    np.testing.assert_array_equal(np.concatenate(stats.codes), alone)  # same seed: same
     assert alone.shape == with_context.shape
     differing_frames = (alone != with_context).any(axis=1).mean()
     assert differing_frames > 0.5, f"context changed only {differing_frames:.0%} of the frames"
@@ -66,12 +67,12 @@ def test_context_changes_the_tokens_generated(csm_provider, make_job):
 def one_frame_provider(tmp_path_factory, csm_checkpoint):
     """A CSM whose weights say one frame and then end of speech (an all-zero frame) under greedy sampling."""
     from sesame_voice_csm import CsmProvider
-    from sesame_voice_csm.testing import write_model
+    from sesame_voice_csm.mlx.testing import write_model
 
     root = tmp_path_factory.mktemp("csm-eos")
     model = write_model(root / "model", speaks_one_frame=True)
-    provider = CsmProvider(Settings(model_id=str(model), cache_dir=root / "cache", voices_dir=root,
-                                    plugins={"csm": {"mimi": str(csm_checkpoint.mimi_file), "first_chunk_frames": 4}}))
+    provider = CsmProvider(Settings(cache_dir=root / "cache", voices_dir=root,
+                                    plugins={"csm": {"model_id": str(model), "mimi": str(csm_checkpoint.mimi_file), "first_chunk_frames": 4}}))
     provider.ensure_loaded()
     yield provider
     provider.close()
@@ -80,8 +81,8 @@ def one_frame_provider(tmp_path_factory, csm_checkpoint):
 def test_end_of_speech_ends_the_stream_with_the_audio_before_it(one_frame_provider, make_job):
     job = make_job(["A sentence that would have room for many frames."], temperature=0.0)
     assert one_frame_provider.plan(job).groups[0].max_frames > 10
-    chunks = list(one_frame_provider.synthesize(job))
-    stats = one_frame_provider.generator.stats
+    chunks, stats = started(one_frame_provider, job)
+    chunks = list(chunks)
     assert stats.frames == 1
     expected = np.zeros((1, 32), np.int32)
     expected[0, 0] = 5
@@ -94,23 +95,21 @@ def test_a_capped_request_returns_exactly_the_capped_length(csm_provider, make_j
     sentences = [f"Sentence number {i} is here." for i in range(6)]
     job = make_job(sentences, max_ms=max_ms, seed=1)
     assert sum(g.max_frames for g in csm_provider.plan(job).groups) * 80 > max_ms
-    audio = collect(csm_provider, job)
+    audio, stats = run(csm_provider, job)
     assert len(audio) == max_ms * 24
-    assert csm_provider.generator.stats.frames == -(-max_ms * 24 // 1920)  # every frame within the cap delivered
+    assert stats.frames == -(-max_ms * 24 // 1920)  # every frame within the cap delivered
 
 
 def test_mlx_audio_internals_the_provider_relies_on_keep_their_shape(csm_provider):
     """Fails loudly when an mlx-audio upgrade changes a private piece the provider still uses."""
     import inspect
 
-    from mlx_audio.codec.models.mimi.modules.conv import (
-        ConvTranspose1d,
-        StreamableConvTranspose1d,
-    )
+    from mlx_audio.codec.models.mimi.modules.conv import ConvTranspose1d, StreamableConvTranspose1d
     from mlx_audio.tts.models.sesame.sesame import SesameModel
-    from sesame_voice_csm.speedups import convtr_fields
 
-    core = csm_provider.generator.core
+    from sesame_voice_csm.mlx.speedups import convtr_fields
+
+    core = csm_provider.backend.generator.core
     assert list(inspect.signature(SesameModel._embed_tokens).parameters) == ["self", "tokens"]
     assert list(inspect.signature(SesameModel._embed_audio).parameters) == ["self", "codebook", "tokens"]
     assert list(inspect.signature(SesameModel.generate_frame).parameters) == ["self", "tokens", "tokens_mask",

@@ -27,7 +27,8 @@ async def _sse(url: str, body: dict, on_event=None) -> tuple[dict, list[dict]]:
 
 async def test_openai_sse_stream_carries_csm_chunks_as_they_are_generated(start_server, csm_checkpoint, monkeypatch):
     env = {"CSM_MIMI": str(csm_checkpoint.mimi_file)}  # the tiny checkpoint's codec, read by the plugin
-    async with start_server(model_id=str(csm_checkpoint.model_dir), env=env) as server:
+    env["MODEL_ID"] = str(csm_checkpoint.model_dir)  # the environment name users set, read by the plugin
+    async with start_server(env=env) as server:
         provider = await loaded_csm(server)
         assert provider.status() == {"state": "ready", "loaded": True, "backend": "mlx", "device": "cpu"}
         url = f"http://127.0.0.1:{server.http_port}/v1/audio/speech"
@@ -53,7 +54,7 @@ async def test_openai_sse_stream_carries_csm_chunks_as_they_are_generated(start_
 async def test_empty_model_folder_falls_back_to_piper(start_server, tmp_path):
     empty = tmp_path / "empty-model"
     empty.mkdir()
-    async with start_server(model_id=str(empty)) as server:
+    async with start_server(plugin_settings={"csm": {"model_id": str(empty)}}) as server:
         url = f"http://127.0.0.1:{server.http_port}/v1/audio/speech"
         async with aiohttp.ClientSession() as session:
             async with session.post(url, json={"model": "csm-1b", "voice": "conversational", "input": "Hello.",
@@ -80,7 +81,7 @@ async def test_a_streamed_wyoming_answer_is_one_csm_generation_started_on_its_fi
 
     from sesame_voice.app.server import Server
 
-    settings = make_settings(model_id=str(csm_checkpoint.model_dir), plugins={"csm": dict(csm_plugin_config)})
+    settings = make_settings(plugins={"csm": {"model_id": str(csm_checkpoint.model_dir), **csm_plugin_config}})
     async with Server(settings) as server:
         provider = server.engine.workers["csm"].provider
         for _ in range(600):
@@ -88,16 +89,16 @@ async def test_a_streamed_wyoming_answer_is_one_csm_generation_started_on_its_fi
                 break
             await asyncio.sleep(0.1)
         assert provider.state == "ready"
-        generations: list[list[str]] = []  # the group texts of each Generator.run, as it takes them
-        run = provider.generator.run
+        generations: list[list[str]] = []  # the group texts of each generation, as the backend takes them
+        generate = provider.backend.generate
 
-        def recording_run(plan, cancelled=None):
+        def recording_generate(plan, cancelled):
             texts = [group.text for group in plan.groups]
             generations.append(texts)
             plan.later_groups = (texts.append(group.text) or group for group in plan.later_groups)
-            return run(plan, cancelled)
+            return generate(plan, cancelled)
 
-        provider.generator.run = recording_run
+        provider.backend.generate = recording_generate
         frontend = next(f for f in server.frontends if f.name == "wyoming")
         async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
             await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="professional")).event())

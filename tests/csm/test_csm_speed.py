@@ -16,7 +16,7 @@ async def test_csm_speed_divides_the_duration(start_server, csm_checkpoint, monk
     from openai import AsyncOpenAI
 
     env = {"CSM_MIMI": str(csm_checkpoint.mimi_file)}  # the tiny checkpoint's codec, read by the plugin
-    async with start_server(model_id=str(csm_checkpoint.model_dir), env=env) as server:
+    async with start_server(env={**env, "MODEL_ID": str(csm_checkpoint.model_dir)}) as server:
         provider = await loaded_csm(server)
         assert provider.state == "ready"
         client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="sk-test", max_retries=0,

@@ -10,19 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from csm.csm_helpers import FAST_BUDGET, job, require
 
-pytest.importorskip("torch", reason="torch is not installed (pip install 'sesame-voice[torch]')")
-pytest.importorskip("transformers", reason="transformers is not installed (pip install 'sesame-voice[torch]')")
+from sesame_voice.config import Settings
 
-from csm.csm_helpers import FAST_BUDGET, job  # noqa: E402
-
-from sesame_voice.config import Settings  # noqa: E402
+require("torch", "torch", "torch")
+require("transformers", "transformers", "torch")
 
 
 @pytest.fixture(scope="session")
 def hf_checkpoint(tmp_path_factory) -> Path:
     """Tiny transformers-format CSM (2-layer backbone and decoder, 32-codebook Mimi) with random weights."""
-    from sesame_voice_csm.torch_testing import write_transformers_checkpoint
+    from sesame_voice_csm.torch.testing import write_transformers_checkpoint
 
     return write_transformers_checkpoint(tmp_path_factory.mktemp("csm-hf") / "model", size="tiny")
 
@@ -37,8 +36,8 @@ def torch_plugin_config() -> dict[str, Any]:
 def torch_settings(hf_checkpoint, torch_plugin_config, tmp_path_factory) -> Settings:
     root = tmp_path_factory.mktemp("csm-torch-run")
     (root / "voices").mkdir()
-    return Settings(model_id=str(hf_checkpoint), cache_dir=root / "cache", voices_dir=root / "voices",
-                    plugins={"csm": dict(torch_plugin_config)})
+    return Settings(cache_dir=root / "cache", voices_dir=root / "voices",
+                    plugins={"csm": {"model_id": str(hf_checkpoint), **torch_plugin_config}})
 
 
 @pytest.fixture(scope="session")

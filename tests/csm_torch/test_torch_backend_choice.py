@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from csm.csm_helpers import load_without
-from sesame_voice_csm.backend import choose_backend
-from sesame_voice_csm.options import CsmOptions
+from csm.csm_helpers import load_without, require
 
 from sesame_voice.config import ConfigError, Settings
+from sesame_voice_csm.common.backend import choose_backend
+from sesame_voice_csm.common.options import CsmOptions
 
 
 @pytest.mark.parametrize("apple, has_torch, has_mlx, expected", [
@@ -38,14 +38,14 @@ def test_backend_comes_from_the_plugin_table_or_csm_backend_env():
 
 
 def test_original_layout_weights_fall_back_to_mlx_under_auto(tmp_path, caplog):
-    pytest.importorskip("mlx.core")
+    require("mlx.core", "mlx", "csm")
     from sesame_voice_csm import CsmProvider
-    from sesame_voice_csm.testing import write_checkpoint
+    from sesame_voice_csm.mlx.testing import write_checkpoint
 
     model_dir, mimi = write_checkpoint(tmp_path / "original", size="tiny")
-    provider = CsmProvider(Settings(model_id=str(model_dir), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                                    plugins={"csm": {"mimi": str(mimi)}}))
-    assert provider.backend == "torch"  # auto on Linux with torch installed
+    provider = CsmProvider(Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path,
+                                    plugins={"csm": {"model_id": str(model_dir), "mimi": str(mimi)}}))
+    assert provider.backend_name == "torch" and provider.concurrency == 8  # auto on Linux with torch installed
     caplog.set_level("INFO", logger="sesame_voice_csm")
     provider.ensure_loaded()
     assert provider.status()["backend"] == "mlx"
@@ -54,28 +54,29 @@ def test_original_layout_weights_fall_back_to_mlx_under_auto(tmp_path, caplog):
 
 
 def test_original_layout_with_torch_forced_says_how_to_fix(tmp_path):
-    pytest.importorskip("mlx.core")  # the original-layout writer uses mlx
+    require("mlx.core", "mlx", "csm")  # the original-layout writer uses mlx
     from sesame_voice_csm import CsmProvider
-    from sesame_voice_csm.testing import write_checkpoint
+    from sesame_voice_csm.mlx.testing import write_checkpoint
 
     model_dir, _ = write_checkpoint(tmp_path / "original", size="tiny")
-    provider = CsmProvider(Settings(model_id=str(model_dir), cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                                    plugins={"csm": {"backend": "torch"}}))
+    provider = CsmProvider(Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path,
+                                    plugins={"csm": {"model_id": str(model_dir), "backend": "torch"}}))
+    provider.reset_failure()
     with pytest.raises(Exception, match="CSM_BACKEND=mlx"):
         provider.ensure_loaded()
     assert provider.status()["state"] == "failed"
 
 
-def test_torch_backend_without_torch_gives_install_advice(tmp_path):
-    stdout = load_without(["torch", "transformers"], tmp_path, backend="torch")
+def test_torch_backend_without_torch_gives_install_advice(tmp_path, hf_checkpoint):
+    stdout = load_without(["torch", "transformers"], tmp_path, backend="torch", model_id=hf_checkpoint)
     assert "pip install 'sesame-voice[torch]'" in stdout
 
 
 def test_dtype_and_device_choice():
     import torch
-    from sesame_voice_csm.torch_model import cpu_has_bf16, pick_device, pick_dtype
 
     from sesame_voice.api.errors import ProviderUnavailable
+    from sesame_voice_csm.torch.model import cpu_has_bf16, pick_device, pick_dtype
 
     cpu = torch.device("cpu")
     assert pick_dtype("float32", cpu) == torch.float32 and pick_dtype("bf16", cpu) == torch.bfloat16

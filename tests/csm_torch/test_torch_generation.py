@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 import torch
-from csm.csm_helpers import RATE, collect, write_clip
+from csm.csm_helpers import RATE, collect, run, started, write_clip
 
 from sesame_voice.api.types import AudioChunk, ContextSegment
 
@@ -15,11 +15,11 @@ FRAME = 1920
 
 
 def _codes(provider, job) -> tuple[np.ndarray, np.ndarray]:
-    """(codes frames × codebooks, audio) of a job run through the provider's generator."""
-    codes: list = []
-    chunks = list(provider.generator.run(provider.plan(job), job.cancelled, codes))
-    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return np.array(codes), audio
+    """(codes frames × codebooks, audio) of a job run through the provider's backend."""
+    chunks = list(provider.start(job))
+    if not chunks:
+        return np.zeros((0, 32), np.int32), np.zeros(0, np.float32)
+    return np.concatenate([codes for _, codes in chunks], axis=1).T, np.concatenate([pcm for pcm, _ in chunks])
 
 
 def test_status_and_startup_name_the_torch_backend(torch_provider):
@@ -31,9 +31,9 @@ def test_status_and_startup_name_the_torch_backend(torch_provider):
 
 def test_backbone_step_matches_transformers_own_forward(torch_provider):
     """Our slot-batched attention gives the hidden states transformers computes for the same positions."""
-    from sesame_voice_csm.torch_model import TorchCsm
+    from sesame_voice_csm.torch.model import TorchCsm
 
-    csm = torch_provider.generator.csm
+    csm = torch_provider.backend.generator.csm
     fresh = TorchCsm(csm.model, csm.tokenizer, max_batch=2)
     rows = fresh.text_rows("Checking the backbone against transformers.", 0)
     with torch.inference_mode():
@@ -46,9 +46,9 @@ def test_backbone_step_matches_transformers_own_forward(torch_provider):
 
 
 def test_streaming_mimi_decode_equals_one_full_decode(torch_provider):
-    from sesame_voice_csm.mimi_stream import MimiStream
+    from sesame_voice_csm.torch.mimi_stream import MimiStream
 
-    codec = torch_provider.generator.csm.model.codec_model
+    codec = torch_provider.backend.generator.csm.model.codec_model
     codes = torch.randint(0, 2048, (1, 32, 11), generator=torch.Generator().manual_seed(3))
     with torch.inference_mode():
         full = codec.decode(codes).audio_values
@@ -62,9 +62,9 @@ def test_chunks_are_24khz_float32_and_stream_before_generation_ends(torch_provid
     sentences = ["Hello there, this is a test of streaming.", "And a second sentence."] * 3  # ~50 frames
     job = make_job(sentences, seed=1, first_chunk_frames=2)
     arrivals = []
-    for chunk in torch_provider.synthesize(job):
-        arrivals.append((torch_provider.generator.stats.frames, chunk))
-    stats = torch_provider.generator.stats
+    chunks, stats = started(torch_provider, job)
+    for chunk in chunks:
+        arrivals.append((stats.frames, chunk))
     assert len(arrivals) >= 3
     for _, chunk in arrivals:
         assert isinstance(chunk, AudioChunk) and chunk.sample_rate == RATE
@@ -108,12 +108,12 @@ def test_clone_prompt_is_encoded_once_and_its_kv_cache_reused(torch_provider, ma
     write_clip(torch_settings.voices_dir / "clone.wav", seed=11)
     params = {"prompt_audio": "clone.wav", "prompt_text": "a short test clip", "seed": 2}
     before = torch_provider.prompts.encode_calls
-    first = collect(torch_provider, make_job(**params))
+    first, stats = run(torch_provider, make_job(**params))
     assert torch_provider.prompts.encode_calls == before + 1
-    assert torch_provider.generator.stats.prefill_positions > 0
-    second = collect(torch_provider, make_job(**params))
+    assert stats.prefill_positions > 0
+    second, stats = run(torch_provider, make_job(**params))
     assert torch_provider.prompts.encode_calls == before + 1
-    assert torch_provider.generator.stats.prefill_positions == 0  # prompt keys/values came from memory
+    assert stats.prefill_positions == 0  # prompt keys/values came from memory
     np.testing.assert_array_equal(first, second)
 
 
@@ -122,8 +122,7 @@ def test_long_text_rolls_the_window_like_the_mlx_backend(torch_provider, make_jo
     job = make_job([sentence] * 40, seed=1, frame_budget_base_ms=160)
     plan = torch_provider.plan(job)
     assert len(plan.groups) > 1
-    audio = collect(torch_provider, job)
-    stats = torch_provider.generator.stats
+    audio, stats = run(torch_provider, job)
     assert stats.rebuilds >= 1 and len(audio) == stats.frames * FRAME
 
 
@@ -134,19 +133,20 @@ def test_max_audio_length_caps_frames(torch_provider, make_job):
 
 def test_cancellation_takes_the_request_out_within_one_frame(torch_provider, make_job):
     job = make_job(["A sentence that would take a good while to say out loud, if it ever ended."] * 6, seed=4)
-    chunks = iter(torch_provider.synthesize(job))
+    chunks, stats = started(torch_provider, job)
+    chunks = iter(chunks)
     next(chunks)
     job.cancelled.set()
-    frames_after_cancel = torch_provider.generator.stats.frames
+    frames_after_cancel = stats.frames
     rest = list(chunks)
-    loop = torch_provider.generator.loop
+    loop = torch_provider.backend.generator.loop
     for _ in range(1000):  # the loop drops it at its next frame boundary
         if loop.running == 0:
             break
         threading.Event().wait(0.01)
     assert loop.running == 0
-    assert torch_provider.generator.stats.frames <= frames_after_cancel + 1
-    assert torch_provider.generator.stats.frames < sum(g.max_frames for g in torch_provider.plan(job).groups)
+    assert stats.frames <= frames_after_cancel + 1
+    assert stats.frames < sum(g.max_frames for g in torch_provider.plan(job).groups)
     assert rest == []
 
 
@@ -154,11 +154,11 @@ def test_cancellation_takes_the_request_out_within_one_frame(torch_provider, mak
                          ids=["greedy", "sampled"])
 def test_a_request_joining_a_running_batch_gets_what_it_would_get_alone(torch_provider, make_job, params):
     """Continuous batching: B joins A at a frame boundary; they share forward passes; neither output changes."""
-    from sesame_voice_csm.batching import _DONE, BatchLoop
-    from sesame_voice_csm.plan import Stats
-    from sesame_voice_csm.torch_model import TorchCsm
+    from sesame_voice_csm.common.plan import Stats
+    from sesame_voice_csm.torch.batching import _DONE, BatchLoop
+    from sesame_voice_csm.torch.model import TorchCsm
 
-    csm = torch_provider.generator.csm
+    csm = torch_provider.backend.generator.csm
     loop = BatchLoop(TorchCsm(csm.model, csm.tokenizer, max_batch=2), max_batch=2, start=False)
     plan_a = torch_provider.plan(make_job(["The first speaker talks for a while."], seed=5, **params))
     plan_b = torch_provider.plan(make_job(["Another voice joins in."], seed=6, speaker=1, **params))
@@ -190,11 +190,11 @@ def test_a_request_joining_a_running_batch_gets_what_it_would_get_alone(torch_pr
 
 
 def test_batch_never_exceeds_max_batch(torch_provider, make_job):
-    from sesame_voice_csm.batching import BatchLoop
-    from sesame_voice_csm.plan import Stats
-    from sesame_voice_csm.torch_model import TorchCsm
+    from sesame_voice_csm.common.plan import Stats
+    from sesame_voice_csm.torch.batching import BatchLoop
+    from sesame_voice_csm.torch.model import TorchCsm
 
-    csm = torch_provider.generator.csm
+    csm = torch_provider.backend.generator.csm
     loop = BatchLoop(TorchCsm(csm.model, csm.tokenizer, max_batch=2), max_batch=2, start=False)
     streams = [loop.submit(torch_provider.plan(make_job(["Three at once."], seed=i)), threading.Event(), Stats())
                for i in range(3)]

@@ -18,7 +18,7 @@ async def _ready(provider) -> None:
 
 async def test_two_clients_speaking_at_once_share_forward_passes(start_server, hf_checkpoint, monkeypatch):
     env = {"CSM_BACKEND": "torch", "CSM_MAX_BATCH": "2", "CSM_DTYPE": "float32"}  # read by the plugin itself
-    async with start_server(model_id=str(hf_checkpoint), env=env) as server:
+    async with start_server(env={**env, "MODEL_ID": str(hf_checkpoint)}) as server:
         provider = server.engine.workers["csm"].provider
         await _ready(provider)
         base = f"http://127.0.0.1:{server.http_port}"
@@ -37,7 +37,7 @@ async def test_two_clients_speaking_at_once_share_forward_passes(start_server, h
 
         results = await asyncio.gather(speak("Hello there, how are you today?"),
                                        speak("I am fine, thank you for asking."))
-        batch_sizes = list(provider.generator.loop.batch_sizes)
+        batch_sizes = list(provider.backend.generator.loop.batch_sizes)
     for provider_name, pcm in results:
         assert provider_name == "csm"
         samples = np.frombuffer(pcm, dtype="<i2")

@@ -24,7 +24,7 @@ FAST = {"first_chunk_frames": 2, "chunk_frames": 3, "frame_budget_base_ms": 160,
 @pytest.fixture(scope="module")
 def tiny_csm(tmp_path_factory):
     """(model folder, Mimi file) of a random-weight CSM in the real formats."""
-    from sesame_voice_csm.testing import write_checkpoint
+    from sesame_voice_csm.mlx.testing import write_checkpoint
 
     return write_checkpoint(tmp_path_factory.mktemp("legacy-csm"), size="tiny")
 
@@ -32,7 +32,7 @@ def tiny_csm(tmp_path_factory):
 @pytest.fixture
 async def csm_server(start_legacy, tiny_csm):
     model_dir, mimi_file = tiny_csm
-    async with start_legacy(model_id=str(model_dir), plugin_settings={"csm": {"mimi": str(mimi_file), **FAST}},
+    async with start_legacy(plugin_settings={"csm": {"model_id": str(model_dir), "mimi": str(mimi_file), **FAST}},
                             legacy={"voice": "professional"}) as server:
         provider = server.providers["csm"]
         for _ in range(600):
@@ -51,7 +51,8 @@ async def _post(url: str, body: dict) -> tuple[int, dict, dict]:
 
 async def test_mimi_codes_from_a_csm_voice_decode_to_audio_of_the_reported_length(csm_server, tiny_csm):
     import mlx.core as mx
-    from sesame_voice_csm.loading import load_mimi
+
+    from sesame_voice_csm.mlx.loading import load_mimi
 
     url = f"http://127.0.0.1:{csm_server.http_port}/csm/generate"
     status, headers, answer = await _post(url, {"text": "Hello there.", "speaker": 0, "max_audio_length_ms": 1200})

@@ -9,9 +9,9 @@ import json
 import aiohttp
 import pytest
 from conversation_fakes import GatedProvider
-from sesame_voice_sessions import SessionService, SessionSettings
 
 from sesame_voice.config import Settings, load_settings
+from sesame_voice_sessions import SessionService, SessionSettings
 
 UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}

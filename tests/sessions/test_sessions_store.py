@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sesame_voice_sessions import MemorySessionStore, SessionLimits, SessionStore, Turn
-from sesame_voice_sessions.models import SessionBusy, SessionLimitReached, UnknownSession
 
 from sesame_voice import Conflict, InvalidRequest, NotFound
 from sesame_voice.http.routes import error_status
+from sesame_voice_sessions import MemorySessionStore, SessionLimits, SessionStore, Turn
+from sesame_voice_sessions.models import SessionBusy, SessionLimitReached, UnknownSession
 
 
 def _store(**limits) -> tuple[MemorySessionStore, list[float]]:

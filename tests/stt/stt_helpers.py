@@ -7,12 +7,12 @@ import threading
 
 import numpy as np
 import soundfile
-from fakes import think
 from wyoming.asr import Transcribe
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
 
+from fakes import think
 from sesame_voice import Segment, SttProvider, hookimpl
 
 

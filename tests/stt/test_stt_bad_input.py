@@ -11,12 +11,12 @@ import pytest
 import soundfile
 from openai import APIStatusError
 from stt_helpers import transcribe_like_home_assistant
-from support import SENTENCES
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 
 from sesame_voice import InvalidRequest, SpeechToTextUnavailable
+from support import SENTENCES
 
 
 async def _status_of(client, **kwargs) -> tuple[int, dict]:

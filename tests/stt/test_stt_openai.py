@@ -6,6 +6,7 @@ import re
 
 import aiohttp
 import pytest
+
 from support import SENTENCES
 
 SENTENCE = SENTENCES[1]

@@ -5,16 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soxr
-from support import SENTENCES
 
 from sesame_voice import TranscriptionJob
 from sesame_voice.config import ConfigError, Settings
+from support import SENTENCES
 
 
 @pytest.fixture(scope="module")
 def spoken() -> list[np.ndarray]:
     """SENTENCES and "Yes." spoken by the bundled Piper voice at 16 kHz."""
     from piper import PiperVoice
+
     from sesame_voice_piper import embedded_model
 
     voice = PiperVoice.load(str(embedded_model()))

@@ -7,10 +7,11 @@ import asyncio
 import numpy as np
 import soxr
 from stt_helpers import pcm16, read_audio, transcribe_like_home_assistant
-from support import SENTENCES
 from wyoming.asr import Transcript
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
+
+from support import SENTENCES
 
 
 async def piper_samples(server, text: str) -> tuple[np.ndarray, int]:

@@ -9,12 +9,10 @@ import time
 import uuid
 
 import pytest
-from fakes import FakePlugin, ToneProvider
-from sesame_voice_wyoming import WyomingFrontend
-from sesame_voice_wyoming.frontend import SERVICE_TYPE as WYOMING_TYPE
 from zeroconf import ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
+from fakes import FakePlugin, ToneProvider
 from sesame_voice import Announcement
 from sesame_voice.app.discovery import (
     HTTP_TYPE,
@@ -25,6 +23,8 @@ from sesame_voice.app.discovery import (
     instance_name,
     lan_addresses,
 )
+from sesame_voice_wyoming import WyomingFrontend
+from sesame_voice_wyoming.frontend import SERVICE_TYPE as WYOMING_TYPE
 
 LOOPBACK = ["127.0.0.1"]
 

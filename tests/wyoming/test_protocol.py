@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-from fakes import BrokenProvider, FakePlugin, SlowToneProvider, ToneProvider
 from wyoming.audio import AudioChunk, AudioStart
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
@@ -23,6 +22,7 @@ from wyoming.tts import (
 )
 from wyoming_helpers import read_reply, split_mid_word
 
+from fakes import BrokenProvider, FakePlugin, SlowToneProvider, ToneProvider
 from sesame_voice import AudioChunk as EngineChunk
 from sesame_voice import Provider, Voice
 

@@ -1,7 +1,12 @@
-"""The ``csm`` provider: Sesame CSM-1B on MLX (mlx-audio) or PyTorch (transformers), same voices and behaviour."""
+"""The ``csm`` provider: Sesame CSM-1B on MLX (mlx-audio) or PyTorch (transformers), same voices and behaviour.
+
+The provider plans requests and drives whichever backend loaded through one interface
+(:class:`~sesame_voice_csm.common.backend.Backend`); it never asks which one it is.
+"""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import math
@@ -11,20 +16,27 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from sesame_voice.api.errors import InvalidRequest
+from sesame_voice.api.errors import InvalidRequest, ProviderUnavailable
 from sesame_voice.api.provider import Provider
 from sesame_voice.api.text import sentence_runs
 from sesame_voice.api.types import AudioChunk, ClipPolicy, ProviderJob
-
-from .backend import choose_backend
-from .loading import import_mlx, load_csm
-from .options import CsmOptions
-from .prompts import MIN_SECONDS
-from .window import FRAME_MS, MIN_GROUP_POSITIONS, WINDOW, frame_budget, plan_groups
+from sesame_voice_csm.common.admission import Admission
+from sesame_voice_csm.common.backend import Generation, choose_backend, installed, load_backend
+from sesame_voice_csm.common.checkpoint import TRANSFORMERS
+from sesame_voice_csm.common.locate import Checkpoint, locate
+from sesame_voice_csm.common.options import CsmOptions
+from sesame_voice_csm.common.prompts import MIN_SECONDS
+from sesame_voice_csm.common.window import FRAME_MS, MIN_GROUP_POSITIONS, WINDOW, frame_budget, plan_groups
 
 _LOGGER = logging.getLogger(__name__)
 SAMPLE_RATE = 24_000
 DEFAULTS = {"speaker": 0, "temperature": 0.9, "top_k": 50, "max_audio_length_ms": 90_000}
+CLOSE_WAIT_SECONDS = 60.0
+"""How long ``close()`` waits for cancelled requests to leave ``synthesize`` (each leaves within a frame)."""
+
+
+class OriginalLayout(ProviderUnavailable):
+    """The weights are in Sesame's original layout, which only the MLX backend loads."""
 
 
 class CsmProvider(Provider):
@@ -46,78 +58,83 @@ class CsmProvider(Provider):
         self.options = CsmOptions.from_settings(settings)
         self.clip_policy = ClipPolicy(min_seconds=MIN_SECONDS, max_seconds=self.options.max_prompt_seconds,
                                       clones=True, priority=10)
-        self.backend, why = choose_backend(self.options.backend)
+        self.backend_name, why = choose_backend(self.options.backend)
         self._auto = self.options.backend == "auto"
-        self.concurrency = self.options.max_batch if self.backend == "torch" else 1
-        """Requests the engine may run at once: the torch backend batches them, MLX takes one at a time."""
-        self._serial = threading.Lock()
-        _LOGGER.info("CSM backend: %s (%s)", self.backend, why)
-        self.loaded = None
-        self.generator = None
+        self.concurrency = self.options.max_batch if self.backend_name == "torch" else 1
+        """The most requests the engine may hand over at once; ``admission`` lets in what the loaded backend runs."""
+        self.admission = Admission(1)
+        self._plan_lock = threading.Lock()
+        """Planning (prompt caches, tokenizer) is one request at a time."""
+        _LOGGER.info("CSM backend: %s (%s)", self.backend_name, why)
+        self.backend = None
         self.prompts = None
+        self._jobs: set[threading.Event] = set()
+        """``cancelled`` events of the requests inside ``synthesize`` (``close()`` sets them)."""
         self._builtin_prompts: dict[str, tuple[str, str] | None] = {}
         """Built-in prompt lookups, found or not: an offline hub is asked once, not per request."""
 
+    @property
+    def model_id(self) -> str:
+        return self.options.model_id
+
     # -- lifecycle ---------------------------------------------------------
     def load(self) -> None:
-        """Resolve and load weights, tokenizer and Mimi; raise ProviderUnavailable with advice."""
-        if self.backend == "torch":
-            from .backend import installed
-            from .torch_backend import OriginalLayout
+        """Find the weights, then import and load the backend; raise ProviderUnavailable with advice."""
+        from sesame_voice_csm.common.prompts import PromptStore
 
-            try:
-                return self._load_torch()
-            except OriginalLayout:
-                if not (self._auto and installed("mlx")):
-                    raise
-            self.backend = "mlx"
+        cache_dir = Path(self.settings.cache_dir).expanduser()
+        try:
+            checkpoint = locate(self.options.model_id, self.options.tokenizer, self._progress)
+        except ProviderUnavailable as err:
+            _LOGGER.info("CSM: no usable weights, so neither torch nor MLX was imported (%s)",
+                         type(err).__name__)
+            raise
+        name = self._backend_for(checkpoint)
+        try:
+            backend = load_backend(name, checkpoint, self.options, cache_dir, self._progress)
+        except BaseException:
+            self._release()
+            raise
+        self.backend, self.backend_name, self.device = backend, backend.name, backend.device
+        self.admission.resize(backend.concurrency)
+        self.prompts = PromptStore(backend.encode, cache_dir / "csm" / "prompts" / backend.codec_tag,
+                                   max_seconds=self.options.max_prompt_seconds)
+        self.progress = None
+        _LOGGER.info("CSM ready from %s on %s (%s, %d at once, watermark %s)", backend.model_dir, backend.name,
+                     backend.device, backend.concurrency, "on" if backend.watermarks else "off")
+
+    def _progress(self, message: str) -> None:
+        self.progress = message
+        _LOGGER.info("CSM: %s", message)
+
+    def _backend_for(self, checkpoint: Checkpoint) -> str:
+        """The backend to load ``checkpoint`` on: torch reads only the transformers layout (auto falls back)."""
+        if self.backend_name != "torch" or checkpoint.selection.format == TRANSFORMERS:
+            return self.backend_name
+        if self._auto and installed("mlx"):
             _LOGGER.info("CSM backend: mlx (auto: the weights are in Sesame's original layout)")
-        import_mlx()
-        from .generation import Generator
-        from .prompts import PromptStore
+            return "mlx"
+        raise OriginalLayout(
+            f"{checkpoint.model_dir} holds CSM weights in Sesame's original layout; the torch backend loads the "
+            "transformers layout that sesame/csm-1b ships (set MODEL_ID=sesame/csm-1b), or set CSM_BACKEND=mlx")
 
-        def progress(message: str) -> None:
-            self.progress = message
-            _LOGGER.info("CSM: %s", message)
-
-        cache_dir = Path(self.settings.cache_dir).expanduser()
-        options = self.options
-        self.loaded = load_csm(self.settings.model_id, cache_dir, options.tokenizer, options.mimi, progress,
-                               quantize_bits=options.quantize_bits)
-        self.generator = Generator(self.loaded.model, prefix_cache_size=options.prefix_cache_size,
-                                   watermark=options.watermark, compiled=options.compile)
-        self.prompts = PromptStore(self.generator.encode, cache_dir / "csm" / "prompts" / self.loaded.codec_tag,
-                                   max_seconds=options.max_prompt_seconds)
+    def _release(self) -> None:
+        """Drop what a failed load left behind, so its memory goes back before the next attempt."""
+        self.backend = self.prompts = None
         self.progress = None
-        watermarked = getattr(self.loaded.model, "_watermarker", None) is not None and options.watermark
-        import mlx.core as mx
-
-        self.device = "metal" if mx.default_device() == mx.gpu else "cpu"
-        _LOGGER.info("CSM ready from %s (watermark %s)", self.loaded.model_dir, "on" if watermarked else "off")
-
-    def _load_torch(self) -> None:
-        from .prompts import PromptStore
-        from .torch_backend import load_torch_generator
-
-        def progress(message: str) -> None:
-            self.progress = message
-            _LOGGER.info("CSM: %s", message)
-
-        cache_dir = Path(self.settings.cache_dir).expanduser()
-        options = self.options
-        self.generator, self.loaded = load_torch_generator(self.settings.model_id, cache_dir, options, progress)
-        self.prompts = PromptStore(self.generator.encode, cache_dir / "csm" / "prompts" / self.loaded.codec_tag,
-                                   max_seconds=options.max_prompt_seconds)
-        self.progress = None
-        self.device = f"{self.loaded.device}, {self.loaded.dtype}"
-        _LOGGER.info("CSM ready from %s on torch (%s, batches of up to %d, watermark %s)", self.loaded.model_dir,
-                     self.device, options.max_batch, "on" if self.generator.watermarks else "off")
+        gc.collect()
 
     def close(self) -> None:
-        """Drop the model (and stop the torch backend's batching loop)."""
-        if hasattr(self.generator, "close"):
-            self.generator.close()
-        self.loaded = self.generator = self.prompts = None
+        """Cancel the requests still inside ``synthesize``, wait until they left, then free the model."""
+        self.admission.closing = True
+        for cancelled in list(self._jobs):
+            cancelled.set()
+        if not self.admission.wait_empty(CLOSE_WAIT_SECONDS):
+            _LOGGER.warning("CSM: %d requests still running after %.0f s; closing anyway",
+                            self.admission.inside, CLOSE_WAIT_SECONDS)
+        if self.backend is not None:
+            self.backend.close()
+        self._release()
 
     # -- context -----------------------------------------------------------
     def context_cost(self, segment) -> float:
@@ -144,43 +161,49 @@ class CsmProvider(Provider):
     def status(self) -> dict:
         """Base status plus the backend in use (``torch (cuda, bfloat16)``, ``mlx``)."""
         info = super().status()
-        info["backend"] = f"{self.backend} ({self.device})" if self.device and self.backend == "torch" else self.backend
+        info["backend"] = f"{self.backend_name} ({self.device})" if self.device and self.backend_name == "torch" \
+            else self.backend_name
         return info
 
     # -- work --------------------------------------------------------------
     def synthesize(self, job: ProviderJob) -> Iterator[AudioChunk]:
-        """Stream the job's sentences in the voice its params describe."""
-        with self._serial:  # planning (prompt caches, tokenizer) is one request at a time
-            plan = self.plan(job)
+        """Stream the job's sentences in the voice its params describe, once the backend has room for it."""
+        self._jobs.add(job.cancelled)
+        try:
+            with self.admission.request(job.cancelled) as admitted:
+                if not admitted:
+                    if self.admission.closing and not job.cancelled.is_set():
+                        raise ProviderUnavailable("the CSM model is closing")
+                    return
+                generation = self.start(job)
+                yield from self.chunks(generation, job)
+                stats = generation.stats
+                if stats.frames:
+                    _LOGGER.debug("CSM: %d frames, %.0f ms/frame, first audio after %.2f s", stats.frames,
+                                  1000 * stats.frame_seconds / stats.frames, stats.first_audio or 0.0)
+        finally:
+            self._jobs.discard(job.cancelled)
+
+    def chunks(self, generation: Generation, job: ProviderJob) -> Iterator[AudioChunk]:
+        """``generation``'s (PCM, codes) as the job's audio chunks (its ``volume`` applied)."""
         volume = _number({"volume": (job.params or {}).get("volume", 1.0)}, "volume", float, 0.0, 4.0)
-        for samples, codes in self._generate(plan, job):
+        for samples, codes in generation:
             if volume != 1.0:
                 samples = np.clip(samples * volume, -1.0, 1.0).astype(np.float32)
             yield AudioChunk(samples=samples, sample_rate=SAMPLE_RATE, codes=codes, codec="mimi")
-        if self.generator.stats.frames:
-            stats = self.generator.stats
-            _LOGGER.debug("CSM: %d frames, %.0f ms/frame, first audio after %.2f s", stats.frames,
-                          1000 * stats.frame_seconds / stats.frames, stats.first_audio or 0.0)
 
-    def _generate(self, plan, job: ProviderJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(PCM, Mimi codes as codebooks × frames) of each chunk."""
-        if self.backend == "torch":  # the batching loop takes concurrent requests
-            # The batch indexes a request's groups, so a streamed answer's text is awaited whole here.
-            plan.groups, plan.later_groups = [*plan.groups, *plan.later_groups], ()
-            frames: list[np.ndarray] = []  # filled by ``run`` in this thread before each chunk
-            taken = 0
-            for samples in self.generator.run(plan, job.cancelled, codes=frames):
-                codes = np.stack(frames[taken:], axis=1).astype(np.int32)
-                taken = len(frames)
-                yield samples, codes
-            return
-        with self._serial:
-            for samples in self.generator.run(plan, job.cancelled):
-                yield samples, self.generator.last_codes
+    def start(self, job: ProviderJob) -> Generation:
+        """Plan ``job`` and start generating it: iterate the result for (PCM, codes); its ``stats`` are this job's."""
+        backend = self.backend
+        if backend is None:
+            raise ProviderUnavailable("the CSM model is not loaded")
+        with self._plan_lock:
+            plan = self.plan(job)
+        return backend.generate(plan, job.cancelled)
 
     def plan(self, job: ProviderJob):
         """Turn a job into a generation plan (tokens, groups, sampling)."""
-        from .plan import Plan
+        from sesame_voice_csm.common.plan import Plan
 
         params = {**DEFAULTS, **dict(job.params or {})}
         speaker = _number(params, "speaker", int, 0, 1000)
@@ -190,7 +213,7 @@ class CsmProvider(Provider):
         seed = _number(params, "seed", int, 0, 2**63) if params.get("seed") is not None else None
         first_chunk = _number({"first_chunk_frames": params.get("first_chunk_frames", self.options.first_chunk_frames)},
                               "first_chunk_frames", int, 1, 100)
-        generator = self.generator
+        backend = self.backend
         prefix, prefix_key = self._prompt(params, speaker)
         context = self._context(job)
         fixed = sum(map(len, prefix)) + sum(map(len, context))
@@ -204,7 +227,7 @@ class CsmProvider(Provider):
             return frame_budget(text, options.frame_budget_base_ms, options.frame_budget_per_char_ms, cap)
 
         def count(text: str) -> int:
-            return generator.count_text_tokens(text, speaker)
+            return backend.count_text_tokens(text, speaker)
 
         # Text still arriving (a streamed answer) is planned run by run as it comes; the later groups
         # continue the same generation, so each is conditioned on the ones before it.
@@ -218,13 +241,13 @@ class CsmProvider(Provider):
 
     def _prompt(self, params: Mapping[str, Any], speaker: int):
         """Prefix rows of the voice prompt (clip + transcript) and a key for its cached KV state."""
-        from .builtin import builtin_prompt
+        from sesame_voice_csm.common.builtin import builtin_prompt
 
         audio, text = params.get("prompt_audio"), params.get("prompt_text")
         if not audio and params.get("prompt"):
             name = str(params["prompt"])
             if name not in self._builtin_prompts:
-                found = builtin_prompt(name, self.loaded)
+                found = builtin_prompt(name, self.backend)
                 self._builtin_prompts[name] = found
                 if found is None:
                     _LOGGER.warning("CSM built-in prompt %r is unavailable; speaking without a voice prompt", name)
@@ -238,7 +261,7 @@ class CsmProvider(Provider):
         if not path.is_absolute():
             path = Path(self.settings.voices_dir) / path
         prompt = self.prompts.clip(path, text)
-        tokens = self.generator.segment(prompt.text, speaker, prompt.codes)
+        tokens = self.backend.segment(prompt.text, speaker, prompt.codes)
         text_digest = hashlib.sha256(prompt.text.encode()).hexdigest()[:16]
         return [tokens], f"{prompt.digest}:{speaker}:{text_digest}"
 
@@ -253,7 +276,7 @@ class CsmProvider(Provider):
                 if not segment.sample_rate:
                     raise InvalidRequest(f"context[{index}] has audio without a sample rate", param="context")
                 codes = self.prompts.audio(segment.audio, int(segment.sample_rate))
-            rows.append(self.generator.segment(str(segment.text), int(segment.speaker or 0), codes))
+            rows.append(self.backend.segment(str(segment.text), int(segment.speaker or 0), codes))
         return rows
 
 

@@ -20,9 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from sesame_voice.api.errors import ProviderUnavailable
-
-from .backend import TORCH_ADVICE
-from .window import WINDOW
+from sesame_voice_csm.common.backend import TORCH_ADVICE
+from sesame_voice_csm.common.window import WINDOW
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ fetched behind the provider's back, so an install can be fully offline.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,23 +17,22 @@ from typing import Callable
 import numpy as np
 
 from sesame_voice.api.errors import ProviderUnavailable
-
-from .checkpoint import (
+from sesame_voice_csm.common.checkpoint import (
     MIMI_FILE,
     ORIGINAL,
     TRANSFORMERS,
     CheckpointError,
     convert_transformers,
     mlx_name,
-    select_weights,
 )
-from .download import first_line, missing_model_files, resolve_files, resolve_model_repo
+from sesame_voice_csm.common.download import first_line, resolve_files
+from sesame_voice_csm.common.errors import WeightsMissing, WeightsUnreadable, is_hub_id, unreadable_advice
+from sesame_voice_csm.common.locate import Checkpoint
+from sesame_voice_csm.mlx.config import mlx_config
 
 _LOGGER = logging.getLogger(__name__)
-DEFAULT_TOKENIZER = "unsloth/Llama-3.2-1B"
 DEFAULT_MIMI = "kyutai/moshiko-pytorch-bf16"
 MIMI_FILENAME = "tokenizer-e351c8d8-checkpoint125.safetensors"
-TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"]
 INSTALL_ADVICE = "install it with: pip install 'sesame-voice[csm]'"
 
 ProgressCallback = Callable[[str], None]
@@ -90,62 +88,6 @@ def import_mlx():
     return mx, sesame
 
 
-def is_hub_id(value: str) -> bool:
-    """True for ``owner/name`` that is not an existing path."""
-    path = Path(value).expanduser()
-    return not path.exists() and not value.startswith((".", "/", "~")) and value.count("/") == 1
-
-
-def checkpoint_advice(model_id: str) -> str:
-    """What to do about a missing, gated or broken checkpoint."""
-    return (
-        f"CSM weights {model_id!r} are not usable. To fix: log in to the Hugging Face hub "
-        f"(huggingface-cli login), accept the licence on the model page "
-        f"(https://huggingface.co/{model_id if is_hub_id(model_id) else 'sesame/csm-1b'}), "
-        "or set MODEL_ID to a local folder holding config.json and *.safetensors "
-        "(CSM_TOKENIZER and CSM_MIMI, or plugins.csm.tokenizer / plugins.csm.mimi, point at local "
-        "tokenizer and Mimi files for a fully offline install)"
-    )
-
-
-def resolve_model_dir(model_id: str, progress: ProgressCallback) -> tuple[Path, str | None]:
-    """A complete local folder of the weights (from the HF cache or downloaded for a hub id) and the hub id."""
-    path = Path(model_id).expanduser()
-    if path.is_dir():
-        try:
-            missing = missing_model_files(path)
-        except CheckpointError as err:
-            raise ProviderUnavailable(f"CSM weights in {path} could not be loaded ({err}). "
-                                      + checkpoint_advice(model_id)) from None
-        if missing:
-            raise ProviderUnavailable(f"{path} lacks {', '.join(missing)}. {checkpoint_advice(model_id)}")
-        return path, None
-    if not is_hub_id(model_id):
-        raise ProviderUnavailable(f"MODEL_ID {model_id!r} is not a folder. " + checkpoint_advice(model_id))
-    return resolve_model_repo(model_id, progress), model_id
-
-
-def resolve_tokenizer(option: str | None, model_dir: Path, config: dict, progress: ProgressCallback) -> tuple[Path, bool]:
-    """Local tokenizer folder, and whether it gets the Llama 3 bos/eos template (mlx-audio's default)."""
-    source = option or config.get("text_tokenizer")
-    llama_template = not config.get("text_tokenizer") or bool(option)
-    if not source and ((model_dir / "tokenizer.json").is_file() or (model_dir / "tokenizer.model").is_file()):
-        return model_dir, True
-    source = source or DEFAULT_TOKENIZER
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path, llama_template
-    if not is_hub_id(source):
-        raise ProviderUnavailable(f"CSM tokenizer {source!r} is neither a folder nor a hub id; set CSM_TOKENIZER")
-    try:
-        return resolve_files(source, TOKENIZER_FILES, "Llama tokenizer", progress), llama_template
-    except ProviderUnavailable as err:
-        raise ProviderUnavailable(
-            f"cannot get the CSM text tokenizer: {err}. Log in with huggingface-cli login and accept the "
-            "Llama 3.2 licence, or set CSM_TOKENIZER (plugins.csm.tokenizer) to a local folder with tokenizer.json"
-        ) from None
-
-
 def resolve_mimi(option: str | None, bundled: Path | None, progress: ProgressCallback) -> Path:
     """Local Mimi weights file: the override, else the one converted from the checkpoint, else Kyutai's."""
     if not option and bundled is not None:
@@ -158,13 +100,13 @@ def resolve_mimi(option: str | None, bundled: Path | None, progress: ProgressCal
         for candidate in [path / MIMI_FILENAME] + sorted(path.glob("*.safetensors")):
             if candidate.is_file():
                 return candidate
-        raise ProviderUnavailable(f"Mimi folder {path} holds no .safetensors file; set CSM_MIMI to the file")
+        raise WeightsMissing(f"Mimi folder {path} holds no .safetensors file; set CSM_MIMI to the file")
     if not is_hub_id(source):
-        raise ProviderUnavailable(f"Mimi weights {source!r} not found; set CSM_MIMI to the Mimi .safetensors file")
+        raise WeightsMissing(f"Mimi weights {source!r} not found; set CSM_MIMI to the Mimi .safetensors file")
     try:
         return resolve_files(source, [MIMI_FILENAME], "Mimi codec", progress) / MIMI_FILENAME
     except ProviderUnavailable as err:
-        raise ProviderUnavailable(f"cannot get the Mimi codec: {err}. Set CSM_MIMI (plugins.csm.mimi) to a local "
+        raise type(err)(f"cannot get the Mimi codec: {err}. Set CSM_MIMI (plugins.csm.mimi) to a local "
                                   f"copy of {MIMI_FILENAME}") from None
 
 
@@ -177,7 +119,8 @@ def load_mimi(path: Path):
     try:
         mimi.load_pytorch_weights(str(path), strict=True)
     except Exception as err:  # noqa: BLE001 - any parse/shape error means a bad file
-        raise ProviderUnavailable(f"Mimi weights {path} are not a Mimi checkpoint: {first_line(err)}") from None
+        raise WeightsUnreadable(f"Mimi weights {path} are not a Mimi checkpoint: {first_line(err)}; set CSM_MIMI "
+                                "to a Mimi .safetensors file") from None
     mx.eval(mimi.parameters())
     mimi.eval()
     return mimi
@@ -191,16 +134,8 @@ def load_tokenizer(folder: Path, llama_template: bool):
     try:
         return load_llama3_tokenizer(str(folder)) if llama_template else AutoTokenizer.from_pretrained(str(folder))
     except Exception as err:  # noqa: BLE001 - transformers raises many kinds
-        raise ProviderUnavailable(f"cannot load the CSM tokenizer from {folder}: {first_line(err)}") from None
-
-
-def read_config(model_dir: Path, model_id: str) -> dict:
-    """``config.json`` of the weights folder, or ProviderUnavailable with the checkpoint advice."""
-    config_file = model_dir / "config.json"
-    try:
-        return json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ProviderUnavailable(f"{config_file} is unreadable ({err}). {checkpoint_advice(model_id)}") from None
+        raise WeightsUnreadable(f"cannot load the CSM tokenizer from {folder}: {first_line(err)}; set CSM_TOKENIZER "
+                                "(plugins.csm.tokenizer) to a folder with a working tokenizer.json") from None
 
 
 def build_core(config: dict, files: list[Path]):
@@ -235,18 +170,16 @@ def load_watermarker(config: dict) -> tuple[object | None, object | None]:
         return None, None
 
 
-def load_csm(model_id: str, cache_dir: Path, tokenizer: str | None, mimi: str | None,
-             progress: ProgressCallback, quantize_bits: int | None = None) -> LoadedCsm:
-    """Resolve every part, convert the chosen format if needed, then build the model."""
+def load_csm(checkpoint: Checkpoint, cache_dir: Path, mimi: str | None, progress: ProgressCallback,
+             quantize_bits: int | None = None) -> LoadedCsm:
+    """Build the located ``checkpoint`` on MLX, converting the transformers format once if needed."""
     import_mlx()
     from mlx_audio.codec.models.mimi.mimi import MimiStreamingDecoder
 
     cache_dir = Path(cache_dir).expanduser()
-    model_dir, hub_id = resolve_model_dir(model_id, progress)
-    config = read_config(model_dir, model_id)
-    tokenizer_dir, llama_template = resolve_tokenizer(tokenizer, model_dir, config, progress)
+    model_dir, selection = checkpoint.model_dir, checkpoint.selection
     try:
-        selection = select_weights(model_dir)
+        config = mlx_config(checkpoint.config)
         files, bundled_mimi = list(selection.files), None
         if selection.format == TRANSFORMERS:
             progress("converting transformers-format CSM weights (once)")
@@ -255,7 +188,7 @@ def load_csm(model_id: str, cache_dir: Path, tokenizer: str | None, mimi: str | 
             bundled_mimi = converted / MIMI_FILE if (converted / MIMI_FILE).is_file() else None
         mimi_file = resolve_mimi(mimi, bundled_mimi, progress)
         progress("loading CSM weights")
-        text_tokenizer = load_tokenizer(tokenizer_dir, llama_template)
+        text_tokenizer = load_tokenizer(checkpoint.tokenizer_dir, checkpoint.llama_template)
         codec = load_mimi(mimi_file)
         core = build_core(config, files)
     except ProviderUnavailable:
@@ -263,9 +196,8 @@ def load_csm(model_id: str, cache_dir: Path, tokenizer: str | None, mimi: str | 
     except Exception as err:  # noqa: BLE001 - corrupt / mismatched files surface in many ways
         _LOGGER.debug("CSM load failed", exc_info=True)
         detail = str(err) if isinstance(err, CheckpointError) else f"{type(err).__name__}: {first_line(err)}"
-        raise ProviderUnavailable(
-            f"CSM weights in {model_dir} could not be loaded ({detail}). " + checkpoint_advice(model_id)
-        ) from None
+        raise WeightsUnreadable(f"CSM weights in {model_dir} could not be loaded ({detail}). "
+                                + unreadable_advice(checkpoint.model_id)) from None
     if quantize_bits:
         quantize(core, quantize_bits)
     watermarker, key = load_watermarker(config)
@@ -273,7 +205,7 @@ def load_csm(model_id: str, cache_dir: Path, tokenizer: str | None, mimi: str | 
                      watermarker=watermarker, watermark_key=key, sample_rate=int(codec.cfg.sample_rate))
     _LOGGER.info("CSM weights: %s format from %s", selection.format or ORIGINAL,
                  ", ".join(p.name for p in selection.files))
-    return LoadedCsm(model=model, model_dir=model_dir, mimi_file=mimi_file, hub_id=hub_id,
+    return LoadedCsm(model=model, model_dir=model_dir, mimi_file=mimi_file, hub_id=checkpoint.hub_id,
                      weight_format=selection.format, weight_files=tuple(selection.files))
 
 

@@ -1,6 +1,6 @@
 """Continuous batching for the PyTorch CSM backend: one loop thread steps every running request together.
 
-Each request is the same causal sequence the MLX backend builds (``generation.py``): voice prompt,
+Each request is the same causal sequence the MLX backend builds (``mlx/generation.py``): voice prompt,
 context, then per sentence group its text, frames and an end-of-audio row, restarting from the
 prompt when the 2048-position window would overflow. Requests wait in a queue and join the
 running batch at the next frame boundary (their prefill runs alone, then they step with the
@@ -25,10 +25,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .mimi_stream import MimiStream
-from .plan import SAMPLES_PER_FRAME, Plan, Stats
-from .torch_model import Rows, Sampling, TorchCsm
-from .window import WINDOW
+from sesame_voice_csm.common.plan import SAMPLES_PER_FRAME, Plan, Stats
+from sesame_voice_csm.common.window import WINDOW
+from sesame_voice_csm.torch.mimi_stream import MimiStream
+from sesame_voice_csm.torch.model import Rows, Sampling, TorchCsm
 
 _LOGGER = logging.getLogger(__name__)
 _DONE = object()
@@ -245,7 +245,6 @@ class TorchGenerator:
         self.csm = csm
         self.codebooks = csm.codebooks
         self.loop = BatchLoop(csm, max_batch, prefix_cache_size)
-        self.stats = Stats()
         self._watermarker = watermarker
         self._tokenizer_lock = threading.Lock()
 
@@ -279,14 +278,14 @@ class TorchGenerator:
         return codes[: self.codebooks].cpu().numpy().astype(np.int32)
 
     # -- generation ----------------------------------------------------------
-    def run(self, plan: Plan, cancelled: threading.Event | None = None,
-            codes: list | None = None) -> Iterator[np.ndarray]:
-        """Float32 24 kHz PCM chunks of ``plan``; the request leaves the batch within a frame of ``cancelled``.
-
-        ``codes``, when given, receives every sampled frame (codebooks,) as it arrives.
-        """
+    def run(self, plan: Plan, cancelled: threading.Event | None = None, stats: Stats | None = None,
+            on_frame=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(float32 24 kHz PCM, Mimi codes codebooks × frames) chunks of ``plan``; the request leaves the
+        batch within a frame of ``cancelled``. ``stats`` (this request's own) is filled as it goes;
+        ``on_frame(codes)`` sees every sampled frame as it arrives (benchmarks time them)."""
         cancelled = cancelled or threading.Event()
-        self.stats = stats = Stats(started=time.perf_counter())
+        stats = stats if stats is not None else Stats()
+        stats.started = time.perf_counter()
         stream = self.loop.submit(plan, cancelled, stats)
         mimi = MimiStream(self.csm.model.codec_model)
         undecoded: list[np.ndarray] = []
@@ -298,8 +297,8 @@ class TorchGenerator:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                if codes is not None:
-                    codes.append(item)
+                if on_frame is not None:
+                    on_frame(item)
                 undecoded.append(item)
                 if len(undecoded) >= threshold and not cancelled.is_set():
                     yield self._decode(mimi, undecoded, stats)
@@ -309,13 +308,14 @@ class TorchGenerator:
         finally:
             cancelled.set()  # a caller that stops reading takes its request out of the batch
 
-    def _decode(self, mimi: MimiStream, frames: list[np.ndarray], stats: Stats) -> np.ndarray:
+    def _decode(self, mimi: MimiStream, frames: list[np.ndarray], stats: Stats) -> tuple[np.ndarray, np.ndarray]:
         tick = time.perf_counter()
-        codes = torch.as_tensor(np.stack(frames, axis=1)[None], device=self.csm.device)
+        host_codes = np.stack(frames, axis=1)
+        codes = torch.as_tensor(host_codes[None], device=self.csm.device)
         pcm = mimi.decode(codes)[0, 0].float().cpu().numpy()
         if self._watermarker is not None:
             pcm = self._watermarker(pcm)
         stats.decode_seconds += time.perf_counter() - tick
         if stats.first_audio is None:
             stats.first_audio = time.perf_counter() - stats.started
-        return np.ascontiguousarray(pcm, dtype=np.float32)
+        return np.ascontiguousarray(pcm, dtype=np.float32), host_codes.astype(np.int32)

@@ -2,7 +2,7 @@
 
 Everything goes through huggingface_hub's own cache (``HF_HUB_CACHE``, else ``HF_HOME/hub``, else
 ``~/.cache/huggingface/hub``) and respects ``HF_HUB_OFFLINE``, so a model fetched with
-``huggingface-cli download`` or by another tool is used as it is and never downloaded twice.
+``hf download`` or by another tool is used as it is and never downloaded twice.
 A cached snapshot is used only once every file the chosen format needs is in it; otherwise the
 download resumes, or (offline) the error names the missing files and the folder looked in.
 """
@@ -14,9 +14,16 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from sesame_voice.api.errors import ProviderUnavailable
-
 from .checkpoint import TRANSFORMERS_INDEX, CheckpointError, select_weights
+from .errors import (
+    HF_COMMAND_NOTE,
+    AccessDenied,
+    DownloadFailed,
+    WeightsMissing,
+    WeightsUnreadable,
+    access_advice,
+    unreadable_advice,
+)
 
 _LOGGER = logging.getLogger(__name__)
 ProgressCallback = Callable[[str], None]
@@ -80,16 +87,16 @@ def resolve_model_repo(repo_id: str, progress: ProgressCallback) -> Path:
         return folder
     where = folder or hub_cache()
     if offline():
-        raise ProviderUnavailable(
+        raise WeightsMissing(
             f"CSM weights {repo_id!r} are not completely in the Hugging Face cache ({where}): missing "
             f"{', '.join(missing)}. HF_HUB_OFFLINE is set, so nothing was downloaded; download them with "
-            f"`huggingface-cli download {repo_id}` (or set HF_HUB_CACHE / HF_HOME to the cache that has them)"
+            f"`hf download {repo_id}` ({HF_COMMAND_NOTE}), or set HF_HUB_CACHE / HF_HOME to the cache that has them"
         )
     patterns = _patterns_for(repo_id)
     folder = download(repo_id, patterns, "CSM weights", progress)
     missing = _missing_or_broken(folder)
     if missing:
-        raise ProviderUnavailable(f"the download of {repo_id!r} into {folder} is incomplete: missing "
+        raise DownloadFailed(f"the download of {repo_id!r} into {folder} is incomplete: missing "
                                   f"{', '.join(missing)}; start the server again to resume it")
     return folder
 
@@ -98,8 +105,8 @@ def _missing_or_broken(folder: Path | None) -> list[str]:
     try:
         return missing_model_files(folder)
     except CheckpointError as err:
-        raise ProviderUnavailable(f"the cached CSM weights in {folder} are broken ({err}); delete them from the "
-                                  "cache and start the server again to download them anew") from None
+        raise WeightsUnreadable(f"the cached CSM weights in {folder} are broken ({err}). "
+                                + unreadable_advice(str(folder))) from None
 
 
 def resolve_files(repo_id: str, filenames: list[str], label: str, progress: ProgressCallback) -> Path:
@@ -108,12 +115,12 @@ def resolve_files(repo_id: str, filenames: list[str], label: str, progress: Prog
     if folder is not None and all((folder / name).is_file() for name in filenames):
         return folder
     if offline():
-        raise ProviderUnavailable(f"{label} {repo_id!r} is not in the Hugging Face cache ({folder or hub_cache()}): "
+        raise WeightsMissing(f"{label} {repo_id!r} is not in the Hugging Face cache ({folder or hub_cache()}): "
                                   f"missing {', '.join(filenames)}; HF_HUB_OFFLINE is set, so nothing was downloaded")
     folder = download(repo_id, filenames, label, progress)
     missing = [name for name in filenames if not (folder / name).is_file()]
     if missing:
-        raise ProviderUnavailable(f"{repo_id!r} has no {', '.join(missing)} ({label})")
+        raise WeightsMissing(f"{repo_id!r} has no {', '.join(missing)} ({label})")
     return folder
 
 
@@ -125,20 +132,19 @@ def download(repo_id: str, patterns: list[str], label: str, progress: ProgressCa
     _LOGGER.info("Downloading %s (%s: %s) into %s", label, repo_id, ", ".join(patterns), hub_cache())
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns, tqdm_class=progress_bar(progress, label)))
-    except Exception as err:  # noqa: BLE001 - gated, missing, network: one message each
-        raise ProviderUnavailable(download_advice(repo_id, label, err)) from None
+    except Exception as err:  # noqa: BLE001 - gated, missing, network: one error class each
+        raise download_error(repo_id, label, err) from None
 
 
-def download_advice(repo_id: str, label: str, err: BaseException) -> str:
-    """What went wrong with a download and what to do about it."""
+def download_error(repo_id: str, label: str, err: BaseException) -> Exception:
+    """The load error of a failed download: access denied (gated, not logged in), not found, or the transfer."""
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
     reason = f"{type(err).__name__}: {first_line(err)}"
     if isinstance(err, (GatedRepoError, RepositoryNotFoundError)) or "401" in reason or "403" in reason:
-        return (f"{label} {repo_id!r} cannot be downloaded ({reason}). To fix: log in to the Hugging Face hub "
-                f"(huggingface-cli login) and accept the licence on https://huggingface.co/{repo_id}, or set "
-                "MODEL_ID to a local folder")
-    return f"{label} {repo_id!r} could not be downloaded into {hub_cache()} ({reason})"
+        return AccessDenied(f"{label} {repo_id!r} cannot be downloaded ({reason}). " + access_advice(repo_id))
+    return DownloadFailed(f"{label} {repo_id!r} could not be downloaded into {hub_cache()} ({reason}); check the "
+                          "network connection and start the server again (the download resumes)")
 
 
 def _patterns_for(repo_id: str) -> list[str]:
@@ -148,11 +154,11 @@ def _patterns_for(repo_id: str) -> list[str]:
     try:
         names = HfApi().list_repo_files(repo_id)
     except Exception as err:  # noqa: BLE001
-        raise ProviderUnavailable(download_advice(repo_id, "CSM weights", err)) from None
+        raise download_error(repo_id, "CSM weights", err) from None
     if TRANSFORMERS_INDEX in names:
         return TRANSFORMERS_PATTERNS
     if not any(fnmatch.fnmatch(name, "*.safetensors") for name in names):
-        raise ProviderUnavailable(f"{repo_id!r} holds no *.safetensors weights")
+        raise WeightsMissing(f"{repo_id!r} holds no *.safetensors weights")
     return SINGLE_FORMAT_PATTERNS
 
 

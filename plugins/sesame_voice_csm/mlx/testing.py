@@ -6,7 +6,7 @@ Kyutai's PyTorch naming, so they load through exactly the code path real weights
 (``MODEL_ID=folder``, plugin setting ``mimi=<file>``). ``write_hub_repo`` lays the same weights out
 as the sesame/csm-1b repository is laid out (both safetensors formats, the transformers shards
 carrying Mimi, ``ckpt.pt``, prompts, tokenizer and config files) and ``write_hf_cache`` puts such a
-folder into a Hugging Face cache exactly as ``huggingface-cli download`` would. Needs mlx, mlx-audio
+folder into a Hugging Face cache exactly as ``hf download`` would. Needs mlx, mlx-audio
 and tokenizers.
 """
 
@@ -170,7 +170,7 @@ def write_mimi(path: Path, seed: int = 0) -> Path:
     from mlx.utils import tree_flatten
     from mlx_audio.codec.models.mimi.mimi import Mimi, mimi_202407
 
-    from .checkpoint import kyutai_mimi_name
+    from sesame_voice_csm.common.checkpoint import kyutai_mimi_name
 
     mx.random.seed(seed)
     mimi = Mimi(mimi_202407(32))
@@ -232,7 +232,7 @@ def transformers_weights(model_dir: Path, mimi_file: Path) -> dict:
     tensors, the way transformers' conversion scripts write them (q/k rotary-permuted, Mimi's qkv split)."""
     import mlx.core as mx
 
-    from .checkpoint import mimi_transformers_name, permute_rope
+    from sesame_voice_csm.common.checkpoint import mimi_transformers_name, permute_rope
 
     config = json.loads((Path(model_dir) / "config.json").read_text())
     weights = {}

@@ -20,8 +20,8 @@ from typing import Iterator, Sequence
 import mlx.core as mx
 import numpy as np
 
-from .plan import SAMPLES_PER_FRAME, Plan, Stats
-from .window import WINDOW
+from sesame_voice_csm.common.plan import SAMPLES_PER_FRAME, Plan, Stats
+from sesame_voice_csm.common.window import WINDOW
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Tokens:
 
 
 class Generator:
-    """Runs plans on a loaded :class:`~sesame_voice_csm.loading.CsmModel` (only ever from one thread at a time)."""
+    """Runs plans on a loaded :class:`~sesame_voice_csm.mlx.loading.CsmModel` (only ever from one thread at a time)."""
 
     def __init__(self, model, prefix_cache_size: int = 8, watermark: bool = True, compiled: bool = False) -> None:
         from mlx_audio.lm.models.cache import make_prompt_cache
@@ -56,10 +56,7 @@ class Generator:
         self._prefixes: OrderedDict[str, list[tuple]] = OrderedDict()
         self._prefix_cache_size = prefix_cache_size
         self._watermark = watermark
-        self.stats = Stats()
-        self.last_codes: np.ndarray | None = None
-        """Mimi codes (codebooks × frames) of the audio ``run`` yielded last."""
-        from .speedups import FrameStep, install_fast_convtr
+        from sesame_voice_csm.mlx.speedups import FrameStep, install_fast_convtr
 
         self.step = FrameStep(self.core, compiled=compiled)
         if mx.default_device() == mx.cpu:
@@ -100,15 +97,15 @@ class Generator:
         return np.array(codes[: self.codebooks]).astype(np.int32)
 
     # -- cache ---------------------------------------------------------------
-    def _prefill(self, tokens: Tokens, cache) -> None:
+    def _prefill(self, tokens: Tokens, cache, stats: Stats) -> None:
         """Run the backbone over ``tokens`` into ``cache`` without sampling."""
         embeds = self.core._embed_tokens(tokens.tokens[None])
         h = mx.sum(embeds * tokens.mask[None, :, :, None], axis=2)
         self.core.backbone(h, cache=cache)
         mx.eval([c.keys for c in cache] + [c.values for c in cache])
-        self.stats.prefill_positions += len(tokens)
+        stats.prefill_positions += len(tokens)
 
-    def _snapshot(self, plan: Plan) -> list[tuple]:
+    def _snapshot(self, plan: Plan, stats: Stats) -> list[tuple]:
         """(keys, values, offset) per layer after the plan's prefix, from memory when known."""
         key = plan.prefix_key
         if key is not None and key in self._prefixes:
@@ -116,7 +113,7 @@ class Generator:
             return self._prefixes[key]
         cache = self._make_cache(self.core.backbone)
         if plan.prefix:
-            self._prefill(Tokens.cat(plan.prefix), cache)
+            self._prefill(Tokens.cat(plan.prefix), cache, stats)
         snapshot = [(c.keys[..., : c.offset, :], c.values[..., : c.offset, :], c.offset) if c.offset else None
                     for c in cache]
         mx.eval([s[:2] for s in snapshot if s])
@@ -146,17 +143,20 @@ class Generator:
         tokens = mx.concatenate([sample, mx.zeros((1, 1), dtype=mx.int32)], axis=1).astype(mx.int32)
         return Tokens(tokens, self._frame_mask)
 
-    def run(self, plan: Plan, cancelled: threading.Event | None = None) -> Iterator[np.ndarray]:
-        """Yield float32 24 kHz PCM chunks for ``plan``; returns within one frame of ``cancelled``."""
+    def run(self, plan: Plan, cancelled: threading.Event | None = None,
+            stats: Stats | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (float32 24 kHz PCM, Mimi codes codebooks × frames) chunks for ``plan``; returns within one
+        frame of ``cancelled``. ``stats`` (this request's own) is filled as it goes."""
         cancelled = cancelled or threading.Event()
-        self.stats = stats = Stats(started=time.perf_counter())
+        stats = stats if stats is not None else Stats()
+        stats.started = time.perf_counter()
         if plan.seed is not None:
             mx.random.seed(int(plan.seed))
         sampler, sampler_key = self._sampler(plan), (plan.temperature, plan.top_k)
         self._frame_mask = mx.array(np.r_[np.ones(self.codebooks, bool), False][None, :])
         eos_row = self.audio_tokens(np.zeros((self.codebooks, 0), np.int32))
         self.model.streaming_decoder.reset()
-        snapshot = self._snapshot(plan)
+        snapshot = self._snapshot(plan, stats)
         cache = self._restore(snapshot)
         feed: list[Tokens] = list(plan.context)
         previous: Tokens | None = None
@@ -194,28 +194,29 @@ class Generator:
                 total += 1
                 stats.frames += 1
                 if len(undecoded) >= threshold:
-                    audio, left = _within(self._decode(undecoded), left)
-                    yield audio
+                    audio, codes, left = _within(*self._decode(undecoded, stats), left)
+                    yield audio, codes
                     undecoded, threshold = [], plan.chunk_frames
             feed = ([] if ended or not frames else [current]) + [eos_row]
             codes = np.array(mx.concatenate(frames, axis=0)).T if frames else np.zeros((self.codebooks, 0), np.int32)
             stats.codes.append(codes.T)
             previous = Tokens.cat([text, self.audio_tokens(codes)])
         if undecoded and not cancelled.is_set():
-            yield _within(self._decode(undecoded), left)[0]
+            audio, codes, _ = _within(*self._decode(undecoded, stats), left)
+            yield audio, codes
 
-    def _decode(self, samples: list[mx.array]) -> np.ndarray:
+    def _decode(self, samples: list[mx.array], stats: Stats) -> tuple[np.ndarray, np.ndarray]:
         tick = time.perf_counter()
         codes = mx.stack(samples, axis=-1)  # (1, codebooks, frames)
-        self.last_codes = np.array(codes[0]).astype(np.int32)
+        host_codes = np.array(codes[0]).astype(np.int32)
         pcm = self.model.streaming_decoder.decode_frames(codes)[0, 0]
         if self._watermark and self.model.watermarker is not None:
             pcm = self._apply_watermark(pcm)
         audio = np.array(pcm, dtype=np.float32)
-        self.stats.decode_seconds += time.perf_counter() - tick
-        if self.stats.first_audio is None:
-            self.stats.first_audio = time.perf_counter() - self.stats.started
-        return audio
+        stats.decode_seconds += time.perf_counter() - tick
+        if stats.first_audio is None:
+            stats.first_audio = time.perf_counter() - stats.started
+        return audio, host_codes
 
     def _apply_watermark(self, pcm: mx.array) -> mx.array:
         from mlx_audio.tts.models.sesame.watermarking import watermark
@@ -226,9 +227,9 @@ class Generator:
         return mx.array(watermark(model.watermarker, pcm, model.sample_rate, model.watermark_key), dtype=mx.float32)
 
 
-def _within(audio: np.ndarray, left: int | None) -> tuple[np.ndarray, int | None]:
-    """``audio`` cut to the ``left`` samples still allowed, and what is left after it."""
+def _within(audio: np.ndarray, codes: np.ndarray, left: int | None) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """``audio`` cut to the ``left`` samples still allowed, its codes, and what is left after it."""
     if left is None:
-        return audio, None
+        return audio, codes, None
     audio = audio[:left]
-    return audio, left - len(audio)
+    return audio, codes, left - len(audio)

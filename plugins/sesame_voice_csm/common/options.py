@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from sesame_voice.config import ConfigError
+from sesame_voice_csm.common.backend import BACKENDS
 
-from .backend import BACKENDS
-
-ENV_OVERRIDES = {"tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI", "backend": "CSM_BACKEND", "device": "CSM_DEVICE",
+DEFAULT_MODEL_ID = "sesame/csm-1b"
+ENV_OVERRIDES = {"model_id": "MODEL_ID", "tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI", "backend": "CSM_BACKEND", "device": "CSM_DEVICE",
                  "dtype": "CSM_DTYPE", "max_batch": "CSM_MAX_BATCH"}
 
 
@@ -17,6 +17,8 @@ ENV_OVERRIDES = {"tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI", "backend": "C
 class CsmOptions:
     """Tuning and offline overrides of the CSM provider."""
 
+    model_id: str = DEFAULT_MODEL_ID
+    """CSM weights: a hub id (downloaded into the Hugging Face cache) or a local folder (env MODEL_ID)."""
     tokenizer: str | None = None
     """Llama 3 tokenizer: local folder or hub id (default: the model folder's own, else unsloth/Llama-3.2-1B)."""
     mimi: str | None = None
@@ -49,8 +51,10 @@ class CsmOptions:
 
     @classmethod
     def from_settings(cls, settings, env: Mapping[str, str] | None = None) -> "CsmOptions":
-        """Options from ``settings.plugin_config('csm')`` with CSM_TOKENIZER / CSM_MIMI env overrides."""
+        """Options from ``settings.plugin_config('csm')`` with the env overrides of ``ENV_OVERRIDES``."""
         options = settings.plugin_settings("csm", cls, ENV_OVERRIDES, environ=env)
+        if not str(options.model_id).strip():
+            raise ConfigError("plugins.csm: model_id (MODEL_ID) must name a hub repository or a folder")
         if options.first_chunk_frames < 1 or options.chunk_frames < 1:
             raise ConfigError("plugins.csm: first_chunk_frames and chunk_frames must be at least 1")
         if options.backend not in BACKENDS:
