@@ -195,7 +195,7 @@ class SpeechToText:
         if not self.providers:
             raise SpeechToTextUnavailable(
                 "no speech-to-text provider is installed; install sesame-voice with its default "
-                "dependencies (faster-whisper) or a speech-to-text plugin"
+                "dependencies (they include one) or a speech-to-text plugin"
             )
         if name:
             for provider in self.providers.values():
