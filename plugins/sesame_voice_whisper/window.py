@@ -20,6 +20,11 @@ FULL_FRAMES = 3000
 MAX_WINDOW_FRAMES = 2000
 """Longest short window (20 s). Above it the encoder saves a third or less, not worth the risk of
 paying for a rejected decode and the full one: longer audio goes straight to the 30 s window."""
+TOKENS_PER_SECOND = 10
+TOKEN_SLACK = 24
+"""A short decode may produce at most len(prompt) + TOKEN_SLACK + TOKENS_PER_SECOND * duration tokens
+(speech is under ~6 text tokens a second, plus timestamps): a loop is cut off early and rejected
+instead of running to Whisper's 448 tokens before the audio is decoded again."""
 LOOP_REPEATS = 3
 """A phrase said this many times in a row is a decoder loop; twice is how people repeat themselves."""
 MAX_COMPRESSION_RATIO = 2.4
@@ -55,7 +60,7 @@ def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | No
         model.encode(features),
         [request],
         beam_size=beam_size,
-        max_length=model.max_length,
+        max_length=min(model.max_length, len(request) + TOKEN_SLACK + int(TOKENS_PER_SECOND * duration)),
         suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         max_initial_timestamp_index=50,
