@@ -9,8 +9,13 @@ the word error rate of each server, median time to transcript with one client, t
 worst of four concurrent clients, and the ratios. Targets: same WER, one client <= 1.0x, four
 clients worst case <= 0.6x. ``--full-window`` adds sesame-voice without its short encoder window.
 
+``--real`` measures instead a corpus of real human recordings of 1-30 s (tests/stt/real_speech.py:
+Debian packages pocketsphinx-testdata and codec2-examples), one client, both servers alternating
+clip by clip: each clip's time ratio and WER, and the median ratio. Targets: every clip <= 1.0x,
+median <= 0.6x, WER not worse.
+
     pip install wyoming-faster-whisper   # the baseline, for this benchmark only
-    python benchmarks/stt.py [--rounds 5] [--threads N] [--beam-size 5] [--full-window]
+    python benchmarks/stt.py [--rounds 5] [--threads N] [--beam-size 5] [--full-window] [--real]
 """
 
 from __future__ import annotations
@@ -205,7 +210,71 @@ def report(results: dict, spoken: list[tuple[str, bytes]], rounds: int, baseline
     return ok
 
 
+def real_clips() -> list[tuple[str, str, bytes]]:
+    """(name, reference, 16 kHz 16-bit PCM) of each real recording."""
+    import numpy as np
+    import soxr
+
+    sys.path.insert(0, str(REPO / "tests" / "stt"))
+    from real_speech import clips
+
+    found = []
+    for clip in clips():
+        samples = soxr.resample(clip.samples, clip.rate, RATE) if clip.rate != RATE else clip.samples
+        found.append((f"{clip.name} ({clip.duration:.1f} s)", clip.reference,
+                      (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()))
+    return found
+
+
+async def measure_real(ports: dict[str, int], corpus: list[tuple[str, str, bytes]], rounds: int) -> dict:
+    """times[name][clip] = latencies over the rounds, texts[name][clip] = transcript of round one."""
+    times = {name: {clip: [] for clip, _, _ in corpus} for name in ports}
+    texts: dict[str, dict[str, str]] = {name: {} for name in ports}
+    for name, port in ports.items():  # warm-up, not counted
+        await transcribe(port, corpus[0][2])
+    for round_index in range(rounds):
+        for index, (clip, _, pcm) in enumerate(corpus):
+            order = list(ports) if (round_index + index) % 2 == 0 else list(reversed(ports))
+            for name in order:
+                latency, text = await transcribe(ports[name], pcm)
+                times[name][clip].append(latency)
+                texts[name].setdefault(clip, text)
+    return {"times": times, "texts": texts}
+
+
+def report_real(results: dict, corpus: list[tuple[str, str, bytes]], rounds: int, baseline: str) -> bool:
+    sys.path.insert(0, str(REPO / "tests"))
+    from conftest import word_error_rate
+
+    ok = True
+    for name in results["times"]:
+        if name == baseline:
+            continue
+        print(f"\n{name} against {baseline}, real recordings ({rounds} rounds, median s per clip):")
+        print(f"{'clip':<44}{'ratio':>7}{'s':>8}{'anchor s':>10}{'WER':>7}{'anchor WER':>12}")
+        ratios = []
+        for clip, reference, _ in corpus:
+            mine, theirs = (statistics.median(results["times"][n][clip]) for n in (name, baseline))
+            wer_mine = word_error_rate(reference, results["texts"][name][clip])
+            wer_theirs = word_error_rate(reference, results["texts"][baseline][clip])
+            ratios.append(mine / theirs)
+            flag = "" if mine / theirs <= 1.0 and wer_mine <= wer_theirs else "  <-- MISSED"
+            print(f"{clip:<44}{mine / theirs:>7.2f}{mine:>8.3f}{theirs:>10.3f}{wer_mine:>7.3f}{wer_theirs:>12.3f}{flag}")
+        reference = " ".join(ref for _, ref, _ in corpus)
+        wer_all = {n: word_error_rate(reference, " ".join(results["texts"][n][c] for c, _, _ in corpus))
+                   for n in (name, baseline)}
+        median, worst = statistics.median(ratios), max(ratios)
+        met = worst <= 1.0 and median <= TARGET_FOUR and wer_all[name] <= wer_all[baseline]
+        if name == "sesame-voice":
+            ok &= met
+        print(f"median {median:.2f}x (target <= {TARGET_FOUR}x), worst {worst:.2f}x (target <= 1.0x), WER over the "
+              f"corpus {wer_all[name]:.3f} vs {wer_all[baseline]:.3f}: {'met' if met else 'MISSED'}")
+    return ok
+
+
 async def main(args: argparse.Namespace) -> int:
+    if args.real:
+        return await main_real(args)
     spoken = utterances()
     ports = {"sesame-voice": free_port(), "wyoming-faster-whisper": free_port()}
     with tempfile.TemporaryDirectory() as data_dir:
@@ -229,12 +298,35 @@ async def main(args: argparse.Namespace) -> int:
     return 0 if report(results, spoken, args.rounds, "wyoming-faster-whisper") else 1
 
 
+async def main_real(args: argparse.Namespace) -> int:
+    corpus = real_clips()
+    ports = {"sesame-voice": free_port(), "wyoming-faster-whisper": free_port()}
+    with tempfile.TemporaryDirectory() as data_dir:
+        processes = [start_sesame(ports["sesame-voice"], args, short_window=True),
+                     start_faster_whisper(ports["wyoming-faster-whisper"], args, data_dir)]
+        try:
+            for port in ports.values():
+                await wait_ready(port)
+            print(f"wyoming-faster-whisper {metadata.version('wyoming-faster-whisper')} vs sesame-voice; "
+                  f"model tiny.en, int8, beam {args.beam_size}, {args.threads} CPU threads each, "
+                  f"{os.cpu_count()} cores, load average before {os.getloadavg()}")
+            results = await measure_real(ports, corpus, args.rounds)
+            print(f"load average after {os.getloadavg()}")
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
+    return 0 if report_real(results, corpus, args.rounds, "wyoming-faster-whisper") else 1
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads of each server")
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--full-window", action="store_true", help="also measure sesame-voice with short_window off")
+    parser.add_argument("--real", action="store_true", help="the real-recordings corpus instead of the commands")
     parser.add_argument("--serve-sesame", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--no-short-window", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()

@@ -2,7 +2,8 @@
 
 Whisper pads every window to 30 s, so a 3 s voice command pays for 30 s of encoder work (most of
 the time to transcript on a CPU). CTranslate2 encodes shorter inputs; below about 10 s the model
-starts to repeat itself, so the window is max(10 s, duration + 3 s). A result that does not end
+starts to repeat itself, so the window is max(10 s, duration + 3 s), at most 20 s (longer audio
+goes straight to the 30 s window: the saving would not pay for the risk of decoding twice). A result that does not end
 the way a complete transcript ends (closing timestamp, nothing past the end of the audio, not
 repetitive, confident) is thrown away and the caller decodes the audio the normal way.
 """
@@ -16,6 +17,16 @@ MIN_FRAMES = 1000
 TAIL_FRAMES = 300
 """Silence after the speech, in frames (3 s), so the model hears the utterance end."""
 FULL_FRAMES = 3000
+MAX_WINDOW_FRAMES = 2000
+"""Longest short window (20 s). Above it the encoder saves a third or less, not worth the risk of
+paying for a rejected decode and the full one: longer audio goes straight to the 30 s window."""
+TOKENS_PER_SECOND = 10
+TOKEN_SLACK = 24
+"""A short decode may produce at most len(prompt) + TOKEN_SLACK + TOKENS_PER_SECOND * duration tokens
+(speech is under ~6 text tokens a second, plus timestamps): a loop is cut off early and rejected
+instead of running to Whisper's 448 tokens before the audio is decoded again."""
+LOOP_REPEATS = 3
+"""A phrase said this many times in a row is a decoder loop; twice is how people repeat themselves."""
 MAX_COMPRESSION_RATIO = 2.4
 MIN_AVG_LOGPROB = -1.0
 """faster-whisper's own thresholds for a failed decode (repetition, low confidence)."""
@@ -27,7 +38,7 @@ after the end is accepted and clamped.)"""
 
 def fits(duration: float) -> bool:
     """True if audio this long (seconds) gains from a short window."""
-    return duration * 100 + TAIL_FRAMES < FULL_FRAMES
+    return max(MIN_FRAMES, duration * 100 + TAIL_FRAMES) <= MAX_WINDOW_FRAMES
 
 
 def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | None, beam_size: int) -> list[dict] | None:
@@ -38,7 +49,7 @@ def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | No
     duration = len(samples) / model.feature_extractor.sampling_rate
     hop = model.feature_extractor.hop_length
     frames = max(MIN_FRAMES, len(samples) // hop + TAIL_FRAMES)
-    if frames > FULL_FRAMES:
+    if frames > MAX_WINDOW_FRAMES:
         return None
     # Pad with digital silence before the mel transform, as Whisper pads its 30 s windows.
     features = model.feature_extractor(np.pad(samples, (0, frames * hop - len(samples))))[:, :frames]
@@ -49,7 +60,7 @@ def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | No
         model.encode(features),
         [request],
         beam_size=beam_size,
-        max_length=model.max_length,
+        max_length=min(model.max_length, len(request) + TOKEN_SLACK + int(TOKENS_PER_SECOND * duration)),
         suppress_blank=True,
         suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         max_initial_timestamp_index=50,
@@ -86,8 +97,14 @@ def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | No
 
 
 def repetitive(texts: list[str]) -> bool:
-    """A segment said twice, or a word three times in a row: the short window's way of failing."""
-    if len(set(texts)) < len(texts):
+    """A phrase (1-12 words, or a whole segment) said LOOP_REPEATS times in a row: the short
+    window's way of failing. Real speech repeats a call sign or a sentence twice; loops go on."""
+    if any(texts[i:i + LOOP_REPEATS] == [texts[i]] * LOOP_REPEATS for i in range(len(texts) - LOOP_REPEATS + 1)):
         return True
     words = [word.strip(".,!?;:") for word in " ".join(texts).split()]
-    return any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2))
+    for size in range(1, 13):
+        for start in range(len(words) - size * LOOP_REPEATS + 1):
+            phrase = words[start:start + size]
+            if all(words[start + k * size:start + (k + 1) * size] == phrase for k in range(1, LOOP_REPEATS)):
+                return True
+    return False

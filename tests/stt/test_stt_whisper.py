@@ -96,8 +96,10 @@ def test_plugin_settings_come_from_yaml_and_env(monkeypatch):
         WhisperOptions.from_settings(Settings(), env={"STT_SHORT_WINDOW": "perhaps"})
 
 
-def test_word_loops_and_repeated_segments_count_as_failures():
+def test_word_loops_and_thrice_repeated_segments_count_as_failures():
+    """Said twice is how people repeat themselves (tests/stt/test_stt_real_speech.py); three times is a loop."""
     from sesame_voice_whisper.window import repetitive
 
-    assert repetitive(["hello? hello? hello?"]) and repetitive(["turn it on.", "turn it on."])
+    assert repetitive(["hello? hello? hello?"]) and repetitive(["turn it on.", "turn it on.", "turn it on."])
+    assert not repetitive(["turn it on.", "turn it on."])
     assert not repetitive(["that that is, is.", "yes."])
