@@ -183,7 +183,7 @@ async function loadVoices() {
     row.insertCell().textContent = voice.description || "";
     const actions = row.insertCell();
     const use = document.createElement("button");
-    use.type = "button"; use.textContent = "Use"; use.setAttribute("aria-label", "Speak with " + voice.id);
+    use.type = "button"; use.textContent = "Use"; use.setAttribute("aria-label", "Use " + voice.id);
     use.addEventListener("click", () => { $("speak-voice").value = voice.id; showVoiceInfo(); $("speak-text").focus(); });
     actions.append(use);
     if (voice.deletable) {
@@ -560,4 +560,6 @@ function setup() {
   setInterval(async () => { await loadHealth(); showVoiceInfo(); }, 15000);
 }
 
+// The last speech as the WAV the page played (what "Download" saves as WAV); the tests read it back.
+window.studioLastSpeech = () => (state.lastSpeech ? state.lastSpeech.blob : null);
 document.addEventListener("DOMContentLoaded", setup);
