@@ -1,4 +1,5 @@
-"""OpenAI-compatible HTTP frontend: /v1/audio/speech, /v1/audio/transcriptions, /v1/models, /v1/audio/voices."""
+"""OpenAI-compatible HTTP frontend: /v1/audio/speech, /v1/audio/transcriptions, /v1/models, /v1/audio/voices
+(list, create a clone, delete one)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .errors import error_response
 from .openapi import openapi_paths
 from .speech import create_speech
 from .transcriptions import TRANSCRIPTION_MODELS, create_transcription
+from .voice_admin import create_voice, delete_voice, voice_object
 
 MODELS = ("csm-1b", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 CREATED = int(time.mktime((2025, 3, 13, 0, 0, 0, 0, 0, 0)))
@@ -43,20 +45,7 @@ async def get_model(request: web.Request, server) -> web.Response:
 
 
 async def list_voices(request: web.Request, server) -> web.Response:
-    voices = [
-        {
-            "id": voice.name,
-            "name": voice.name,
-            "object": "voice",
-            "description": voice.description,
-            "provider": voice.provider,
-            "fallbacks": [f["provider"] for f in voice.fallbacks],
-            "aliases": list(voice.aliases),
-            "languages": list(voice.languages),
-            "default": voice.name.lower() == server.settings.default_voice.lower(),
-        }
-        for voice in server.voices.list()
-    ]
+    voices = [voice_object(server, voice) for voice in server.voices.list()]
     return web.json_response({"object": "list", "data": voices, "errors": server.voices.errors})
 
 
@@ -72,6 +61,8 @@ def register_routes(app: web.Application, server) -> None:
         ("GET", "/v1/models", list_models),
         ("GET", "/v1/models/{model}", get_model),
         ("GET", "/v1/audio/voices", list_voices),
+        ("POST", "/v1/audio/voices", create_voice),
+        ("DELETE", "/v1/audio/voices/{name}", delete_voice),
     ]
     for method, path, handler in routes:
         app.router.add_route(method, path, functools.partial(handler, server=server))

@@ -97,6 +97,21 @@ _TRANSCRIPTION_FORM = {
 }
 
 
+_VOICE_FORM = {
+    "type": "object",
+    "required": ["name", "file", "transcript"],
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+                 "description": "The new voice's name (letters, digits, '_', '-'; at most 64)"},
+        "file": {"type": "string", "format": "binary",
+                 "description": "The speaker clip in any format FFmpeg decodes (at most 25 MB); its length must "
+                 "suit a cloning provider (CSM: 0.5-30 s), else 400 code clip_out_of_range naming the limits"},
+        "transcript": {"type": "string", "minLength": 1, "maxLength": 4000, "description": "What the clip says"},
+        "description": {"type": "string", "maxLength": 500},
+    },
+}
+
+
 def openapi_paths(server) -> dict:
     """Path items of /v1/audio/speech (with today's voices), /v1/audio/transcriptions, /v1/models and
     /v1/audio/voices; built for each request of the document."""
@@ -155,5 +170,25 @@ def openapi_paths(server) -> dict:
                 "responses": {"200": {"description": "Model"}, "404": _ERROR},
             }
         },
-        "/v1/audio/voices": {"get": {"summary": "List voices", "responses": {"200": {"description": "Voice list"}}}},
+        "/v1/audio/voices": {
+            "get": {"summary": "List voices (with rejected voice files and why)",
+                    "responses": {"200": {"description": "Voice list"}}},
+            "post": {
+                "summary": "Create a cloned voice from a speaker clip and its transcript (stored in the voices folder)",
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _VOICE_FORM}}},
+                "responses": {
+                    "201": {"description": "The new voice, as GET /v1/audio/voices lists it"},
+                    "409": _ERROR,
+                    "413": _ERROR,
+                    **errors,
+                },
+            },
+        },
+        "/v1/audio/voices/{name}": {
+            "delete": {
+                "summary": "Delete a voice cloned into the voices folder (presets and providers' voices: 409)",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"204": {"description": "Deleted"}, "401": _ERROR, "404": _ERROR, "409": _ERROR},
+            }
+        },
     }

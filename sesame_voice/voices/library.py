@@ -20,6 +20,8 @@ VOICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 PRESET_SUFFIXES = (".yaml", ".yml")
 CLIP_SUFFIX = ".wav"
 TRANSCRIPT_SUFFIX = ".txt"
+DESCRIPTION_SUFFIX = ".description"
+"""An optional ``NAME.description`` next to a clip holds the clone's description (one line)."""
 MIN_CLIP_SECONDS = 0.5
 """Shorter clips hold too little speech for any provider; the upper limit is each provider's own."""
 BUILTIN_PRESETS = Path(__file__).resolve().parent / "presets"
@@ -146,11 +148,15 @@ def load_clone(clip: Path, providers: Mapping[str, Any]) -> Voice:
     if float(np.sqrt(np.mean(np.square(samples)))) < 1e-4:
         raise VoiceFileError("clip is silent")
     order = clip_providers(providers, duration)
+    description_path = clip.with_suffix(DESCRIPTION_SUFFIX)
+    description = ""
+    if description_path.is_file():
+        description = description_path.read_text(encoding="utf-8", errors="replace").strip()[:500]
     return Voice(
         name=name,
         provider=order[0],
         params={"prompt_audio": str(clip.resolve()), "prompt_text": transcript},
-        description=f"Voice cloned from {clip.name}",
+        description=description or f"Voice cloned from {clip.name}",
         fallbacks=tuple({"provider": other} for other in order[1:]),
         source=clip,
     )
@@ -258,7 +264,7 @@ class VoiceLibrary:
                 claimed.add(path)
                 self._load_into(found, path, lambda p=path: load_preset(p, self.folder), add)
             elif path.suffix.lower() == CLIP_SUFFIX:
-                claimed.update({path, path.with_suffix(TRANSCRIPT_SUFFIX)})
+                claimed.update({path, path.with_suffix(TRANSCRIPT_SUFFIX), path.with_suffix(DESCRIPTION_SUFFIX)})
                 self._load_into(found, path, lambda p=path: load_clone(p, self.providers), add)
         for provider in self.providers.values():
             suffixes = tuple(getattr(provider, "voice_file_suffixes", ()))
