@@ -88,12 +88,23 @@ def register_routes(app: web.Application, server) -> None:
     app.middlewares.insert(0, html_root_middleware())
     app.router.add_get("/studio/info", functools.partial(server_info, server=server))
     app.router.add_get("/studio/{name}", public(asset))
-    server.openapi_paths.update({
+
+
+@hookimpl(specname="openapi_paths")
+def describe_routes(server) -> dict:
+    """The studio's routes for /openapi.json."""
+    return {
         "/studio/info": {"get": {"summary": "The studio's overview: voices folder, rejected files, addresses",
                                  "responses": {"200": {"description": "JSON"}, "401": {"description": "API key"}}}},
         "/studio/{name}": {"get": {
             "summary": "A file of the studio page (script, style sheet, image)",
             "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "The file"}, "404": {"description": "No such file"}}}},
-    })
-    server.http_properties.update({"studio": "/"})
+    }
+
+
+@hookimpl
+def zeroconf_properties(server) -> dict[str, str]:
+    """Browsers find the studio at the HTTP API's root."""
+    return {"studio": "/"}
+
