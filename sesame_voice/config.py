@@ -84,6 +84,8 @@ class Settings:
     """When a session is full: ``drop_oldest`` turns, or ``refuse`` the new turn."""
     sessions_persist: bool = False
     """Keep sessions in CACHE_DIR/sessions across restarts."""
+    metrics_instance: str = ""
+    """The ``instance`` label on every metric at /metrics; empty means HOSTNAME:PORT."""
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Free-form settings for each plugin, from the YAML config's ``plugins:`` table."""
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from .frontend import Announcement, Frontend
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics
 from .plugins import PluginManager, collect_frontends, collect_providers, collect_stt_providers, make_plugin_manager
+from .probes import OPENAPI_PATHS as PROBE_PATHS
+from .probes import add_probe_routes
 from .provider import Provider
 from .routes import api_key_middleware, public
 from .selfcheck import self_check
@@ -70,6 +73,8 @@ class Server:
         self.openapi_paths: dict[str, Any] = {}
         """OpenAPI path items contributed by route plugins, served at /openapi.json; a value may be a
         zero-argument callable, called for each request of the document (e.g. to list the current voices)."""
+        self.shutting_down = False
+        """True from the start of ``shutdown``: ``GET /health/ready`` answers 503."""
         self.app: web.Application | None = None
         self.http_port: int | None = None
         self.discovery = None
@@ -168,6 +173,7 @@ class Server:
 
         Requests still running after ``grace`` seconds are cut when the server context exits.
         """
+        self.shutting_down = True
         if self.discovery is not None:
             await self.discovery.stop()
         if self._runner is not None:
@@ -182,6 +188,7 @@ class Server:
                                    middlewares=[api_key_middleware(self.settings.api_key)])
         self.app[SERVER_KEY] = self
         self.app.router.add_get("/health", public(self._health))
+        add_probe_routes(self.app, self)
         self.app.router.add_get("/openapi.json", self._openapi)
         self.app.router.add_get("/metrics", self._metrics)
         self.pm.hook.register_routes(app=self.app, server=self)
@@ -194,6 +201,7 @@ class Server:
         site = web.TCPSite(runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()
         self.http_port = runner.addresses[0][1] if runner.addresses else self.settings.port
+        self.metrics.instance = self.settings.metrics_instance or f"{socket.gethostname()}:{self.http_port}"
         _LOGGER.info("HTTP API on http://%s:%s", self.settings.host, self.http_port)
 
     def announcements(self) -> list[Announcement]:
@@ -283,6 +291,7 @@ class Server:
                     "responses": {"200": {"description": "Health report"}},
                 }
             },
+            **PROBE_PATHS,
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics: requests, latency, real-time factor, queues, errors, voices",
