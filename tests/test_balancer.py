@@ -76,8 +76,14 @@ def balanced(tmp_path_factory):
     try:
         for url, process in replicas.values():
             _wait(lambda: process.poll() is None and _get_json(f"{url}/health/ready")[0] == 200, f"{url} ready")
-        _wait(lambda: haproxy.poll() is None and server_states(stats) == {"replica1": "UP", "replica2": "UP"},
-              "HAProxy to see both replicas up")
+        def both_up() -> bool:
+            assert haproxy.poll() is None, (root / "haproxy.log").read_text()
+            try:
+                return server_states(stats) == {"replica1": "UP", "replica2": "UP"}
+            except OSError:  # HAProxy not listening yet
+                return False
+
+        _wait(both_up, "HAProxy to see both replicas up")
         yield f"http://{listen}", replicas, stats
     finally:
         stop(haproxy)
