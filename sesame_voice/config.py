@@ -82,6 +82,8 @@ class Settings:
     zeroconf_name: str = "sesame-voice"
     zeroconf_interfaces: tuple[str, ...] = ()
     """Addresses to advertise on; empty means every interface."""
+    metrics_instance: str = ""
+    """The ``instance`` label on every metric at /metrics; empty means HOSTNAME:PORT."""
     plugins: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Free-form settings for each plugin, from the YAML config's ``plugins:`` table."""
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from sesame_voice.app.plugins import (
     collect_stt_providers,
     make_plugin_manager,
 )
+from sesame_voice.app.probes import OPENAPI_PATHS as PROBE_PATHS
+from sesame_voice.app.probes import add_probe_routes
 from sesame_voice.app.selfcheck import self_check
 from sesame_voice.config import Settings
 from sesame_voice.engine.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -66,6 +69,8 @@ class Server:
         """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
         self.frontends: list[Frontend] = []
         self._services: dict[str, Any] = {}
+        self.shutting_down = False
+        """True from the start of ``shutdown``: ``GET /health/ready`` answers 503."""
         self.app: web.Application | None = None
         self.http_port: int | None = None
         self.discovery = None
@@ -174,6 +179,7 @@ class Server:
 
         Requests still running after ``grace`` seconds are cut when the server context exits.
         """
+        self.shutting_down = True
         if self.discovery is not None:
             await self.discovery.stop()
         if self._runner is not None:
@@ -188,6 +194,7 @@ class Server:
                                    middlewares=[api_key_middleware(self.settings.api_key)])
         self.app[SERVER_KEY] = self
         self.app.router.add_get("/health", public(self._health))
+        add_probe_routes(self.app, self)
         self.app.router.add_get("/openapi.json", self._openapi)
         self.app.router.add_get("/metrics", self._metrics)
         self.pm.hook.register_routes(app=self.app, server=self)
@@ -200,6 +207,7 @@ class Server:
         site = web.TCPSite(runner, self.settings.host, self.settings.port, reuse_address=True)
         await site.start()
         self.http_port = runner.addresses[0][1] if runner.addresses else self.settings.port
+        self.metrics.instance = self.settings.metrics_instance or f"{socket.gethostname()}:{self.http_port}"
         _LOGGER.info("HTTP API on http://%s:%s", self.settings.host, self.http_port)
 
     def announcements(self) -> list[Announcement]:
@@ -317,6 +325,7 @@ class Server:
                     "responses": {"200": {"description": "Health report"}},
                 }
             },
+            **PROBE_PATHS,
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics: requests, latency, real-time factor, queues, errors, voices",

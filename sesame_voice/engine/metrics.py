@@ -14,6 +14,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 disable_created_metrics()  # the *_created series only double what the server exposes
@@ -25,10 +27,16 @@ class ServerMetrics:
     """Request counts, latencies, real-time factor, queue depth, errors, fallbacks and voices.
 
     Every server has its own registry, so two servers in one process (tests) never share counts.
+    Every sample is exposed with the label ``instance`` (``METRICS_INSTANCE``, by default
+    HOSTNAME:PORT), so the series of many replicas stay apart wherever they are gathered.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, instance: str = "") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.instance = instance
+        """The value of the ``instance`` label; empty: no label."""
+        self._exposed = CollectorRegistry()
+        self._exposed.register(InstanceLabelled(self.registry, lambda: self.instance))
         labels = ("frontend", "voice", "format")
         self.requests = Counter(
             "sesame_voice_requests", "Synthesis requests by frontend, voice, format and outcome",
@@ -100,7 +108,30 @@ class ServerMetrics:
         """The text exposition format of every metric."""
         for refresh in self._refreshers:
             refresh()
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
+
+
+class InstanceLabelled(Collector):
+    """Every metric of ``registry`` with a constant ``instance`` label added to each sample.
+
+    prometheus_client has no constant labels on its metric classes; a collector in front of the
+    registry adds one without renaming anything. A sample that has its own ``instance`` keeps it.
+    """
+
+    def __init__(self, registry: CollectorRegistry, instance: Callable[[], str]) -> None:
+        self.registry = registry
+        self.instance = instance
+
+    def collect(self):
+        value = self.instance()
+        for family in self.registry.collect():
+            if not value:
+                yield family
+                continue
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [sample._replace(labels={"instance": value, **sample.labels})
+                                for sample in family.samples]
+            yield labelled
 
 
 class RequestTimer:
