@@ -3,6 +3,7 @@
 from .frontend import Announcement, Frontend
 from .hookspecs import hookimpl
 from .provider import Provider
+from .responder import Responder, ResponderFailed, ResponderTimeout, ResponderUnavailable
 from .stt import Segment, SpeechToTextUnavailable, SttProvider, Transcript, TranscriptionJob, Word
 from .text import TextSource
 from .types import (
@@ -37,6 +38,10 @@ __all__ = [
     "ProviderJob",
     "ProviderUnavailable",
     "RejectedFile",
+    "Responder",
+    "ResponderFailed",
+    "ResponderTimeout",
+    "ResponderUnavailable",
     "Segment",
     "SesameVoiceError",
     "SpeechToTextUnavailable",

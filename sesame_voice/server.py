@@ -17,7 +17,8 @@ from .engine import Engine
 from .frontend import Announcement, Frontend
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServerMetrics
-from .plugins import PluginManager, collect_frontends, collect_providers, collect_stt_providers, make_plugin_manager
+from .plugins import (PluginManager, collect_frontends, collect_providers, collect_responders, collect_stt_providers,
+                      make_plugin_manager)
 from .provider import Provider
 from .routes import api_key_middleware, public
 from .selfcheck import self_check
@@ -57,6 +58,8 @@ class Server:
             {name: reg.cls(settings) for name, reg in collect_stt_providers(self.pm).items()}, settings
         )
         """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
+        self.responders = {name: reg.cls(settings) for name, reg in collect_responders(self.pm).items()}
+        """Reply writers (``sesame_voice.responder``): ``pick_responder(server.responders)`` finds the configured one."""
         self.sessions = SessionStore(
             SessionLimits.from_settings(settings), self.engine, Path(settings.cache_dir).expanduser() / "sessions",
             speech_to_text=self.speech_to_text,
@@ -115,6 +118,8 @@ class Server:
         stack.push_async_callback(self.engine.aclose)
         preloads = []
         stack.push_async_callback(self.speech_to_text.aclose)
+        for responder in self.responders.values():
+            stack.push_async_callback(responder.aclose)
         if self.settings.preload:
             for worker in self.engine.workers.values():
                 preload = asyncio.create_task(self._preload(worker), name=f"preload-{worker.provider.name}")
@@ -256,6 +261,7 @@ class Server:
             "requests": dict(self.engine.counters),
             "self_check": self_check(self),
             "sessions": len(self.sessions.list()),
+            "responders": {name: r.status() for name, r in self.responders.items()},
         }
         for contribute in self.health_fields:
             try:
