@@ -34,8 +34,6 @@ class RealtimeOptions:
     """Largest client event; a bigger one closes the socket (1009), as at OpenAI (15 MiB of audio)."""
     max_items: int = 200
     """Conversation items kept; the oldest are forgotten (and no longer sent to the responder)."""
-    max_pending_chars: int = 1000
-    """Reply text without a sentence end that is still spoken as one piece."""
     voice_context: bool = True
     """Give a conversational voice (CSM) the conversation's earlier turns, audio included."""
 

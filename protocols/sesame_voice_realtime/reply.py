@@ -96,6 +96,8 @@ class Reply:
         await send({"type": "response.created", "response": self.wire()})
         try:
             await self._generate(audio)
+            if self.cancel_reason is not None:  # the cancel landed in a task that swallowed it
+                raise asyncio.CancelledError
             self.status = "completed"
         except asyncio.CancelledError:
             self.status = "cancelled"
@@ -130,7 +132,8 @@ class Reply:
         await send({"type": "response.content_part.added", **where, "content_index": 0, "part": part})
         limit = connection.config.max_output_tokens
         max_chars = None if limit == "inf" else int(limit) * CHARS_PER_TOKEN
-        source = TextSource(first_clause=True, max_pending_chars=connection.options.max_pending_chars) if audio else None
+        # No pending-text limit: the responder bounds the reply's length (max_reply_chars).
+        source = TextSource(first_clause=True) if audio else None
         speaking = asyncio.create_task(self._speak(source, voice.name)) if audio else None
         delta = "response.output_audio_transcript.delta" if audio else "response.output_text.delta"
         try:
@@ -142,7 +145,8 @@ class Reply:
                     source.add(piece)
             if source is not None:
                 source.finish()
-                await speaking
+                await asyncio.wait([speaking])  # a cancel lands here, not in the speaking task
+                speaking.result()
         finally:
             if speaking is not None and not speaking.done():
                 source.abort()

@@ -1,0 +1,118 @@
+"""The OpenAI Realtime API at /v1/realtime, driven by the ``openai`` SDK's realtime client against a
+real LLM server (``transformers serve`` with a tiny random model) and the bundled Piper voice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sesame_voice.testing import SesameClient
+
+from realtime_helpers import append_audio, audio_of, events_until, letter_error_rate, of_type
+
+QUESTION = "What is the weather like today?"
+INSTRUCTIONS = "You are a helpful assistant."
+pytestmark = pytest.mark.timeout(600)
+
+
+async def test_spoken_turn_gets_the_llm_reply_spoken(start_agent, realtime_client, speech_24k, transcribe, wer,
+                                                     tiny_llm):
+    async with start_agent() as server:
+        question = await speech_24k(server, QUESTION)
+        async with realtime_client(server).realtime.connect(model="gpt-realtime") as connection:
+            created = await connection.recv()
+            assert created.type == "session.created"
+            assert created.session.audio.output.format.rate == 24000
+            await connection.session.update(session={
+                "type": "realtime", "instructions": INSTRUCTIONS,
+                "audio": {"input": {"turn_detection": None, "transcription": {"model": "whisper-1"}},
+                          "output": {"voice": "joe", "format": {"type": "audio/pcm", "rate": 24000}}}})
+            updated = await connection.recv()
+            assert updated.type == "session.updated", updated
+            assert updated.session.audio.input.turn_detection is None
+            assert updated.session.instructions == INSTRUCTIONS
+
+            await append_audio(connection, question)
+            await connection.input_audio_buffer.commit()
+            events = await events_until(connection, "conversation.item.input_audio_transcription.completed")
+            committed = of_type(events, "input_audio_buffer.committed")[0]
+            assert of_type(events, "conversation.item.created")[0].item.id == committed.item_id
+            heard = events[-1].transcript
+            assert events[-1].item_id == committed.item_id
+            assert wer(QUESTION, heard) <= 0.2, heard
+
+            await connection.response.create()
+            events = await events_until(connection, "response.done")
+        done = events[-1].response
+        assert done.status == "completed", done
+        written = "".join(e.delta for e in of_type(events, "response.output_audio_transcript.delta"))
+        assert of_type(events, "response.output_audio_transcript.done")[0].transcript == written
+        assert len(of_type(events, "response.output_audio.done")) == 1
+        assert done.output[0].content[0].transcript == written
+
+        # The LLM server, asked the same conversation directly (greedy decoding), wrote that very reply.
+        from openai import AsyncOpenAI
+
+        url, model = tiny_llm
+        direct = await AsyncOpenAI(base_url=url, api_key="unused").chat.completions.create(
+            model=model, temperature=0, max_tokens=8,
+            messages=[{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": heard}])
+        assert written == direct.choices[0].message.content
+        assert len(written.split()) >= 4
+
+        # ... and that reply is what the voice said.
+        reply_audio = audio_of(events)
+        assert reply_audio.size > 24000 * 0.5
+        spoken = transcribe(reply_audio, 24000)
+        assert letter_error_rate(written, spoken) <= 0.15, (written, spoken)
+
+        # Latency per stage, in the event and in /metrics.
+        latency = done.model_extra["latency"]
+        assert 0 <= latency["transcript_s"] <= latency["first_token_s"] <= latency["first_audio_s"]
+        status, _, body = await SesameClient(f"http://127.0.0.1:{server.http_port}").request("GET", "/metrics")
+        assert status == 200
+        assert 'sesame_voice_agent_stage_seconds_count{stage="first_audio"} 1.0' in body.decode()
+
+
+async def test_server_vad_answers_and_cancel_stops_the_reply(start_agent, realtime_client, speech_24k):
+    async with start_agent(env={"RESPONDER_MAX_TOKENS": "150"}) as server:
+        question = await speech_24k(server, QUESTION)
+        silence = np.zeros(24000, dtype=np.float32)
+        async with realtime_client(server).realtime.connect(model="gpt-realtime") as connection:
+            assert (await connection.recv()).type == "session.created"  # server VAD is the default
+            await append_audio(connection, np.concatenate([silence, question, silence]))
+            # Cancel once the reply is being written: the tiny model writes no sentence end, so no audio
+            # is made before its whole 150-word reply is written.
+            events = await events_until(connection, "response.output_audio_transcript.delta")
+            kinds = [e.type for e in events]
+            for kind in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
+                         "input_audio_buffer.committed", "response.created"):
+                assert kind in kinds, kinds
+            assert kinds.index("input_audio_buffer.speech_started") < kinds.index("input_audio_buffer.speech_stopped")
+            started = of_type(events, "input_audio_buffer.speech_started")[0]
+            stopped = of_type(events, "input_audio_buffer.speech_stopped")[0]
+            speech_seconds = question.size / 24000
+            assert 0.8 <= started.audio_start_ms / 1000 <= 1.2
+            assert abs((stopped.audio_end_ms - started.audio_start_ms) / 1000 - speech_seconds) < 0.5
+
+            response_id = of_type(events, "response.created")[0].response.id
+            await connection.response.cancel()
+            events += await events_until(connection, "response.done")
+            done = events[-1].response
+            assert done.id == response_id
+            assert done.status == "cancelled"
+            assert done.status_details.reason == "client_cancelled"
+            assert done.output[0].status == "incomplete"
+            written = "".join(e.delta for e in of_type(events, "response.output_audio_transcript.delta"))
+            assert 0 < len(written.split()) < 150
+            assert done.output[0].content[0].transcript == written  # what was written stays, marked incomplete
+
+            # The socket still works: cancelling again is an error, the next response completes.
+            await connection.response.cancel()
+            error = (await events_until(connection, "error"))[-1]
+            assert error.error.code == "response_cancel_not_active"
+            await connection.response.create(response={"output_modalities": ["text"]})
+            events = await events_until(connection, "response.done")
+            assert events[-1].response.status == "completed"
+            assert of_type(events, "response.output_text.done")[0].text
+            assert not of_type(events, "response.output_audio.delta")
