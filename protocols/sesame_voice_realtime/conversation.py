@@ -94,9 +94,11 @@ class Conversation:
 
     def context(self, max_segments: int = 16) -> list[ContextSegment]:
         """The newest spoken turns for a conversational voice: text with the audio when known."""
-        segments = [
-            ContextSegment(text=item.text, speaker=USER_SPEAKER if item.role == "user" else ASSISTANT_SPEAKER,
-                           audio=item.audio, sample_rate=SAMPLE_RATE if item.audio is not None else None)
-            for item in self.items if item.role in ("user", "assistant") and item.text
-        ]
+        segments = []
+        for item in self.items:
+            if item.role in ("user", "assistant") and item.text:
+                audio = item.audio if item.audio is not None and item.audio.size else None
+                segments.append(ContextSegment(
+                    text=item.text, speaker=USER_SPEAKER if item.role == "user" else ASSISTANT_SPEAKER,
+                    audio=audio, sample_rate=SAMPLE_RATE if audio is not None else None))
         return segments[-max_segments:]

@@ -194,7 +194,5 @@ class Reply:
             await send({"type": "response.output_item.done", "response_id": self.id, "output_index": 0,
                         "item": self.item.wire()})
             await send({"type": "conversation.item.done", "item": self.item.wire()})
-        if self.item.audio is not None and self.item.audio.size == 0:
-            self.item.audio = None
         await send({"type": "response.done", "response": self.wire()})
         self.connection.record_latency(self.latency)
