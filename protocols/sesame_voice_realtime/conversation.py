@@ -17,7 +17,7 @@ USER_SPEAKER, ASSISTANT_SPEAKER = 1, 0
 """CSM speaker ids of the two sides (the voice speaks as 0)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Item:
     """A message of the conversation; ``audio`` (float32 at 24 kHz) is kept for the voice's context."""
 

@@ -84,3 +84,13 @@ def realtime_client():
         return AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key=api_key, max_retries=0)
 
     return make
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nothing listens on (a responder that is down)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

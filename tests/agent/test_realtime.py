@@ -116,3 +116,86 @@ async def test_server_vad_answers_and_cancel_stops_the_reply(start_agent, realti
             assert events[-1].response.status == "completed"
             assert of_type(events, "response.output_text.done")[0].text
             assert not of_type(events, "response.output_audio.delta")
+
+
+async def test_bad_events_get_errors_and_the_socket_stays_usable(start_server, realtime_client):
+    """No responder configured: everything is answered, nothing closes the socket."""
+    async with start_server(disabled_plugins=("csm", "whisper"), default_voice="joe") as server:
+        async with realtime_client(server).realtime.connect(model="gpt-realtime") as connection:
+            assert (await connection.recv()).type == "session.created"
+            bad = [
+                ("this is not json", "invalid_json"),
+                ('{"type": "no.such.event", "event_id": "evt_1"}', "invalid_event"),
+                ('{"type": "input_audio_buffer.append", "audio": "%%%"}', "invalid_audio"),
+                ('{"type": "input_audio_buffer.append", "audio": "AAAA"}', "invalid_audio"),
+                ('{"type": "session.update", "session": {"type": "realtime", "tools": [{"type": "function", "name": "f"}]}}',
+                 "unsupported_feature"),
+                ('{"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}}',
+                 "unsupported_audio_format"),
+                ('{"type": "session.update", "session": {"audio": {"output": {"voice": "nobody-here"}}}}',
+                 "voice_not_found"),
+                ('{"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": '
+                 '[{"type": "input_image", "image_url": "data:image/png;base64,AA=="}]}}', "unsupported_feature"),
+                ('{"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "c", '
+                 '"output": "{}"}}', "unsupported_feature"),
+                ('{"type": "input_audio_buffer.commit"}', "input_audio_buffer_commit_empty"),
+                ('{"type": "response.cancel"}', "response_cancel_not_active"),
+                ('{"type": "output_audio_buffer.clear"}', "unsupported_feature"),
+            ]
+            for raw, code in bad:
+                await connection.send_raw(raw)
+                event = (await events_until(connection, "error", timeout=30))[-1]
+                assert event.error.code == code, (raw, event)
+                assert event.error.message
+            assert event.error.type == "invalid_request_error"
+
+            # A text turn and a response: without a responder the error says how to configure one.
+            await connection.conversation.item.create(item={
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello there"}]})
+            created = (await events_until(connection, "conversation.item.created"))[-1]
+            assert created.item.content[0].text == "Hello there"
+            await connection.response.create()
+            events = await events_until(connection, "response.done")
+            assert of_type(events, "error")[0].error.code == "responder_unavailable"
+            assert "RESPONDER_URL" in of_type(events, "error")[0].error.message
+            assert events[-1].response.status == "failed"
+
+            # Still usable: a valid update is applied.
+            await connection.session.update(session={"type": "realtime", "instructions": "Be brief."})
+            updated = (await events_until(connection, "session.updated"))[-1]
+            assert updated.session.instructions == "Be brief."
+            assert updated.session.audio.output.voice == "joe"  # the refused updates changed nothing
+
+
+async def test_a_responder_that_is_down_is_an_error_event(start_server, realtime_client, free_port):
+    env = {"RESPONDER_URL": f"http://127.0.0.1:{free_port}/v1", "RESPONDER_MODEL": "any"}
+    async with start_server(disabled_plugins=("csm", "whisper"), default_voice="joe", env=env) as server:
+        async with realtime_client(server).realtime.connect(model="gpt-realtime") as connection:
+            await connection.recv()
+            await connection.conversation.item.create(item={
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello"}]})
+            await connection.response.create()
+            events = await events_until(connection, "response.done")
+            error = of_type(events, "error")[0].error
+            assert error.code == "responder_unavailable" and error.type == "server_error"
+            assert events[-1].response.status == "failed"
+            assert events[-1].response.status_details.error.code == "responder_unavailable"
+            await connection.response.create()  # the session stays usable: the next try is answered too
+            assert (await events_until(connection, "response.done"))[-1].response.status == "failed"
+
+
+async def test_plain_http_and_connection_limit(start_server, realtime_client):
+    import aiohttp
+
+    async with start_server(disabled_plugins=("csm", "whisper"), default_voice="joe",
+                            plugin_settings={"realtime": {"max_connections": 1}}) as server:
+        url = f"http://127.0.0.1:{server.http_port}/v1/realtime?model=x"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(url) as answer:
+                assert answer.status == 400
+                assert (await answer.json())["error"]["code"] == "websocket_required"
+            async with realtime_client(server).realtime.connect(model="gpt-realtime") as connection:
+                await connection.recv()
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await session.ws_connect(url.replace("http", "ws"))
+                assert refused.value.status == 429
