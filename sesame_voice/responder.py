@@ -111,6 +111,6 @@ def pick_responder(responders: Mapping[str, Responder], name: str | None = None)
         if responder.configured:
             return responder
     raise ResponderUnavailable(
-        "no responder is configured: set RESPONDER_URL (an OpenAI-compatible endpoint such as "
+        "no responder is configured: set RESPONDER_URL (a chat-completions endpoint such as "
         "http://127.0.0.1:11434/v1) and RESPONDER_MODEL (docs/agent.md)"
     )
