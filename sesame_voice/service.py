@@ -55,12 +55,13 @@ def program() -> list[str]:
 
 
 def plugin_env_names(settings: Settings) -> set[str]:
-    """Environment variables that the installed providers and frontends declare they read."""
-    from .plugins import collect_frontends, collect_providers, collect_stt_providers, make_plugin_manager
+    """Environment variables that the installed providers, responders and frontends declare they read."""
+    from .plugins import (collect_frontends, collect_providers, collect_responders, collect_stt_providers,
+                          make_plugin_manager)
 
     pm = make_plugin_manager(disabled=settings.disabled_plugins)
     registrations = (*collect_providers(pm).values(), *collect_stt_providers(pm).values(),
-                     *collect_frontends(pm).values())
+                     *collect_responders(pm).values(), *collect_frontends(pm).values())
     classes = [reg.cls for reg in registrations]
     return {name for cls in classes for name in cls.env_names}
 
