@@ -13,6 +13,7 @@ from sesame_voice.api.errors import (
 from sesame_voice.api.frontend import Announcement, Frontend
 from sesame_voice.api.hookspecs import hookimpl
 from sesame_voice.api.provider import Provider
+from sesame_voice.api.responder import Responder, ResponderFailed, ResponderTimeout, ResponderUnavailable
 from sesame_voice.api.stt import (
     Segment,
     SpeechToTextUnavailable,
@@ -53,6 +54,10 @@ __all__ = [
     "ProviderJob",
     "ProviderUnavailable",
     "RejectedFile",
+    "Responder",
+    "ResponderFailed",
+    "ResponderTimeout",
+    "ResponderUnavailable",
     "Segment",
     "SesameVoiceError",
     "SpeechToTextUnavailable",

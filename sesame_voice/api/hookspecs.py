@@ -20,6 +20,11 @@ def register_stt_providers(register):
 
 
 @hookspec
+def register_responders(register):
+    """Register responder classes (reply writers, e.g. an LLM endpoint): ``register(ResponderSubclass)``."""
+
+
+@hookspec
 def register_frontends(register):
     """Register protocol frontend classes that own a listener: ``register(FrontendSubclass)``."""
 

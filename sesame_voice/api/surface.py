@@ -22,6 +22,10 @@ class ServerSurface(Protocol):
     """The transcription service: ``await transcribe(samples, rate)``, ``start(...)``, ``available``."""
     providers: dict[str, Any]
     """Voice providers by name (read ``status()``; never call ``synthesize`` directly)."""
+    responders: dict[str, Any]
+    """Reply writers by name (``sesame_voice.api.responder.pick_responder`` finds the configured one)."""
+    metrics: Any
+    """Prometheus metrics: a plugin registers its own in ``metrics.registry`` (served at /metrics)."""
     http_port: int | None
     """The port the HTTP API listens on, once started."""
 
@@ -38,6 +42,6 @@ class ServerSurface(Protocol):
         """Re-publish the zeroconf records after a frontend's announcements changed."""
 
 
-SURFACE = ("settings", "voices", "engine", "speech_to_text", "providers", "http_port", "plugin_state",
+SURFACE = ("settings", "voices", "engine", "speech_to_text", "providers", "responders", "metrics", "http_port", "plugin_state",
            "frontend", "service", "announce")
 """The attribute names of ``ServerSurface``, for the test that plugins use nothing else."""

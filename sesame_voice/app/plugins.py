@@ -12,6 +12,7 @@ import pluggy
 from sesame_voice.api import hookspecs
 from sesame_voice.api.frontend import Frontend
 from sesame_voice.api.provider import Provider
+from sesame_voice.api.responder import Responder
 from sesame_voice.api.stt import SttProvider
 
 _LOGGER = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ def collect_providers(pm: pluggy.PluginManager) -> dict[str, Registration]:
 def collect_stt_providers(pm: pluggy.PluginManager) -> dict[str, Registration]:
     """Speech-to-text provider classes by provider name."""
     return _collect(pm, "register_stt_providers", SttProvider)
+
+
+def collect_responders(pm: pluggy.PluginManager) -> dict[str, Registration]:
+    """Responder classes by responder name."""
+    return _collect(pm, "register_responders", Responder)
 
 
 def collect_frontends(pm: pluggy.PluginManager) -> dict[str, Registration]:

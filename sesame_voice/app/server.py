@@ -20,6 +20,7 @@ from sesame_voice.app.plugins import (
     PluginManager,
     collect_frontends,
     collect_providers,
+    collect_responders,
     collect_stt_providers,
     make_plugin_manager,
 )
@@ -67,6 +68,8 @@ class Server:
             {name: reg.cls(settings) for name, reg in collect_stt_providers(self.pm).items()}, settings
         )
         """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
+        self.responders = {name: reg.cls(settings) for name, reg in collect_responders(self.pm).items()}
+        """Reply writers (``sesame_voice.api.responder``): ``pick_responder(server.responders)`` finds the configured one."""
         self.frontends: list[Frontend] = []
         self._services: dict[str, Any] = {}
         self.shutting_down = False
@@ -127,6 +130,8 @@ class Server:
         stack.push_async_callback(self.engine.aclose)
         preloads = []
         stack.push_async_callback(self.speech_to_text.aclose)
+        for responder in self.responders.values():
+            stack.push_async_callback(responder.aclose)
         if self.settings.preload:
             for worker in self.engine.workers.values():
                 preload = asyncio.create_task(self._preload(worker), name=f"preload-{worker.provider.name}")
@@ -283,6 +288,7 @@ class Server:
             "frontends": [f.name for f in self.frontends],
             "requests": self.metrics.summary(),
             "self_check": self_check(self),
+            "responders": {name: r.status() for name, r in self.responders.items()},
         }
         for impl in self.pm.hook.health_fields.get_hookimpls():
             try:

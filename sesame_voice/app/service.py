@@ -79,13 +79,14 @@ def plugin_env_names(settings: Settings) -> set[str]:
     from sesame_voice.app.plugins import (
         collect_frontends,
         collect_providers,
+        collect_responders,
         collect_stt_providers,
         make_plugin_manager,
     )
 
     pm = make_plugin_manager(disabled=settings.disabled_plugins)
     registrations = (*collect_providers(pm).values(), *collect_stt_providers(pm).values(),
-                     *collect_frontends(pm).values())
+                     *collect_responders(pm).values(), *collect_frontends(pm).values())
     classes = [reg.cls for reg in registrations]
     hooked = {str(name) for names in pm.hook.env_names() for name in (names or ())}
     return {name for cls in classes for name in cls.env_names} | hooked
