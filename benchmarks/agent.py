@@ -42,8 +42,9 @@ async def speech_24k(port: int, text: str):
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-bench", max_retries=0)
-    answer = await client.audio.speech.with_raw_response.create(model="tts-1", voice="joe", input=text,
-                                                               response_format="wav")
+    answer = await client.audio.speech.with_raw_response.create(
+        model="tts-1", voice="joe", input=text, response_format="wav"
+    )
     samples, rate = soundfile.read(io.BytesIO(answer.content), dtype="float32")
     return soxr.resample(samples, rate, 24000).astype(np.float32)
 
@@ -53,7 +54,8 @@ async def one_turn(connection, samples) -> dict:
 
     for start in range(0, samples.size, 2400):
         await connection.input_audio_buffer.append(
-            audio=base64.b64encode(to_pcm16(samples[start:start + 2400])).decode("ascii"))
+            audio=base64.b64encode(to_pcm16(samples[start : start + 2400])).decode("ascii")
+        )
     await connection.input_audio_buffer.commit()
     await connection.response.create()
     async for event in connection:
@@ -75,11 +77,23 @@ async def run(rounds: int, reply_tokens: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         model = write_tiny_chat_model(Path(folder) / "model")
         with serve_tiny_chat_model(model) as url:
-            env = {"RESPONDER_URL": url, "RESPONDER_MODEL": str(model), "RESPONDER_TEMPERATURE": "0",
-                   "RESPONDER_MAX_TOKENS": str(reply_tokens)}
-            settings = load_settings(env=env, dotenv_file=None, host="127.0.0.1", port=0, zeroconf_enabled=False,
-                                     voices_dir=Path(folder) / "voices", cache_dir=Path(folder) / "cache",
-                                     default_voice="joe", disabled_plugins=("csm",))
+            env = {
+                "RESPONDER_URL": url,
+                "RESPONDER_MODEL": str(model),
+                "RESPONDER_TEMPERATURE": "0",
+                "RESPONDER_MAX_TOKENS": str(reply_tokens),
+            }
+            settings = load_settings(
+                env=env,
+                dotenv_file=None,
+                host="127.0.0.1",
+                port=0,
+                zeroconf_enabled=False,
+                voices_dir=Path(folder) / "voices",
+                cache_dir=Path(folder) / "cache",
+                default_voice="joe",
+                disabled_plugins=("csm",),
+            )
             async with Server(settings) as server:
                 port = server.http_port
                 client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-bench", max_retries=0)
@@ -87,25 +101,36 @@ async def run(rounds: int, reply_tokens: int) -> None:
                 rows = []
                 async with client.realtime.connect(model="gpt-realtime") as connection:
                     await connection.recv()
-                    await connection.session.update(session={"type": "realtime", "audio": {
-                        "input": {"turn_detection": None}, "output": {"voice": "joe"}}})
+                    await connection.session.update(
+                        session={
+                            "type": "realtime",
+                            "audio": {"input": {"turn_detection": None}, "output": {"voice": "joe"}},
+                        }
+                    )
                     await connection.recv()
                     await one_turn(connection, clips[0])  # warm-up: Whisper and Piper loaded, not counted
                     for round_ in range(rounds):
                         for text, clip in zip(UTTERANCES, clips):
                             latency = await one_turn(connection, clip)
                             rows.append(latency)
-                            print(f"round {round_ + 1} {text[:36]:<38} transcript {latency['transcript_s']:.3f} s  "
-                                  f"first token {latency['first_token_s']:.3f} s  "
-                                  f"first audio {latency['first_audio_s']:.3f} s", flush=True)
+                            print(
+                                f"round {round_ + 1} {text[:36]:<38} transcript {latency['transcript_s']:.3f} s  "
+                                f"first token {latency['first_token_s']:.3f} s  "
+                                f"first audio {latency['first_audio_s']:.3f} s",
+                                flush=True,
+                            )
     print()
     for stage in ("transcript_s", "first_token_s", "first_audio_s"):
         values = [row[stage] for row in rows]
-        print(f"{stage[:-2]:<12} median {statistics.median(values):.3f} s  min {min(values):.3f}  max {max(values):.3f}"
-              f"  (n={len(values)})")
+        print(
+            f"{stage[:-2]:<12} median {statistics.median(values):.3f} s  min {min(values):.3f}  max {max(values):.3f}"
+            f"  (n={len(values)})"
+        )
     first_audio = statistics.median(row["first_audio_s"] for row in rows)
-    print(f"Home Assistant Assist (built-in intent agent): {ASSIST[0]:.2f}-{ASSIST[1]:.2f} s to reply audio; "
-          f"here median {first_audio:.3f} s ({first_audio / ASSIST[0]:.2f}x-{first_audio / ASSIST[1]:.2f}x of it)")
+    print(
+        f"Home Assistant Assist (built-in intent agent): {ASSIST[0]:.2f}-{ASSIST[1]:.2f} s to reply audio; "
+        f"here median {first_audio:.3f} s ({first_audio / ASSIST[0]:.2f}x-{first_audio / ASSIST[1]:.2f}x of it)"
+    )
 
 
 def main() -> None:

@@ -91,8 +91,13 @@ def measure(produce, timers: Timers) -> dict:
     total = time.perf_counter() - begin
     frames = max(samples // SAMPLES_PER_FRAME, 1)
     steady = timers.model[1:] or timers.model
-    return {"ttfa_s": first or float("nan"), "model_ms": 1000 * statistics.fmean(steady),
-            "codec_ms": 1000 * sum(timers.codec) / frames, "rtf": total / (frames * FRAME_SECONDS), "frames": frames}
+    return {
+        "ttfa_s": first or float("nan"),
+        "model_ms": 1000 * statistics.fmean(steady),
+        "codec_ms": 1000 * sum(timers.codec) / frames,
+        "rtf": total / (frames * FRAME_SECONDS),
+        "frames": frames,
+    }
 
 
 def provider_side(settings, frames: int, chunk: int):
@@ -111,8 +116,12 @@ def provider_side(settings, frames: int, chunk: int):
 
     def request(clip: Path) -> dict:
         params = {"prompt_audio": str(clip), "prompt_text": TRANSCRIPT, "seed": 0, "first_chunk_frames": chunk}
-        job = ProviderJob(sentences=[TEXT], voice=Voice(name="clone", provider="csm"), params=params,
-                          request=SynthesisRequest(text=TEXT, max_audio_length_ms=int(frames * FRAME_SECONDS * 1000)))
+        job = ProviderJob(
+            sentences=[TEXT],
+            voice=Voice(name="clone", provider="csm"),
+            params=params,
+            request=SynthesisRequest(text=TEXT, max_audio_length_ms=int(frames * FRAME_SECONDS * 1000)),
+        )
 
         def produce():
             for audio in provider.synthesize(job):
@@ -134,8 +143,10 @@ def stock_side(model_dir: Path, mimi_file: Path, frames: int, chunk: int):
 
     started = time.perf_counter()
     tokenizer, codec = load_tokenizer(model_dir, True), load_mimi(mimi_file)
-    with mock.patch.object(sesame, "load_llama3_tokenizer", lambda *_: tokenizer), \
-            mock.patch.object(sesame.Mimi, "from_pretrained", lambda *_: codec):  # stock would fetch these from the hub
+    with (
+        mock.patch.object(sesame, "load_llama3_tokenizer", lambda *_: tokenizer),
+        mock.patch.object(sesame.Mimi, "from_pretrained", lambda *_: codec),
+    ):  # stock would fetch these from the hub
         model = load_model(model_dir, strict=True)
     load = time.perf_counter() - started
     timers = Timers()
@@ -145,10 +156,17 @@ def stock_side(model_dir: Path, mimi_file: Path, frames: int, chunk: int):
     def request(clip: Path) -> dict:
         def produce():
             mx.random.seed(0)
-            for result in model.generate(text=TEXT, ref_audio=str(clip), ref_text=TRANSCRIPT, stream=True,
-                                         streaming_interval=chunk * FRAME_SECONDS + 1e-6, voice_match=False,
-                                         max_audio_length_ms=frames * FRAME_SECONDS * 1000,
-                                         sampler=make_sampler(temp=0.9, top_k=50), verbose=False):
+            for result in model.generate(
+                text=TEXT,
+                ref_audio=str(clip),
+                ref_text=TRANSCRIPT,
+                stream=True,
+                streaming_interval=chunk * FRAME_SECONDS + 1e-6,
+                voice_match=False,
+                max_audio_length_ms=frames * FRAME_SECONDS * 1000,
+                sampler=make_sampler(temp=0.9, top_k=50),
+                verbose=False,
+            ):
                 yield int(result.samples)
 
         with open(os.devnull, "w") as quiet, contextlib.redirect_stderr(quiet):  # stock prints a tqdm bar
@@ -179,8 +197,12 @@ def _stat(results: list[dict], key: str) -> tuple[float, float]:
 
 
 def print_table(provider: dict, stock: dict, loads: tuple[float, float]) -> None:
-    rows = [("time to first audio (s)", "ttfa_s"), ("model ms per frame (steady)", "model_ms"),
-            ("codec ms per frame", "codec_ms"), ("real-time factor", "rtf")]
+    rows = [
+        ("time to first audio (s)", "ttfa_s"),
+        ("model ms per frame (steady)", "model_ms"),
+        ("codec ms per frame", "codec_ms"),
+        ("real-time factor", "rtf"),
+    ]
     print()
     print(f"| {'':34s} | {'provider':>17s} | {'stock mlx-audio':>17s} | {'ratio':>5s} |")
     print(f"| {'-' * 34} | {'-' * 17:>17s} | {'-' * 17:>17s} | {'-' * 5} |")
@@ -214,17 +236,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"writing a random {args.size} CSM checkpoint into {work} …", flush=True)
         import subprocess  # in a child process, so the weights it built do not stay in this one's memory
 
-        code = f"from sesame_voice_csm.mlx.testing import write_checkpoint; write_checkpoint({str(work)!r}, {args.size!r})"
+        code = (
+            f"from sesame_voice_csm.mlx.testing import write_checkpoint; write_checkpoint({str(work)!r}, {args.size!r})"
+        )
         subprocess.run([sys.executable, "-c", code], check=True)
     import shutil
 
     shutil.rmtree(work / "cache", ignore_errors=True)
     budget_ms = int(args.frames * FRAME_SECONDS * 1000)
-    settings = Settings(cache_dir=work / "cache", voices_dir=work,
-                        plugins={"csm": {"model_id": str(model_dir), "mimi": str(mimi_file), "chunk_frames": args.chunk_frames,
-                                         "frame_budget_base_ms": budget_ms, "watermark": False}})
-    print(f"size={args.size} frames={args.frames} chunk={args.chunk_frames} frames (both sides) "
-          f"clip={args.clip_seconds:.0f}s runs={args.runs}", flush=True)
+    settings = Settings(
+        cache_dir=work / "cache",
+        voices_dir=work,
+        plugins={
+            "csm": {
+                "model_id": str(model_dir),
+                "mimi": str(mimi_file),
+                "chunk_frames": args.chunk_frames,
+                "frame_budget_base_ms": budget_ms,
+                "watermark": False,
+            }
+        },
+    )
+    print(
+        f"size={args.size} frames={args.frames} chunk={args.chunk_frames} frames (both sides) "
+        f"clip={args.clip_seconds:.0f}s runs={args.runs}",
+        flush=True,
+    )
     request, provider_load = provider_side(settings, args.frames, args.chunk_frames)
     provider = run_side("provider", request, work, 0, args)
     del request

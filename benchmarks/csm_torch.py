@@ -43,8 +43,17 @@ def plan(generator, frames: int, seed: int):
     from sesame_voice_csm.common.plan import SAMPLES_PER_FRAME, Plan
     from sesame_voice_csm.common.window import Group
 
-    return Plan(groups=[Group(TEXT, frames)], prefix=[], context=[], temperature=0.9, top_k=50, seed=seed,
-                first_chunk_frames=1, chunk_frames=2, max_samples=frames * SAMPLES_PER_FRAME)
+    return Plan(
+        groups=[Group(TEXT, frames)],
+        prefix=[],
+        context=[],
+        temperature=0.9,
+        top_k=50,
+        seed=seed,
+        first_chunk_frames=1,
+        chunk_frames=2,
+        max_samples=frames * SAMPLES_PER_FRAME,
+    )
 
 
 class Arrivals(list):
@@ -76,9 +85,15 @@ def measure(generator, streams: int, frames: int) -> dict:
     steady_from = max(a[0] for a in arrivals)
     steady = (end - steady_from) / (frames - 1)  # seconds per frame per stream once all stepped together
     first = max(a[0] for a in arrivals) - begin
-    return {"streams": streams, "ms_per_frame": round(1000 * steady, 1), "rtf": round(steady / FRAME_SECONDS, 2),
-            "frames_per_s": round(streams / steady, 3), "first_frame_s": round(first, 2),
-            "wall_s": round(end - begin, 1), "batch_max": max(generator.loop.batch_sizes or [0])}
+    return {
+        "streams": streams,
+        "ms_per_frame": round(1000 * steady, 1),
+        "rtf": round(steady / FRAME_SECONDS, 2),
+        "frames_per_s": round(streams / steady, 3),
+        "first_frame_s": round(first, 2),
+        "wall_s": round(end - begin, 1),
+        "batch_max": max(generator.loop.batch_sizes or [0]),
+    }
 
 
 def best_of(generator, streams: int, frames: int, repeat: int) -> dict:
@@ -98,9 +113,11 @@ def main() -> None:
     import torch
 
     counts = [int(n) for n in args.streams.split(",")]
-    print(f"torch {torch.__version__} on {_device_name(args.device)}, {torch.get_num_threads()} threads, "
-          f"size {args.size}, {args.frames} frames per stream; load average {os.getloadavg()[0]:.1f}, "
-          f"{_available_gib():.1f} GiB RAM available")
+    print(
+        f"torch {torch.__version__} on {_device_name(args.device)}, {torch.get_num_threads()} threads, "
+        f"size {args.size}, {args.frames} frames per stream; load average {os.getloadavg()[0]:.1f}, "
+        f"{_available_gib():.1f} GiB RAM available"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         dtypes = args.dtypes.split(",")
         generator, best = None, None
@@ -120,8 +137,9 @@ def main() -> None:
         print(f"dtype kept: {dtype}")
         results = {}
         for count in counts:
-            results[count] = best[1] if count == 1 and len(dtypes) == 1 else best_of(generator, count, args.frames,
-                                                                                      args.repeat)
+            results[count] = (
+                best[1] if count == 1 and len(dtypes) == 1 else best_of(generator, count, args.frames, args.repeat)
+            )
             print(f"  {results[count]}")
         if 1 in results:
             for count in counts[1:]:

@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKER = '''
+BLOCKER = """
 import importlib.abc, sys
 BLOCKED = ("torch", "transformers", "mlx", "mlx_audio")
 class _Blocked(importlib.abc.MetaPathFinder):
@@ -38,7 +38,7 @@ class _Blocked(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"No module named {name!r} (blocked by benchmarks/idle_memory.py)", name=name)
         return None
 sys.meta_path.insert(0, _Blocked())
-'''
+"""
 
 
 def free_port() -> int:
@@ -65,16 +65,32 @@ def provider_states(port: int) -> dict:
 
 def run_case(case: str, work: Path, settle: float, model_id: str, disable: list[str]) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "CSM_", "MODEL_ID", "CACHE_DIR", "SESAME_"))}
-    env.update(HF_HOME=str(work / "hf"), HF_HUB_OFFLINE="1", MODEL_ID=model_id, CACHE_DIR=str(work / f"cache-{case}"),
-               LOG_LEVEL="info")
+    env.update(
+        HF_HOME=str(work / "hf"),
+        HF_HUB_OFFLINE="1",
+        MODEL_ID=model_id,
+        CACHE_DIR=str(work / f"cache-{case}"),
+        LOG_LEVEL="info",
+    )
     if case == "core":
         blocker = work / "blocker"
         blocker.mkdir(exist_ok=True)
         (blocker / "sitecustomize.py").write_text(BLOCKER)
         env["PYTHONPATH"] = os.pathsep.join([str(blocker), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     port = free_port()
-    command = [sys.executable, "-m", "sesame_voice.app.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--no-zeroconf", "--voices-dir", str(ROOT / "voices")]
+    command = [
+        sys.executable,
+        "-m",
+        "sesame_voice.app.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-zeroconf",
+        "--voices-dir",
+        str(ROOT / "voices"),
+    ]
     for name in disable:
         command += ["--disable", name]
     log = open(work / f"{case}.log", "wb")
@@ -98,14 +114,22 @@ def run_case(case: str, work: Path, settle: float, model_id: str, disable: list[
         server.terminate()
         server.wait(timeout=60)
         log.close()
-    return {"case": case, "rss_at_start_mib": round(at_start, 1), "rss_settled_mib": round(settled, 1),
-            "csm": state.get("state"), "backend_skipped_logged": imported, "error": (state.get("error") or "")[:90]}
+    return {
+        "case": case,
+        "rss_at_start_mib": round(at_start, 1),
+        "rss_settled_mib": round(settled, 1),
+        "csm": state.get("state"),
+        "backend_skipped_logged": imported,
+        "error": (state.get("error") or "")[:90],
+    }
 
 
 def broken_checkpoint(work: Path) -> Path:
     """A transformers-format tiny CSM whose first shard is truncated: found, imported, fails to load."""
-    code = ("from sesame_voice_csm.torch.testing import write_saved_checkpoint; "
-            f"write_saved_checkpoint({str(work / 'broken')!r})")
+    code = (
+        "from sesame_voice_csm.torch.testing import write_saved_checkpoint; "
+        f"write_saved_checkpoint({str(work / 'broken')!r})"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     shard = work / "broken" / "transformers-00001-of-00002.safetensors"
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
@@ -128,7 +152,7 @@ def main() -> None:
         print(f"python {sys.version.split()[0]}, disabled: {disable or 'none'}, rounds: {args.rounds}", flush=True)
         rows = []
         for number in range(args.rounds):
-            for case, model_id in (cases if number % 2 == 0 else cases[::-1]):
+            for case, model_id in cases if number % 2 == 0 else cases[::-1]:
                 row = {"round": number + 1, **run_case(case, work, args.settle, model_id, disable)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)

@@ -75,10 +75,18 @@ def process_cpu_seconds(pid: int) -> float:
 
 
 def start_server(port: int, voices_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "VOICES_DIR": str(voices_dir),
-           "LOG_LEVEL": "warning", "MODEL_ID": str(voices_dir / "no-csm")}
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "VOICES_DIR": str(voices_dir),
+        "LOG_LEVEL": "warning",
+        "MODEL_ID": str(voices_dir / "no-csm"),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "sesame_voice", "serve", "--disable", "wyoming", "--no-zeroconf"], env=env, cwd=voices_dir
+        [sys.executable, "-m", "sesame_voice", "serve", "--disable", "wyoming", "--no-zeroconf"],
+        env=env,
+        cwd=voices_dir,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -147,8 +155,10 @@ def main() -> None:
     med = statistics.median
     ttfb_ratio = med(ttfbs) / med(first_alone)
     total_ratio = med(totals) / med(whole_bare)
-    print(f"format {args.format}, {args.rounds} rounds, five sentences ({len(TEXT)} chars); "
-          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after on {os.cpu_count()} CPUs")
+    print(
+        f"format {args.format}, {args.rounds} rounds, five sentences ({len(TEXT)} chars); "
+        f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after on {os.cpu_count()} CPUs"
+    )
     print(f"bare Piper, first sentence alone : {med(first_alone) * 1000:7.1f} ms")
     print(f"server streaming first byte      : {med(ttfbs) * 1000:7.1f} ms")
     print(f"TTFB ratio                       : {ttfb_ratio:7.2f}  (target <= 1.5)")
@@ -156,8 +166,10 @@ def main() -> None:
     print(f"server end to end, whole text    : {med(totals) * 1000:7.1f} ms")
     print(f"end-to-end ratio                 : {total_ratio:7.2f}  (target <= 1.10)")
     # CPU time is far less distorted than wall time when other work loads the machine.
-    print(f"CPU, bare Piper / server request : {med(bare_cpu) * 1000:7.1f} / {med(server_cpu) * 1000:.1f} ms "
-          f"(ratio {med(server_cpu) / med(bare_cpu):.2f})")
+    print(
+        f"CPU, bare Piper / server request : {med(bare_cpu) * 1000:7.1f} / {med(server_cpu) * 1000:.1f} ms "
+        f"(ratio {med(server_cpu) / med(bare_cpu):.2f})"
+    )
 
 
 if __name__ == "__main__":

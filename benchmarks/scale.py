@@ -48,18 +48,38 @@ def load_average() -> str:
 
 def start_replica(root: Path, port: int) -> subprocess.Popen:
     root.mkdir(parents=True)
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "CACHE_DIR": str(root), "LOG_LEVEL": "warning",
-           "VOICES_DIR": str(root / "voices"), "DISABLED_PLUGINS": "csm,whisper", "WYOMING_ENABLED": "false",
-           "ZEROCONF_ENABLED": "false", "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "sesame_voice", "serve"], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "CACHE_DIR": str(root),
+        "LOG_LEVEL": "warning",
+        "VOICES_DIR": str(root / "voices"),
+        "DISABLED_PLUGINS": "csm,whisper",
+        "WYOMING_ENABLED": "false",
+        "ZEROCONF_ENABLED": "false",
+        "HF_HUB_OFFLINE": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "sesame_voice", "serve"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def start_haproxy(haproxy: str, listen: str, first: str, second: str) -> subprocess.Popen:
-    env = {**os.environ, "SESAME_LISTEN": listen, "SESAME_REPLICA_1": first, "SESAME_REPLICA_2": second,
-           "HAPROXY_STATS": f"127.0.0.1:{free_port()}"}
-    return subprocess.Popen([haproxy, "-db", "-f", str(CONFIG)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "SESAME_LISTEN": listen,
+        "SESAME_REPLICA_1": first,
+        "SESAME_REPLICA_2": second,
+        "HAPROXY_STATS": f"127.0.0.1:{free_port()}",
+    }
+    return subprocess.Popen(
+        [haproxy, "-db", "-f", str(CONFIG)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def wait_ready(url: str, timeout: float = 300) -> None:
@@ -136,24 +156,31 @@ def main() -> None:
                 for name, address in cases.items():
                     before = load_average()
                     wall, latencies, served = asyncio.run(
-                        run_load(f"http://{address}", args.requests, args.concurrency, args.format))
+                        run_load(f"http://{address}", args.requests, args.concurrency, args.format)
+                    )
                     results[name].append((wall, latencies))
-                    print(f"round {round_} {name:7} {args.requests / wall:6.2f} req/s  p50 "
-                          f"{statistics.median(latencies):6.2f} s  p95 {p95(latencies):6.2f} s  served by "
-                          f"{dict(sorted(served.items()))}  load {before} -> {load_average()}")
+                    print(
+                        f"round {round_} {name:7} {args.requests / wall:6.2f} req/s  p50 "
+                        f"{statistics.median(latencies):6.2f} s  p95 {p95(latencies):6.2f} s  served by "
+                        f"{dict(sorted(served.items()))}  load {before} -> {load_average()}"
+                    )
         finally:
             for process in processes:
                 process.terminate()
             for process in processes:
                 process.wait(60)
-    print(f"\nAll rounds ({args.rounds} x {args.requests} requests, concurrency {args.concurrency}, "
-          f"{args.format}, text of {len(TEXT)} characters):")
+    print(
+        f"\nAll rounds ({args.rounds} x {args.requests} requests, concurrency {args.concurrency}, "
+        f"{args.format}, text of {len(TEXT)} characters):"
+    )
     base = sum(len(lat) for _, lat in results["one"]) / sum(wall for wall, _ in results["one"])
     for name, rows in results.items():
         rate = sum(len(lat) for _, lat in rows) / sum(wall for wall, _ in rows)
         every = [value for _, lat in rows for value in lat]
-        print(f"  {name:7} {rate:6.2f} req/s ({rate / base:4.2f}x one)  p95 {p95(every):6.2f} s  "
-              f"per round: {', '.join(f'{len(lat) / wall:.2f}' for wall, lat in rows)} req/s")
+        print(
+            f"  {name:7} {rate:6.2f} req/s ({rate / base:4.2f}x one)  p95 {p95(every):6.2f} s  "
+            f"per round: {', '.join(f'{len(lat) / wall:.2f}' for wall, lat in rows)} req/s"
+        )
     print(f"load average at the end: {load_average()}")
 
 

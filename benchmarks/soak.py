@@ -41,9 +41,18 @@ async def serve(http_port: int, wyoming_port: int) -> None:
     from sesame_voice.app.server import Server
     from sesame_voice.config import load_settings
 
-    settings = load_settings(env={}, dotenv_file=None, host="127.0.0.1", port=http_port, zeroconf_enabled=False,
-                             voices_dir=REPO / "voices", model_id=str(REPO / "no-csm-weights"), log_level="error",
-                             disabled_plugins=("csm",), plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{wyoming_port}"}})
+    settings = load_settings(
+        env={},
+        dotenv_file=None,
+        host="127.0.0.1",
+        port=http_port,
+        zeroconf_enabled=False,
+        voices_dir=REPO / "voices",
+        model_id=str(REPO / "no-csm-weights"),
+        log_level="error",
+        disabled_plugins=("csm",),
+        plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{wyoming_port}"}},
+    )
     async with Server(settings, pm=make_plugin_manager(disabled=settings.disabled_plugins)) as server:
         await server.serve_forever()
 
@@ -108,6 +117,7 @@ class Load:
         async with AsyncTcpClient("127.0.0.1", self.wyoming_port) as client:
             await client.write_event(Transcribe().event())
             from wyoming.audio import AudioStart
+
             first = chunks[0]
             await client.write_event(AudioStart(rate=first.rate, width=first.width, channels=first.channels).event())
             for chunk in chunks:
@@ -140,9 +150,9 @@ class Load:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
             while time.monotonic() < until:
                 fmt = FORMATS[step % len(FORMATS)]
-                await self.timed(f"speech {fmt}", lambda: self.speech_request(session, fmt))
+                await self.timed(f"speech {fmt}", lambda fmt=fmt: self.speech_request(session, fmt))
                 if fmt in ("wav", "mp3", "flac"):
-                    await self.timed("transcription", lambda: self.transcription(session, fmt))
+                    await self.timed("transcription", lambda fmt=fmt: self.transcription(session, fmt))
                 for _ in range(3):
                     await self.timed("fuzzed", lambda: self.fuzzed(session))
                 if step % 3 == 0:
@@ -179,6 +189,7 @@ async def main(args) -> None:
         schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
         cases: list = []
         for result in schema.get_all_operations():
+
             @given(case=result.ok().as_strategy())
             @settings(max_examples=10, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
             def collect(case) -> None:
@@ -188,8 +199,10 @@ async def main(args) -> None:
         speech = {}
         async with aiohttp.ClientSession() as session:
             for fmt in ("wav", "mp3", "flac"):
-                async with session.post(f"{base}/v1/audio/speech", json={"model": "tts-1", "voice": "joe",
-                                        "input": TEXT, "response_format": fmt}) as response:
+                async with session.post(
+                    f"{base}/v1/audio/speech",
+                    json={"model": "tts-1", "voice": "joe", "input": TEXT, "response_format": fmt},
+                ) as response:
                     speech[fmt] = await response.read()
         results: dict = defaultdict(list)
         clients = [Load(base, wyoming_port, results, cases, speech) for _ in range(args.clients)]

@@ -70,12 +70,25 @@ async def serve_sesame(port: int, threads: int, beam_size: int, short_window: bo
     from sesame_voice.config import load_settings
 
     settings = load_settings(
-        env={}, dotenv_file=None, host="127.0.0.1", port=free_port(),
-        zeroconf_enabled=False, voices_dir=REPO / "voices", model_id=str(REPO / "no-csm-weights"),
-        log_level="warning", disabled_plugins=("csm",),
-        plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{port}"},
-                 "whisper": {"model": model_dir(), "cpu_threads": threads, "beam_size": beam_size,
-                             "compute_type": "int8", "short_window": short_window}},
+        env={},
+        dotenv_file=None,
+        host="127.0.0.1",
+        port=free_port(),
+        zeroconf_enabled=False,
+        voices_dir=REPO / "voices",
+        model_id=str(REPO / "no-csm-weights"),
+        log_level="warning",
+        disabled_plugins=("csm",),
+        plugins={
+            "wyoming": {"uri": f"tcp://127.0.0.1:{port}"},
+            "whisper": {
+                "model": model_dir(),
+                "cpu_threads": threads,
+                "beam_size": beam_size,
+                "compute_type": "int8",
+                "short_window": short_window,
+            },
+        },
     )
     async with Server(settings) as server:
         await server.serve_forever()
@@ -90,9 +103,27 @@ def start_sesame(port: int, args: argparse.Namespace, short_window: bool) -> sub
 
 def start_faster_whisper(port: int, args: argparse.Namespace, data_dir: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "wyoming_faster_whisper", "--uri", f"tcp://127.0.0.1:{port}", "--model", model_dir(),
-         "--stt-library", "faster-whisper", "--data-dir", data_dir, "--language", "en", "--compute-type", "int8",
-         "--beam-size", str(args.beam_size), "--cpu-threads", str(args.threads)],
+        [
+            sys.executable,
+            "-m",
+            "wyoming_faster_whisper",
+            "--uri",
+            f"tcp://127.0.0.1:{port}",
+            "--model",
+            model_dir(),
+            "--stt-library",
+            "faster-whisper",
+            "--data-dir",
+            data_dir,
+            "--language",
+            "en",
+            "--compute-type",
+            "int8",
+            "--beam-size",
+            str(args.beam_size),
+            "--cpu-threads",
+            str(args.threads),
+        ],
         cwd=tempfile.gettempdir(),
     )
 
@@ -162,7 +193,7 @@ async def measure(ports: dict[str, int], spoken: list[tuple[str, bytes]], rounds
     single: dict[str, list[float]] = {name: [] for name in ports}
     texts: dict[str, list[str]] = {name: [] for name in ports}
     worst: dict[str, list[float]] = {name: [] for name in ports}
-    for name, port in ports.items():  # warm-up, not counted
+    for port in ports.values():  # warm-up, not counted
         await transcribe(port, spoken[0][1])
     for round_index in range(rounds):
         order = list(ports) if round_index % 2 == 0 else list(reversed(ports))
@@ -202,11 +233,15 @@ def report(results: dict, spoken: list[tuple[str, bytes]], rounds: int, baseline
         same = wer[name] <= wer[baseline]
         if name == "sesame-voice":
             ok &= one <= TARGET_SINGLE and worst <= TARGET_FOUR and same
-        print(f"  {name}: WER {wer[name]:.3f} vs {wer[baseline]:.3f} ({'same or better' if same else 'WORSE'}); "
-              f"1 client {one:.2f}x (target <= {TARGET_SINGLE}x {'met' if one <= TARGET_SINGLE else 'MISSED'}); "
-              f"4 clients worst {worst:.2f}x (target <= {TARGET_FOUR}x {'met' if worst <= TARGET_FOUR else 'MISSED'})")
-    print(f"({rounds} rounds; {len(spoken)} utterances; 1 client: {rounds * len(spoken)} samples per server, "
-          f"4 clients: {len(results['worst'][baseline])} batches per server)")
+        print(
+            f"  {name}: WER {wer[name]:.3f} vs {wer[baseline]:.3f} ({'same or better' if same else 'WORSE'}); "
+            f"1 client {one:.2f}x (target <= {TARGET_SINGLE}x {'met' if one <= TARGET_SINGLE else 'MISSED'}); "
+            f"4 clients worst {worst:.2f}x (target <= {TARGET_FOUR}x {'met' if worst <= TARGET_FOUR else 'MISSED'})"
+        )
+    print(
+        f"({rounds} rounds; {len(spoken)} utterances; 1 client: {rounds * len(spoken)} samples per server, "
+        f"4 clients: {len(results['worst'][baseline])} batches per server)"
+    )
     return ok
 
 
@@ -221,8 +256,13 @@ def real_clips() -> list[tuple[str, str, bytes]]:
     found = []
     for clip in clips():
         samples = soxr.resample(clip.samples, clip.rate, RATE) if clip.rate != RATE else clip.samples
-        found.append((f"{clip.name} ({clip.duration:.1f} s)", clip.reference,
-                      (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()))
+        found.append(
+            (
+                f"{clip.name} ({clip.duration:.1f} s)",
+                clip.reference,
+                (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes(),
+            )
+        )
     return found
 
 
@@ -230,7 +270,7 @@ async def measure_real(ports: dict[str, int], corpus: list[tuple[str, str, bytes
     """times[name][clip] = latencies over the rounds, texts[name][clip] = transcript of round one."""
     times = {name: {clip: [] for clip, _, _ in corpus} for name in ports}
     texts: dict[str, dict[str, str]] = {name: {} for name in ports}
-    for name, port in ports.items():  # warm-up, not counted
+    for port in ports.values():  # warm-up, not counted
         await transcribe(port, corpus[0][2])
     for round_index in range(rounds):
         for index, (clip, _, pcm) in enumerate(corpus):
@@ -259,16 +299,22 @@ def report_real(results: dict, corpus: list[tuple[str, str, bytes]], rounds: int
             wer_theirs = word_error_rate(reference, results["texts"][baseline][clip])
             ratios.append(mine / theirs)
             flag = "" if mine / theirs <= 1.0 and wer_mine <= wer_theirs else "  <-- MISSED"
-            print(f"{clip:<44}{mine / theirs:>7.2f}{mine:>8.3f}{theirs:>10.3f}{wer_mine:>7.3f}{wer_theirs:>12.3f}{flag}")
+            print(
+                f"{clip:<44}{mine / theirs:>7.2f}{mine:>8.3f}{theirs:>10.3f}{wer_mine:>7.3f}{wer_theirs:>12.3f}{flag}"
+            )
         reference = " ".join(ref for _, ref, _ in corpus)
-        wer_all = {n: word_error_rate(reference, " ".join(results["texts"][n][c] for c, _, _ in corpus))
-                   for n in (name, baseline)}
+        wer_all = {
+            n: word_error_rate(reference, " ".join(results["texts"][n][c] for c, _, _ in corpus))
+            for n in (name, baseline)
+        }
         median, worst = statistics.median(ratios), max(ratios)
         met = worst <= 1.0 and median <= TARGET_FOUR and wer_all[name] <= wer_all[baseline]
         if name == "sesame-voice":
             ok &= met
-        print(f"median {median:.2f}x (target <= {TARGET_FOUR}x), worst {worst:.2f}x (target <= 1.0x), WER over the "
-              f"corpus {wer_all[name]:.3f} vs {wer_all[baseline]:.3f}: {'met' if met else 'MISSED'}")
+        print(
+            f"median {median:.2f}x (target <= {TARGET_FOUR}x), worst {worst:.2f}x (target <= 1.0x), WER over the "
+            f"corpus {wer_all[name]:.3f} vs {wer_all[baseline]:.3f}: {'met' if met else 'MISSED'}"
+        )
     return ok
 
 
@@ -278,17 +324,21 @@ async def main(args: argparse.Namespace) -> int:
     spoken = utterances()
     ports = {"sesame-voice": free_port(), "wyoming-faster-whisper": free_port()}
     with tempfile.TemporaryDirectory() as data_dir:
-        processes = [start_sesame(ports["sesame-voice"], args, short_window=True),
-                     start_faster_whisper(ports["wyoming-faster-whisper"], args, data_dir)]
+        processes = [
+            start_sesame(ports["sesame-voice"], args, short_window=True),
+            start_faster_whisper(ports["wyoming-faster-whisper"], args, data_dir),
+        ]
         if args.full_window:
             ports["sesame-voice (30 s window)"] = free_port()
             processes.append(start_sesame(ports["sesame-voice (30 s window)"], args, short_window=False))
         try:
             for port in ports.values():
                 await wait_ready(port)
-            print(f"wyoming-faster-whisper {metadata.version('wyoming-faster-whisper')} vs sesame-voice; "
-                  f"faster-whisper {metadata.version('faster-whisper')}, model tiny.en ({model_dir()}), int8, "
-                  f"beam {args.beam_size}, {args.threads} CPU threads each, {os.cpu_count()} cores")
+            print(
+                f"wyoming-faster-whisper {metadata.version('wyoming-faster-whisper')} vs sesame-voice; "
+                f"faster-whisper {metadata.version('faster-whisper')}, model tiny.en ({model_dir()}), int8, "
+                f"beam {args.beam_size}, {args.threads} CPU threads each, {os.cpu_count()} cores"
+            )
             results = await measure(ports, spoken, args.rounds)
         finally:
             for process in processes:
@@ -302,14 +352,18 @@ async def main_real(args: argparse.Namespace) -> int:
     corpus = real_clips()
     ports = {"sesame-voice": free_port(), "wyoming-faster-whisper": free_port()}
     with tempfile.TemporaryDirectory() as data_dir:
-        processes = [start_sesame(ports["sesame-voice"], args, short_window=True),
-                     start_faster_whisper(ports["wyoming-faster-whisper"], args, data_dir)]
+        processes = [
+            start_sesame(ports["sesame-voice"], args, short_window=True),
+            start_faster_whisper(ports["wyoming-faster-whisper"], args, data_dir),
+        ]
         try:
             for port in ports.values():
                 await wait_ready(port)
-            print(f"wyoming-faster-whisper {metadata.version('wyoming-faster-whisper')} vs sesame-voice; "
-                  f"model tiny.en, int8, beam {args.beam_size}, {args.threads} CPU threads each, "
-                  f"{os.cpu_count()} cores, load average before {os.getloadavg()}")
+            print(
+                f"wyoming-faster-whisper {metadata.version('wyoming-faster-whisper')} vs sesame-voice; "
+                f"model tiny.en, int8, beam {args.beam_size}, {args.threads} CPU threads each, "
+                f"{os.cpu_count()} cores, load average before {os.getloadavg()}"
+            )
             results = await measure_real(ports, corpus, args.rounds)
             print(f"load average after {os.getloadavg()}")
         finally:
@@ -335,7 +389,8 @@ def parse_args() -> argparse.Namespace:
 if __name__ == "__main__":
     arguments = parse_args()
     if arguments.serve_sesame:
-        asyncio.run(serve_sesame(arguments.serve_sesame, arguments.threads, arguments.beam_size,
-                                 not arguments.no_short_window))
+        asyncio.run(
+            serve_sesame(arguments.serve_sesame, arguments.threads, arguments.beam_size, not arguments.no_short_window)
+        )
     else:
         sys.exit(asyncio.run(main(arguments)))

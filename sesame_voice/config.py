@@ -6,9 +6,10 @@ import dataclasses
 import ipaddress
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -97,8 +98,9 @@ class Settings:
         """The YAML settings of one plugin (empty if none)."""
         return dict(self.plugins.get(name) or {})
 
-    def plugin_settings(self, name: str, schema: type[T], env: Mapping[str, str] | None = None,
-                        environ: Mapping[str, str] | None = None) -> T:
+    def plugin_settings(
+        self, name: str, schema: type[T], env: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> T:
         """Plugin ``name``'s settings as an instance of the dataclass ``schema``.
 
         Values come from (lowest first) the dataclass defaults, the config file's
@@ -124,7 +126,9 @@ class Settings:
         if not 0 <= self.port < 65536:
             raise ConfigError(f"PORT must be 0-65535 (0 picks a free port), got {self.port}")
         if self.default_format not in RESPONSE_FORMATS:
-            raise ConfigError(f"DEFAULT_FORMAT must be one of {', '.join(RESPONSE_FORMATS)}, got {self.default_format!r}")
+            raise ConfigError(
+                f"DEFAULT_FORMAT must be one of {', '.join(RESPONSE_FORMATS)}, got {self.default_format!r}"
+            )
         if self.max_input_length < 1:
             raise ConfigError(f"MAX_INPUT_LENGTH must be positive, got {self.max_input_length}")
         if self.log_level.lower() not in LOG_LEVELS:

@@ -21,8 +21,9 @@ test per hookspec. Plugins extend the test settings with the pytest hook
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -93,8 +94,12 @@ def start_server(make_settings):
     """``async with start_server(plugins=[...], entry_points=True, **fields) as server``: a running server."""
 
     @contextlib.asynccontextmanager
-    async def start(plugins: list | tuple | None = (), entry_points: bool = True, plugin_settings: dict | None = None,
-                    **overrides: Any) -> AsyncIterator[Any]:
+    async def start(
+        plugins: list | tuple | None = (),
+        entry_points: bool = True,
+        plugin_settings: dict | None = None,
+        **overrides: Any,
+    ) -> AsyncIterator[Any]:
         from sesame_voice.app.plugins import make_plugin_manager
         from sesame_voice.app.server import Server
 
@@ -157,8 +162,9 @@ class SesameClient:
         assert status == 200, payload
         return payload
 
-    async def speech(self, text: str, voice: str | None = None, response_format: str = "wav",
-                     **fields: Any) -> tuple[int, dict[str, str], bytes]:
+    async def speech(
+        self, text: str, voice: str | None = None, response_format: str = "wav", **fields: Any
+    ) -> tuple[int, dict[str, str], bytes]:
         """``POST /v1/audio/speech``: (status, headers, audio bytes or error JSON)."""
         body = {"model": "tts-1", "input": text, "response_format": response_format, **fields}
         if voice is not None:

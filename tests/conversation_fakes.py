@@ -37,8 +37,10 @@ class RecordingProvider(Provider):
         return float(params.get("window_seconds", self.window_seconds))
 
     def default_voices(self):
-        return [Voice(name="recorder", provider=self.name, description="records its jobs"),
-                Voice(name="small-window", provider=self.name, params={"window_seconds": 3.0})]
+        return [
+            Voice(name="recorder", provider=self.name, description="records its jobs"),
+            Voice(name="small-window", provider=self.name, params={"window_seconds": 3.0}),
+        ]
 
     def synthesize(self, job):
         self.jobs.append(job)
@@ -97,9 +99,19 @@ def read_audio(data: bytes) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
-SERVER_CODE = [tracemalloc.Filter(True, pattern) for pattern in
-               ("*/sesame_voice*", "*/numpy/*", "*/aiohttp/*", "*/soundfile.py", "*/soxr/*",
-                "*/tests/conversation_fakes.py", "*/tests/legacy/*", "*/tests/sessions/*")]
+SERVER_CODE = [
+    tracemalloc.Filter(True, pattern)
+    for pattern in (
+        "*/sesame_voice*",
+        "*/numpy/*",
+        "*/aiohttp/*",
+        "*/soundfile.py",
+        "*/soxr/*",
+        "*/tests/conversation_fakes.py",
+        "*/tests/legacy/*",
+        "*/tests/sessions/*",
+    )
+]
 """Where the server's request path allocates (the last frame of each trace). Other threads still
 importing modules for earlier tests' providers allocate elsewhere and are not the memory under test."""
 

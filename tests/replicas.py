@@ -27,17 +27,28 @@ def spawn_server(root: Path, port: int, **env: str) -> subprocess.Popen:
     for folder in (home, cwd):
         folder.mkdir(parents=True, exist_ok=True)
     environ = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(home), "PORT": str(port), "HOST": "127.0.0.1",
-        "CACHE_DIR": str(cache), "WYOMING_ENABLED": "false", "ZEROCONF_ENABLED": "false",
-        "DISABLED_PLUGINS": "csm,whisper", "HF_HUB_OFFLINE": "1", "VOICES_DIR": str(root / "voices"),
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "CACHE_DIR": str(cache),
+        "WYOMING_ENABLED": "false",
+        "ZEROCONF_ENABLED": "false",
+        "DISABLED_PLUGINS": "csm,whisper",
+        "HF_HUB_OFFLINE": "1",
+        "VOICES_DIR": str(root / "voices"),
         **env,
     }
-    return subprocess.Popen([sys.executable, "-m", "sesame_voice", "serve"], cwd=cwd, env=environ,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sesame_voice", "serve"],
+        cwd=cwd,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
-async def wait_for(url: str, process: subprocess.Popen | None = None, status: int = 200,
-                   timeout: float = 120) -> dict:
+async def wait_for(url: str, process: subprocess.Popen | None = None, status: int = 200, timeout: float = 120) -> dict:
     """Poll ``url`` until it answers ``status``; return its JSON. Fails if ``process`` exits first."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

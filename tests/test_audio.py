@@ -279,9 +279,9 @@ def test_wav_streamed_header_has_unknown_sizes():
     data, outputs, _ = stream_encode("wav", x)
     assert outputs[0][:4] == b"RIFF"  # the header leaves with the first chunk
     assert data[:4] == b"RIFF" and data[8:16] == b"WAVEfmt "
-    riff_size, = struct.unpack("<I", data[4:8])
+    (riff_size,) = struct.unpack("<I", data[4:8])
     fmt_size, tag, channels, rate, byte_rate, align, bits = struct.unpack("<IHHIIHH", data[16:36])
-    data_size, = struct.unpack("<I", data[40:44])
+    (data_size,) = struct.unpack("<I", data[40:44])
     assert riff_size == data_size == 0xFFFFFFFF
     assert (fmt_size, tag, channels, rate) == (16, 1, 1, IN_RATE)
     assert (byte_rate, align, bits) == (2 * IN_RATE, 2, 16)

@@ -69,13 +69,22 @@ def balanced(tmp_path_factory):
         port = free_port()
         replicas[name] = (f"http://127.0.0.1:{port}", spawn_server(root / name, port, SHUTDOWN_GRACE="30"))
     listen, stats = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "SESAME_LISTEN": listen, "HAPROXY_STATS": stats,
-           "SESAME_REPLICA_1": replicas["replica1"][0][7:], "SESAME_REPLICA_2": replicas["replica2"][0][7:]}
+    env = {
+        **os.environ,
+        "SESAME_LISTEN": listen,
+        "HAPROXY_STATS": stats,
+        "SESAME_REPLICA_1": replicas["replica1"][0][7:],
+        "SESAME_REPLICA_2": replicas["replica2"][0][7:],
+    }
     log = open(root / "haproxy.log", "wb")
     haproxy = subprocess.Popen([HAPROXY, "-db", "-f", str(CONFIG)], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         for url, process in replicas.values():
-            _wait(lambda: process.poll() is None and _get_json(f"{url}/health/ready")[0] == 200, f"{url} ready")
+            _wait(
+                lambda url=url, process=process: process.poll() is None and _get_json(f"{url}/health/ready")[0] == 200,
+                f"{url} ready",
+            )
+
         def both_up() -> bool:
             assert haproxy.poll() is None, (root / "haproxy.log").read_text()
             try:
@@ -95,8 +104,12 @@ def balanced(tmp_path_factory):
 def _requests_counted(url: str) -> float:
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "sesame_voice_requests_total")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "sesame_voice_requests_total"
+    )
 
 
 async def test_streamed_speech_passes_through_unbuffered(balanced):
@@ -144,8 +157,15 @@ async def test_a_websocket_conversation_passes_through(balanced, transcribe, wer
             await ws.send_json({"type": "history"})
             turns = (await _next_json(ws))["session"]["turns"]
             assert [turn["text"] for turn in turns] == ["I had a long day.", SENTENCES[0]]
-    samples, rate = sf.read(io.BytesIO(b"".join(frames)), format="RAW", subtype="FLOAT", endian="LITTLE",
-                            samplerate=24000, channels=1, dtype="float32")
+    samples, rate = sf.read(
+        io.BytesIO(b"".join(frames)),
+        format="RAW",
+        subtype="FLOAT",
+        endian="LITTLE",
+        samplerate=24000,
+        channels=1,
+        dtype="float32",
+    )
     assert wer(SENTENCES[0], transcribe(samples, rate)) <= 0.15
 
 

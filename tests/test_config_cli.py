@@ -20,13 +20,19 @@ def test_defaults_match_the_documented_ones():
     settings = load_settings(env={}, dotenv_file=None)
     assert (settings.host, settings.port) == ("127.0.0.1", 8880) and not hasattr(settings, "model_id")
     assert settings.cache_dir == Path("~/.cache/sesame-voice").expanduser()
-    assert (settings.default_voice, settings.default_format, settings.max_input_length) == ("conversational", "mp3", 4096)
+    assert (settings.default_voice, settings.default_format, settings.max_input_length) == (
+        "conversational",
+        "mp3",
+        4096,
+    )
     assert settings.api_key is None
 
 
 def test_env_beats_dotenv_beats_yaml(tmp_path):
     config = tmp_path / "config.yaml"
-    config.write_text("port: 9000\ndefault_voice: fast\nmax_input_length: 100\nplugins:\n  csm:\n    first_chunk_frames: 4\n")
+    config.write_text(
+        "port: 9000\ndefault_voice: fast\nmax_input_length: 100\nplugins:\n  csm:\n    first_chunk_frames: 4\n"
+    )
     dotenv = tmp_path / ".env"
     dotenv.write_text("PORT=9100\nDEFAULT_VOICE=whisper\nAPI_KEY=from-dotenv\n")
     settings = load_settings(config_file=config, env={"PORT": "9200"}, dotenv_file=dotenv)
@@ -81,7 +87,8 @@ def test_plugin_settings_come_from_the_yaml_table_then_env_with_one_conversion(t
     assert settings.zeroconf_enabled is False  # the core reads 'off' exactly as the plugin does
     with pytest.raises(ConfigError, match="DEMO_RATE"):
         load_settings(env={"DEMO_RATE": "fast"}, dotenv_file=None).plugin_settings(
-            "demo", _ExampleOptions, {"rate": "DEMO_RATE"})
+            "demo", _ExampleOptions, {"rate": "DEMO_RATE"}
+        )
     bad = tmp_path / "bad.yaml"
     bad.write_text("plugins:\n  demo: {enabled: perhaps}\n")
     with pytest.raises(ConfigError, match="plugins.demo.enabled"):
@@ -101,8 +108,10 @@ def test_unknown_yaml_setting_is_an_error(tmp_path):
 
 def test_cli_reports_config_errors_and_exits_2():
     result = subprocess.run(
-        [sys.executable, "-m", "sesame_voice", "voices"], env={"PORT": "nope", "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True,
+        [sys.executable, "-m", "sesame_voice", "voices"],
+        env={"PORT": "nope", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert "PORT" in result.stderr and "nope" in result.stderr
@@ -197,11 +206,20 @@ def test_a_port_already_in_use_is_one_clear_line_and_exit_1(tmp_path, voices_dir
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HOST": "127.0.0.1", "PORT": str(port),
-               "ZEROCONF_ENABLED": "false", "WYOMING_ENABLED": "false", "PRELOAD": "false",
-               "VOICES_DIR": str(voices_dir), "CACHE_DIR": str(tmp_path / "cache")}
-        result = subprocess.run([sys.executable, "-m", "sesame_voice", "serve"], env=env, capture_output=True,
-                                text=True, timeout=120)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "ZEROCONF_ENABLED": "false",
+            "WYOMING_ENABLED": "false",
+            "PRELOAD": "false",
+            "VOICES_DIR": str(voices_dir),
+            "CACHE_DIR": str(tmp_path / "cache"),
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "sesame_voice", "serve"], env=env, capture_output=True, text=True, timeout=120
+        )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("sesame-voice:")]

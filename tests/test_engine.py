@@ -42,7 +42,9 @@ async def test_speed_time_stretches_providers_without_native_speed(start_server,
 
 async def test_max_audio_length_caps_output(start_server):
     async with start_server(plugins=[FakePlugin()]) as server:
-        _, samples, rate = await _collect(server, text="First one. Second one. Third one.", voice="tone", max_audio_length_ms=700)
+        _, samples, rate = await _collect(
+            server, text="First one. Second one. Third one.", voice="tone", max_audio_length_ms=700
+        )
         assert len(samples) == int(0.7 * rate)
 
 
@@ -59,7 +61,10 @@ async def test_failed_load_is_remembered_and_health_says_why(start_server):
         assert "MODEL_ID" in health["providers"]["unloadable"]["error"]
         assert health["providers"]["tone"]["loaded"] is True
         metrics = server.metrics.render().decode()
-        assert 'sesame_voice_fallbacks_total{fell_back_from="unloadable",provider="tone",voice="needs-fallback"} 3.0' in metrics
+        assert (
+            'sesame_voice_fallbacks_total{fell_back_from="unloadable",provider="tone",voice="needs-fallback"} 3.0'
+            in metrics
+        )
         assert 'sesame_voice_provider_errors_total{code="provider_unavailable",provider="unloadable"}' not in metrics
         assert health["requests"] == {"requests": 3, "errors": 0, "cancelled": 0, "fallbacks": 3}
 

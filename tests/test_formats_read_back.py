@@ -22,8 +22,15 @@ CODEC_SLACK_S = {"mp3": 0.08, "aac": 0.12, "opus": 0.03, "flac": 1e-3, "wav": 1e
 def read_with_soundfile(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     """What a Python client does with ``soundfile``; raw pcm needs its layout spelled out."""
     if fmt == "pcm":
-        return sf.read(io.BytesIO(data), dtype="float32", format="RAW", subtype="PCM_16", samplerate=PCM_SAMPLE_RATE,
-                       channels=1, endian="LITTLE")
+        return sf.read(
+            io.BytesIO(data),
+            dtype="float32",
+            format="RAW",
+            subtype="PCM_16",
+            samplerate=PCM_SAMPLE_RATE,
+            channels=1,
+            endian="LITTLE",
+        )
     return sf.read(io.BytesIO(data), dtype="float32")
 
 
@@ -56,7 +63,7 @@ async def _sse(client, fmt: str) -> tuple[bytes, int]:
     ) as response:
         async for line in response.iter_lines():
             if line.startswith("data: "):
-                events.append(json.loads(line[len("data: "):]))
+                events.append(json.loads(line[len("data: ") :]))
         rate = int(response.headers["x-sample-rate"])
     assert events[-1]["type"] == "speech.audio.done"
     return b"".join(base64.b64decode(e["audio"]) for e in events if e["type"] == "speech.audio.delta"), rate

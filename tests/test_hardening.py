@@ -34,7 +34,7 @@ def encode_tone(container: str, codec: str, seconds: float = 4.0, rate: int = 16
         stream.layout = "mono"
         resampler = av.AudioResampler(format=stream.format.name, layout="mono", rate=stream.rate)
         for start in range(0, len(samples), 1024):
-            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="flt", layout="mono")
+            frame = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="flt", layout="mono")
             frame.sample_rate = rate
             for piece in resampler.resample(frame):
                 for packet in stream.encode(piece):
@@ -60,7 +60,7 @@ def test_every_allowed_container_decodes_whole_and_refuses_truncated(name):
 def test_a_streamed_wav_without_sizes_is_not_called_truncated():
     data = bytearray(encode_tone("wav", "pcm_s16le"))
     chunk = data.find(b"data")
-    data[4:8] = data[chunk + 4:chunk + 8] = b"\xff\xff\xff\xff"  # the sizes a live stream writes
+    data[4:8] = data[chunk + 4 : chunk + 8] = b"\xff\xff\xff\xff"  # the sizes a live stream writes
     samples, rate = decode_file(bytes(data))
     assert abs(len(samples) / rate - 4.0) < 0.15
 
@@ -75,16 +75,23 @@ def test_containers_and_codecs_outside_the_allow_list_are_refused(container, cod
 
 async def test_input_without_speakable_text_is_an_openai_400(server, base_url):
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{base_url}/v1/audio/speech",
-                                json={"model": "tts-1", "input": "...", "voice": "joe"}) as response:
+        async with session.post(
+            f"{base_url}/v1/audio/speech", json={"model": "tts-1", "input": "...", "voice": "joe"}
+        ) as response:
             assert response.status == 400
             error = (await response.json())["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["code"] == "no_speakable_text" and error["param"] == "input"
 
 
-ROUTES = [("GET", "/v1/models"), ("GET", "/v1/audio/voices"), ("GET", "/metrics"), ("GET", "/openapi.json"),
-          ("GET", "/voices"), ("GET", "/")]
+ROUTES = [
+    ("GET", "/v1/models"),
+    ("GET", "/v1/audio/voices"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+    ("GET", "/voices"),
+    ("GET", "/"),
+]
 
 
 @pytest.mark.parametrize("method, path", ROUTES)

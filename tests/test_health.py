@@ -30,8 +30,9 @@ async def test_health_names_no_problem_when_the_default_voice_speaks(start_serve
 
 
 async def test_a_default_voice_no_provider_can_speak_is_degraded(start_server):
-    async with start_server(plugins=[FakePlugin(UnloadableProvider)], entry_points=False,
-                            default_voice="needs-fallback", preload=False) as server:
+    async with start_server(
+        plugins=[FakePlugin(UnloadableProvider)], entry_points=False, default_voice="needs-fallback", preload=False
+    ) as server:
         server.providers["unloadable"].state = "failed"
         health = server.health()
         assert health["status"] == "degraded"

@@ -22,8 +22,9 @@ def test_no_document_or_message_names_the_old_command():
                 text = file.read_text(encoding="utf-8")
             except (UnicodeDecodeError, OSError):
                 continue
-            found += [f"{file.relative_to(ROOT)}:{n}" for n, line in enumerate(text.splitlines(), 1)
-                      if OLD_COMMAND in line]
+            found += [
+                f"{file.relative_to(ROOT)}:{n}" for n, line in enumerate(text.splitlines(), 1) if OLD_COMMAND in line
+            ]
     assert not found, f"current huggingface-hub has no {OLD_COMMAND}; name the hf command instead: {found}"
 
 

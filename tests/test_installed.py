@@ -35,10 +35,17 @@ async def test_wheel_install_serves_presets_aliases_and_default_voice_from_an_em
     assert {"conversational", "professional", "fast", "whisper", "joe"} <= set(listed.stdout.split('"'))
 
     port = _free_port()
-    serve_env = {**env, "PORT": str(port), "HOST": "127.0.0.1", "WYOMING_URI": "tcp://127.0.0.1:0",
-                 "ZEROCONF_ENABLED": "false", "PIPER_DETERMINISTIC": "true"}
-    process = subprocess.Popen([str(script), "serve"], cwd=cwd, env=serve_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    serve_env = {
+        **env,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "WYOMING_URI": "tcp://127.0.0.1:0",
+        "ZEROCONF_ENABLED": "false",
+        "PIPER_DETERMINISTIC": "true",
+    }
+    process = subprocess.Popen(
+        [str(script), "serve"], cwd=cwd, env=serve_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:

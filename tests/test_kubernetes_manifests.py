@@ -21,19 +21,31 @@ def _documents(path: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
-RESOURCES = [(path, index, doc) for path in FILES for index, doc in enumerate(_documents(path))
-             if doc.get("kind") != "Kustomization"]
+RESOURCES = [
+    (path, index, doc)
+    for path in FILES
+    for index, doc in enumerate(_documents(path))
+    if doc.get("kind") != "Kustomization"
+]
 
 
 def test_there_is_something_to_check():
     kinds = {doc["kind"] for _, _, doc in RESOURCES}
-    assert {"Deployment", "Service", "StatefulSet", "PersistentVolumeClaim", "PodDisruptionBudget",
-            "HorizontalPodAutoscaler", "ConfigMap"} <= kinds
+    assert {
+        "Deployment",
+        "Service",
+        "StatefulSet",
+        "PersistentVolumeClaim",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "ConfigMap",
+    } <= kinds
 
 
 @pytest.mark.parametrize("version", ["1.29.0", "1.37.0"])
-@pytest.mark.parametrize(("path", "index", "document"), RESOURCES,
-                         ids=[f"{p.relative_to(KUBERNETES)}#{i}" for p, i, _ in RESOURCES])
+@pytest.mark.parametrize(
+    ("path", "index", "document"), RESOURCES, ids=[f"{p.relative_to(KUBERNETES)}#{i}" for p, i, _ in RESOURCES]
+)
 def test_document_validates_offline(path, index, document, version):
     """Strict: an unknown or misspelt field fails, as does a missing required one."""
     import kubernetes_validate
@@ -45,8 +57,11 @@ def test_document_validates_offline(path, index, document, version):
 
 
 def test_yamllint_passes():
-    result = subprocess.run([sys.executable, "-m", "yamllint", "--strict", "-c", str(REPO / ".yamllint.yaml"),
-                             str(KUBERNETES)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "yamllint", "--strict", "-c", str(REPO / ".yamllint.yaml"), str(KUBERNETES)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -28,7 +28,6 @@ def test_ruff_check_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="lead formats after merge")
 def test_ruff_format_leaves_the_tree_as_it_is():
     result = _run(_tool("ruff"), "format", "--check", "--no-cache", ".")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr

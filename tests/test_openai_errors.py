@@ -67,7 +67,9 @@ async def test_malformed_json_and_wrong_content_type(base_url):
     status, payload, _ = await _post(base_url, data=b'{"input": "hi",', headers={"Content-Type": "application/json"})
     assert status == 400
     _assert_openai_error(payload, code="invalid_json")
-    status, payload, _ = await _post(base_url, data=b"input=hi", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, payload, _ = await _post(
+        base_url, data=b"input=hi", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert status == 415
     _assert_openai_error(payload, code="unsupported_media_type")
     big = b'{"input": "' + b"a" * (5 * 1024 * 1024) + b'"}'  # over the 4 MiB body limit

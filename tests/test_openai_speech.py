@@ -15,8 +15,9 @@ EXPECTED_RATE = {"pcm": 24000, "opus": 48000}
 TEXT = " ".join(SENTENCES)
 
 
-def _check_audio(data: bytes, fmt: str, transcribe, wer, text: str = TEXT, max_wer: float = 0.10,
-                 speed: float = 1.0) -> float:
+def _check_audio(
+    data: bytes, fmt: str, transcribe, wer, text: str = TEXT, max_wer: float = 0.10, speed: float = 1.0
+) -> float:
     """Decode, check rate and plausible duration (at ``speed``), transcribe; return the duration."""
     samples, rate = decode_audio(data, fmt)
     if fmt in EXPECTED_RATE:
@@ -38,8 +39,14 @@ async def test_create_speech_every_format_is_heard_correctly(openai_client, fmt,
         model="csm-1b", voice="conversational", input=TEXT, response_format=fmt
     )
     assert response.response.headers["x-sesame-provider"] == "piper"
-    expected_type = {"mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac",
-                     "wav": "audio/wav", "pcm": "audio/pcm"}[fmt]
+    expected_type = {
+        "mp3": "audio/mpeg",
+        "opus": "audio/ogg",
+        "aac": "audio/aac",
+        "flac": "audio/flac",
+        "wav": "audio/wav",
+        "pcm": "audio/pcm",
+    }[fmt]
     assert response.response.headers["content-type"].startswith(expected_type)
     _check_audio(response.read(), fmt, transcribe, wer)
 
@@ -66,7 +73,7 @@ async def test_sse_stream_carries_base64_audio_then_done_with_usage(openai_clien
         assert response.headers["content-type"].startswith("text/event-stream")
         async for line in response.iter_lines():
             if line.startswith("data: "):
-                events.append(json.loads(line[len("data: "):]))
+                events.append(json.loads(line[len("data: ") :]))
     types = [event["type"] for event in events]
     assert types[-1] == "speech.audio.done" and set(types[:-1]) == {"speech.audio.delta"}
     assert len(types) >= 3
@@ -93,8 +100,21 @@ async def test_speed_changes_duration_but_not_words(openai_client, speed, transc
 
 
 async def test_voice_as_object_and_openai_aliases(openai_client):
-    for voice in ["alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer",
-                  "verse", "marin", "cedar"]:
+    for voice in [
+        "alloy",
+        "ash",
+        "ballad",
+        "coral",
+        "echo",
+        "fable",
+        "onyx",
+        "nova",
+        "sage",
+        "shimmer",
+        "verse",
+        "marin",
+        "cedar",
+    ]:
         response = await openai_client.audio.speech.with_raw_response.create(
             model="tts-1", voice=voice, input="Hi.", response_format="pcm"
         )

@@ -34,7 +34,9 @@ def test_schema_valid_speech_requests_are_never_refused(start_server, tmp_path):
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"{base}/openapi.json") as response:
                     document = await response.json()
-                schema = document["paths"]["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+                schema = document["paths"]["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"][
+                    "schema"
+                ]
                 if bodies is None:
                     return schema
                 for body in bodies:
@@ -47,8 +49,12 @@ def test_schema_valid_speech_requests_are_never_refused(start_server, tmp_path):
     schema = asyncio.run(fetch_schema_and_check(None))
     bodies: list[dict] = []
 
-    @settings(max_examples=40, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=40,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @given(from_schema(schema))
     def collect(body):
         bodies.append(body)
@@ -66,7 +72,9 @@ async def test_whitespace_and_control_only_input_is_refused_and_schema_invalid(s
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{base}/openapi.json") as response:
                 document = await response.json()
-            schema = document["paths"]["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+            schema = document["paths"]["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"][
+                "schema"
+            ]
             for text in (" \n\t ", "\x00\x07", "\u2003"):
                 body = {"input": text, "voice": "joe"}
                 with pytest.raises(jsonschema.ValidationError):

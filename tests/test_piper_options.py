@@ -47,8 +47,12 @@ def _speak(provider, **params) -> np.ndarray:
     """``SENTENCE`` in the bundled voice, with the voice parameters ``params``."""
     from sesame_voice_piper import EMBEDDED_VOICE, embedded_model
 
-    job = ProviderJob(sentences=[SENTENCE], voice=Voice(name=EMBEDDED_VOICE, provider="piper"),
-                      params={"model": str(embedded_model()), **params}, request=SynthesisRequest(text=SENTENCE))
+    job = ProviderJob(
+        sentences=[SENTENCE],
+        voice=Voice(name=EMBEDDED_VOICE, provider="piper"),
+        params={"model": str(embedded_model()), **params},
+        request=SynthesisRequest(text=SENTENCE),
+    )
     return np.concatenate([chunk.samples for chunk in provider.synthesize(job)])
 
 
@@ -72,7 +76,9 @@ def test_piper_samples_noise_unless_deterministic(tmp_path):
 
 async def test_the_test_servers_piper_is_deterministic(openai_client):
     """The project's test settings turn the noise off (tests/conftest.py), through the whole server."""
-    spoken = [await openai_client.audio.speech.create(model="tts-1", voice="joe", input=SENTENCE,
-                                                      response_format="wav") for _ in range(2)]
+    spoken = [
+        await openai_client.audio.speech.create(model="tts-1", voice="joe", input=SENTENCE, response_format="wav")
+        for _ in range(2)
+    ]
     first, second = (sf.read(io.BytesIO(response.read()), dtype="float32")[0] for response in spoken)
     assert len(first) > 0 and np.array_equal(first, second)

@@ -87,16 +87,18 @@ async def test_a_providers_client_error_is_not_logged_as_a_server_error(start_se
                     with pytest.raises(aiohttp.ClientPayloadError):
                         await response.read()  # the body is broken off: never mistaken for complete audio
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
-    assert any(r.levelno == logging.WARNING and "second sentence is not speakable" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        r.levelno == logging.WARNING and "second sentence is not speakable" in r.getMessage() for r in caplog.records
+    )
 
 
 async def test_sampling_overrides_through_the_openai_sdk_and_unknown_keys(start_server):
     async with start_server(plugins=[FakePlugin(ToneProvider)]) as server:
         client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="x", max_retries=0)
         with pytest.raises(openai.BadRequestError) as caught:
-            await client.audio.speech.create(model="tts-1", voice="tone", input="Hi.",
-                                             extra_body={"sampling": {"temprature": 0.5}})
+            await client.audio.speech.create(
+                model="tts-1", voice="tone", input="Hi.", extra_body={"sampling": {"temprature": 0.5}}
+            )
         error = caught.value.body
         assert error["code"] == "unknown_sampling_parameter" and error["param"] == "sampling"
         assert "'temprature'" in error["message"]

@@ -30,8 +30,19 @@ def example_site(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("example-src") / EXAMPLE.name
     shutil.copytree(EXAMPLE, source)  # building writes build/ beside the sources: keep the tree clean
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(source)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
         check=True,
     )
     return target
@@ -51,8 +62,22 @@ def example_wheel(tmp_path_factory) -> Path:
     source = tmp_path_factory.mktemp("example-src") / EXAMPLE.name
     shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     dist = tmp_path_factory.mktemp("example-dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "-w", str(dist), str(source)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(dist),
+            str(source),
+        ],
+        check=True,
+    )
     return next(dist.glob("sesame_voice_example-*.whl"))
 
 
@@ -61,21 +86,50 @@ def test_example_plugin_tests_pass_from_its_wheel_in_a_fresh_venv(example_wheel,
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = str(venv / "bin" / "python")
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     # sesame-voice and its (large) dependencies come from this environment instead of a second download.
     here = sysconfig.get_paths()["purelib"]
     (site / "sesame_voice_env.pth").write_text(f"import site; site.addsitedir({here!r})\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps",
-                    "--no-index", str(example_wheel)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            python,
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            str(example_wheel),
+        ],
+        check=True,
+    )
     run = tmp_path / "run"  # only the tests and their pytest settings: the package comes from the wheel
     shutil.copytree(EXAMPLE / "tests", run / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(EXAMPLE / "pyproject.toml", run / "pyproject.toml")
-    located = subprocess.run([python, "-c", "import sesame_voice_example as m; print(m.__file__)"],
-                             check=True, capture_output=True, text=True, cwd=run).stdout
+    located = subprocess.run(
+        [python, "-c", "import sesame_voice_example as m; print(m.__file__)"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=run,
+    ).stdout
     assert located.startswith(str(site))
-    result = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=run,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     passed = re.search(r"(\d+) passed", result.stdout)
     assert passed and int(passed.group(1)) >= 8 and "failed" not in result.stdout
@@ -132,8 +186,14 @@ def test_core_never_imports_plugins_or_protocols():
 
 
 def test_plugins_use_only_the_public_api():
-    public = ("sesame_voice.api", "sesame_voice.audio", "sesame_voice.config", "sesame_voice.http",
-              "sesame_voice.testing")
+    public = (
+        "sesame_voice.api",
+        "sesame_voice.audio",
+        "sesame_voice.config",
+        "sesame_voice.http",
+        "sesame_voice.voices.library",
+        "sesame_voice.testing",
+    )
     for folder in ("plugins", "protocols"):
         for source in (REPO / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(source.read_text())):
@@ -149,10 +209,28 @@ def test_every_hook_is_documented():
         assert f"`{hook}(" in docs, f"docs/plugins.md does not document {hook}"
 
 
-PLUGIN_NAMES = tuple(sorted({ep.name for ep in metadata.entry_points(group="sesame_voice")} | {
-    "csm", "piper", "whisper", "faster_whisper", "faster-whisper", "mlx", "torch", "transformers", "wyoming",
-    "openai", "legacy", "sessions"}))
-"""Every built-in plugin, and the libraries only plugins may name."""
+PLUGIN_NAMES = tuple(
+    sorted(
+        {ep.name for ep in metadata.entry_points(group="sesame_voice")}
+        | {
+            "csm",
+            "piper",
+            "whisper",
+            "faster_whisper",
+            "faster-whisper",
+            "mlx",
+            "torch",
+            "transformers",
+            "wyoming",
+            "openai",
+            "legacy",
+            "sessions",
+        }
+    )
+)
+"""Every built-in plugin, and the libraries only plugins may name. ``responder`` is left out: the built-in
+responder plugin shares its name with the provider kind the core defines (``Responder``)."""
+PLUGIN_NAMES = tuple(name for name in PLUGIN_NAMES if name != "responder")
 DOCUMENTED_DEFAULTS = {"sesame/csm-1b"}
 """Defaults documented as such (MODEL_ID's hub id)."""
 
@@ -162,12 +240,18 @@ def test_the_core_names_no_provider_or_protocol_plugin():
     for source in (REPO / "sesame_voice").rglob("*.py"):
         tree = ast.parse(source.read_text(encoding="utf-8"))
         docstrings = {
-            id(node.body[0].value) for node in ast.walk(tree)
+            id(node.body[0].value)
+            for node in ast.walk(tree)
             if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
         }
-        docstrings |= {id(node.value) for node in ast.walk(tree)  # attribute docstrings
-                       if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)}
+        docstrings |= {
+            id(node.value)
+            for node in ast.walk(tree)  # attribute docstrings
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+        }
         names = PLUGIN_NAMES
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):

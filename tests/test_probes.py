@@ -41,8 +41,9 @@ async def _get(http: aiohttp.ClientSession, url: str) -> tuple[int, dict]:
 async def test_ready_waits_for_the_default_voices_provider_to_load(start_server):
     GatedProvider.gate.clear()
     try:
-        async with start_server(plugins=[FakePlugin(GatedProvider)], entry_points=False, default_voice="gated",
-                                api_key="s3cret") as server:
+        async with start_server(
+            plugins=[FakePlugin(GatedProvider)], entry_points=False, default_voice="gated", api_key="s3cret"
+        ) as server:
             base = f"http://127.0.0.1:{server.http_port}"
             async with aiohttp.ClientSession() as http:
                 assert await _get(http, f"{base}/health/live") == (200, {"status": "alive"})
@@ -63,8 +64,9 @@ async def test_ready_counts_a_loaded_fallback_and_refuses_when_none_can_speak(st
     async with start_server(plugins=plugins, entry_points=False, default_voice="needs-fallback") as server:
         report = await wait_for(f"http://127.0.0.1:{server.http_port}/health/ready")
         assert report["provider"] == "tone"
-    async with start_server(plugins=[FakePlugin(UnloadableProvider)], entry_points=False,
-                            default_voice="needs-fallback") as server:
+    async with start_server(
+        plugins=[FakePlugin(UnloadableProvider)], entry_points=False, default_voice="needs-fallback"
+    ) as server:
         base = f"http://127.0.0.1:{server.http_port}"
         async with aiohttp.ClientSession() as http:
             for _ in range(100):  # until the preload has failed (it may still be loading at first)
@@ -99,7 +101,11 @@ async def test_every_metric_carries_the_instance_label(start_server, configured)
         expected = configured or f"{socket.gethostname()}:{server.http_port}"
     samples = [sample for family in families for sample in family.samples]
     names = {sample.name for sample in samples}
-    assert {"sesame_voice_requests_total", "sesame_voice_queue_depth", "sesame_voice_request_duration_seconds_bucket"} <= names
+    assert {
+        "sesame_voice_requests_total",
+        "sesame_voice_queue_depth",
+        "sesame_voice_request_duration_seconds_bucket",
+    } <= names
     assert {sample.labels.get("instance") for sample in samples} == {expected}
 
 
@@ -107,8 +113,7 @@ async def test_probes_follow_a_real_server_through_start_and_sigterm(tmp_path):
     """Not ready while the default voice is missing; ready once it exists; 503 from SIGTERM on, still live."""
     (tmp_path / "voices").mkdir()
     port = free_port()
-    process = spawn_server(tmp_path, port, DEFAULT_VOICE="narrator", SHUTDOWN_GRACE="60",
-                           VOICES_POLL_INTERVAL="0.2")
+    process = spawn_server(tmp_path, port, DEFAULT_VOICE="narrator", SHUTDOWN_GRACE="60", VOICES_POLL_INTERVAL="0.2")
     base = f"http://127.0.0.1:{port}"
     text = " ".join(SENTENCES * 2)
     try:
@@ -120,8 +125,10 @@ async def test_probes_follow_a_real_server_through_start_and_sigterm(tmp_path):
         assert (await wait_for(f"{base}/health/ready", process))["provider"] == "piper"
         # One connection kept alive across the signal (new ones are refused once the server stops
         # listening), and a slowly read stream that keeps the server draining meanwhile.
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as probe, \
-                aiohttp.ClientSession(read_bufsize=4096) as client:
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as probe,
+            aiohttp.ClientSession(read_bufsize=4096) as client,
+        ):
             assert (await _get(probe, f"{base}/health/ready"))[0] == 200
             body = {"model": "tts-1", "input": text, "response_format": "wav"}
             async with client.post(f"{base}/v1/audio/speech", json=body) as response:

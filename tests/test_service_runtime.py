@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+import openai
 import pytest
 import soundfile as sf
 from prometheus_client.parser import text_string_to_metric_families
@@ -71,8 +72,9 @@ def test_systemd_unit_passes_systemd_analyze_verify(capsys, tmp_path, variant):
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     command = [analyze, *(["--user"] if variant == "user" else []), "verify", str(path)]
-    result = subprocess.run(command, capture_output=True, text=True,
-                            env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+    result = subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr  # warnings (a bad key, bad quoting) count as failures
 
@@ -83,7 +85,9 @@ def test_secrets_go_to_a_0600_file_that_the_server_reads(tmp_path):
     settings = load_settings(env={}, dotenv_file=None, cache_dir=tmp_path / "cache")
     environ = {"CACHE_DIR": str(tmp_path / "cache"), "API_KEY": "s3cret", "HF_TOKEN": "hf_x", "PORT": "8899"}
     for kind in ("systemd", "launchd"):
-        service = plan(settings, kind=kind, environ=environ, extra_env={"SESSION_STORE": "redis://:pw@127.0.0.1:6379/0"})
+        service = plan(
+            settings, kind=kind, environ=environ, extra_env={"SESSION_STORE": "redis://:pw@127.0.0.1:6379/0"}
+        )
         assert "s3cret" not in service.content and "hf_x" not in service.content and ":pw@" not in service.content
         assert set(service.secrets) == {"API_KEY", "HF_TOKEN", "SESSION_STORE"} and "8899" in service.content
     service.working_dir.mkdir(parents=True)
@@ -128,6 +132,7 @@ async def test_metrics_move_as_requests_are_made(start_server, openai_client_for
     async with start_server(plugins=[FakePlugin(ToneProvider)]) as server:
         base = f"http://127.0.0.1:{server.http_port}"
         async with aiohttp.ClientSession() as http:
+
             async def scrape():
                 async with http.get(f"{base}/metrics") as response:
                     assert response.status == 200
@@ -136,9 +141,10 @@ async def test_metrics_move_as_requests_are_made(start_server, openai_client_for
 
             before = await scrape()
             client = openai_client_for(base)
-            audio = await client.audio.speech.create(model="tts-1", voice="tone", input=" ".join(SENTENCES[:2]),
-                                                     response_format="wav")
-            with pytest.raises(Exception):
+            audio = await client.audio.speech.create(
+                model="tts-1", voice="tone", input=" ".join(SENTENCES[:2]), response_format="wav"
+            )
+            with pytest.raises(openai.APIStatusError):
                 await client.audio.speech.create(model="tts-1", voice="nobody-by-this-name", input="Hello.")
             after = await scrape()
     samples, rate = sf.read(io.BytesIO(audio.content))
@@ -186,12 +192,25 @@ async def test_sigterm_lets_a_long_stream_finish_then_exits_cleanly(tmp_path, tr
         folder.mkdir()
     port = _free_port()
     env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(home), "PORT": str(port), "HOST": "127.0.0.1",
-        "CACHE_DIR": str(cache), "WYOMING_URI": "tcp://127.0.0.1:0", "ZEROCONF_ENABLED": "false",
-        "DISABLED_PLUGINS": "csm", "SHUTDOWN_GRACE": "60", "HF_HUB_OFFLINE": "1", "PIPER_DETERMINISTIC": "true",
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "CACHE_DIR": str(cache),
+        "WYOMING_URI": "tcp://127.0.0.1:0",
+        "ZEROCONF_ENABLED": "false",
+        "DISABLED_PLUGINS": "csm",
+        "SHUTDOWN_GRACE": "60",
+        "HF_HUB_OFFLINE": "1",
+        "PIPER_DETERMINISTIC": "true",
     }
-    process = subprocess.Popen([sys.executable, "-m", "sesame_voice", "serve"], cwd=cwd, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sesame_voice", "serve"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     text = " ".join(SENTENCES * 2)
     try:

@@ -104,7 +104,9 @@ async def test_first_stretched_audio_comes_with_the_first_chunk(start_server, sp
     """The provider is held after its first chunk until that chunk's audio reached the caller."""
     async with start_server(plugins=[SpeedPlugin()]) as server:
         provider = server.providers["gated"]
-        request = SynthesisRequest(text="This is the first sentence. Here comes the second one.", voice="gated", speed=speed)
+        request = SynthesisRequest(
+            text="This is the first sentence. Here comes the second one.", voice="gated", speed=speed
+        )
         async with server.engine.synthesis(request) as synthesis:
             samples = []
             async for chunk in synthesis:
@@ -133,15 +135,17 @@ async def _api_audio(client, voice: str, text: str, speed: float) -> tuple[np.nd
     return samples, rate
 
 
-@pytest.mark.parametrize(("voice", "text"), [("tone", TONE_TEXT), ("native-tone", TONE_TEXT),
-                                             ("joe", " ".join(SENTENCES))])
+@pytest.mark.parametrize(
+    ("voice", "text"), [("tone", TONE_TEXT), ("native-tone", TONE_TEXT), ("joe", " ".join(SENTENCES))]
+)
 async def test_speed_divides_the_duration_for_every_provider(start_server, voice, text, transcribe, wer):
     """Through the OpenAI API: duration(speed) is duration(1.0) / speed within 10%, words intact."""
     from openai import AsyncOpenAI
 
     async with start_server(plugins=[FakePlugin(ToneProvider), SpeedPlugin()]) as server:
-        client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="sk-test", max_retries=0,
-                             timeout=120)
+        client = AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="sk-test", max_retries=0, timeout=120
+        )
         plain, rate = await _api_audio(client, voice, text, 1.0)
         base = len(plain) / rate
         for speed in SPEEDS:

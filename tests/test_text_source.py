@@ -110,8 +110,10 @@ async def test_concurrent_jobs_take_turns_and_a_job_waiting_for_text_steps_aside
         waiting = asyncio.create_task(_drain(server, SynthesisRequest(text="", voice="turns", text_source=streamed)))
         await asyncio.to_thread(lambda: _until(lambda: provider.log == ["Streamed one."]))
         # The streamed job now waits for text; two whole answers are spoken meanwhile, taking turns.
-        whole = [_drain(server, SynthesisRequest(text=f"{who} one. {who} two. {who} three.", voice="turns"))
-                 for who in ("A", "B")]
+        whole = [
+            _drain(server, SynthesisRequest(text=f"{who} one. {who} two. {who} three.", voice="turns"))
+            for who in ("A", "B")
+        ]
         both = asyncio.gather(*whole)
         turns = server.engine.workers["turns"].fair_lock
         await asyncio.to_thread(lambda: _until(lambda: len(provider.log) == 2 and len(turns._queue) == 2))

@@ -139,8 +139,9 @@ async def test_malformed_forms_are_4xx(server, base_url):
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{base_url}/v1/audio/voices", json={"name": "x"}) as response:
             assert response.status == 415
-        async with http.post(f"{base_url}/v1/audio/voices", data=b"--x\r\n",
-                             headers={"Content-Type": "multipart/form-data"}) as response:
+        async with http.post(
+            f"{base_url}/v1/audio/voices", data=b"--x\r\n", headers={"Content-Type": "multipart/form-data"}
+        ) as response:
             assert response.status == 400 and (await response.json())["error"]["code"] == "invalid_form"
         form = aiohttp.FormData()
         for index in range(20):

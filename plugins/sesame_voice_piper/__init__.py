@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from sesame_voice import (
     AudioChunk,
@@ -74,8 +74,12 @@ def _load_voice(model_path: str, spinning: bool = False):
     from piper.voice import ESPEAK_DATA_DIR
 
     config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
-    return PiperVoice(config=PiperConfig.from_dict(config), session=_cpu_session(model_path, spinning),
-                      espeak_data_dir=Path(ESPEAK_DATA_DIR), download_dir=Path.cwd())
+    return PiperVoice(
+        config=PiperConfig.from_dict(config),
+        session=_cpu_session(model_path, spinning),
+        espeak_data_dir=Path(ESPEAK_DATA_DIR),
+        download_dir=Path.cwd(),
+    )
 
 
 class PiperProvider(Provider):

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import AsyncIterator, Mapping, Sequence
 
 from sesame_voice import Responder, ResponderFailed, ResponderTimeout, ResponderUnavailable, hookimpl
 
@@ -87,13 +87,19 @@ class ChatCompletionsResponder(Responder):
             await self._session.close()
             self._session = None
 
-    async def stream(self, messages: Sequence[Mapping[str, str]], *, max_chars: int | None = None) -> AsyncIterator[str]:
+    async def stream(
+        self, messages: Sequence[Mapping[str, str]], *, max_chars: int | None = None
+    ) -> AsyncIterator[str]:
         if not self.configured:
             raise ResponderUnavailable("the responder needs RESPONDER_URL and RESPONDER_MODEL")
         options = self.options
         limit = min(max_chars or options.max_reply_chars, options.max_reply_chars)
-        body = {"model": options.model, "messages": [dict(m) for m in messages], "stream": True,
-                "max_tokens": options.max_tokens}
+        body = {
+            "model": options.model,
+            "messages": [dict(m) for m in messages],
+            "stream": True,
+            "max_tokens": options.max_tokens,
+        }
         if options.temperature >= 0:
             body["temperature"] = options.temperature
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
@@ -106,10 +112,14 @@ class ChatCompletionsResponder(Responder):
         try:
             response = await asyncio.wait_for(
                 self._client().post(url, json=body, headers=headers, timeout=_no_timeout()),
-                timeout=min(options.connect_timeout + options.first_token_timeout, options.total_timeout))
+                timeout=min(options.connect_timeout + options.first_token_timeout, options.total_timeout),
+            )
         except asyncio.TimeoutError:
-            raise self._fail(ResponderTimeout(f"the responder at {options.url} did not answer within "
-                                              f"{options.first_token_timeout:g} s")) from None
+            raise self._fail(
+                ResponderTimeout(
+                    f"the responder at {options.url} did not answer within {options.first_token_timeout:g} s"
+                )
+            ) from None
         except OSError as err:
             raise self._fail(ResponderUnavailable(f"cannot reach the responder at {options.url}: {err}")) from None
         except Exception as err:  # noqa: BLE001 - aiohttp's client errors, invalid URLs
@@ -129,7 +139,9 @@ class ChatCompletionsResponder(Responder):
                     line = await asyncio.wait_for(response.content.readline(), timeout=wait)
                 except asyncio.TimeoutError:
                     what = "first token" if first else "reply"
-                    raise self._fail(ResponderTimeout(f"the responder's {what} took longer than {wait:.1f} s")) from None
+                    raise self._fail(
+                        ResponderTimeout(f"the responder's {what} took longer than {wait:.1f} s")
+                    ) from None
                 except ValueError:  # a line over aiohttp's limit
                     raise self._fail(ResponderFailed("the responder sent an over-long line")) from None
                 except Exception as err:  # noqa: BLE001 - the connection broke mid-reply

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 WORDS = (
     "hello yes no water green house river morning table window garden music coffee summer winter "
@@ -43,22 +43,39 @@ def write_tiny_chat_model(folder: Path, seed: int = 1234) -> Path:
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=core, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        tokenizer_object=core,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"], pad_token_id=vocab["<pad>"],
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+        pad_token_id=vocab["<pad>"],
     )
     model = LlamaForCausalLM(config)
     with torch.no_grad():  # never end on its own: replies are bounded by max_tokens
         model.lm_head.weight[vocab["</s>"]].zero_()
         model.lm_head.weight[: len(SPECIALS)] = 0.0
     model.generation_config = GenerationConfig(
-        do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=24,
-        bos_token_id=vocab["<s>"], eos_token_id=vocab["</s>"], pad_token_id=vocab["<pad>"],
+        do_sample=True,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        max_new_tokens=24,
+        bos_token_id=vocab["<s>"],
+        eos_token_id=vocab["</s>"],
+        pad_token_id=vocab["<pad>"],
     )
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -75,20 +92,42 @@ def _free_port() -> int:
 def serve_tiny_chat_model(folder: Path, startup_timeout: float = 240.0, log: Path | None = None) -> Iterator[str]:
     """Run ``transformers serve`` on the model in ``folder`` on 127.0.0.1; yield its ``/v1`` base URL."""
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-c", "import sys; from transformers.cli.transformers import main; sys.exit(main())",
-               "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
-               "--dtype", "float32", "--default-seed", "7", "--log-level", "warning"]
-    sink = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from transformers.cli.transformers import main; sys.exit(main())",
+        "serve",
+        str(folder),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--default-seed",
+        "7",
+        "--log-level",
+        "warning",
+    ]
+    sink = open(log, "wb") if log else subprocess.DEVNULL
     process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"transformers serve exited with {process.returncode}"
-                                   + (f"; see {log}" if log else ""))
+                raise RuntimeError(
+                    f"transformers serve exited with {process.returncode}" + (f"; see {log}" if log else "")
+                )
             try:
                 with urllib.request.urlopen(f"{base}/health", timeout=2) as answer:
                     if answer.status == 200:

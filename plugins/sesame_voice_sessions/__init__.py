@@ -23,8 +23,20 @@ PLUGIN = "sessions"
 STORES = {"memory": MemorySessionStore}
 """Session store backends by the name ``plugins.sessions.store`` gives."""
 
-__all__ = ["MemorySessionStore", "Session", "SessionBusy", "SessionLimitReached", "SessionLimits", "SessionService",
-           "SessionSettings", "SessionStore", "SpokenTurn", "Turn", "UnknownSession", "make_store"]
+__all__ = [
+    "MemorySessionStore",
+    "Session",
+    "SessionBusy",
+    "SessionLimitReached",
+    "SessionLimits",
+    "SessionService",
+    "SessionSettings",
+    "SessionStore",
+    "SpokenTurn",
+    "Turn",
+    "UnknownSession",
+    "make_store",
+]
 
 
 def make_store(options: SessionSettings, settings) -> SessionStore:
@@ -43,8 +55,14 @@ def _service(server) -> SessionService | None:
 def register_services(register, server) -> None:
     """Offer the ``sessions`` service; a bad setting stops the server at start with a ConfigError."""
     options = SessionSettings.from_settings(server.settings)
-    service = SessionService(make_store(options, server.settings), server.engine, server.speech_to_text,
-                             server.voices, options.max_upload_seconds, options.voice)
+    service = SessionService(
+        make_store(options, server.settings),
+        server.engine,
+        server.speech_to_text,
+        server.voices,
+        options.max_upload_seconds,
+        options.voice,
+    )
     server.plugin_state(PLUGIN)["service"] = service
     register(PLUGIN, service)
 

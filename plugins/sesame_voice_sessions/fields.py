@@ -33,8 +33,9 @@ def max_audio_ms(body: dict) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise InvalidRequest("max_audio_length_ms must be an integer", param="max_audio_length_ms")
     if not 80 <= value <= MAX_AUDIO_MS:
-        raise InvalidRequest(f"max_audio_length_ms must be between 80 and {MAX_AUDIO_MS}, got {value}",
-                             param="max_audio_length_ms")
+        raise InvalidRequest(
+            f"max_audio_length_ms must be between 80 and {MAX_AUDIO_MS}, got {value}", param="max_audio_length_ms"
+        )
     return int(value)
 
 
@@ -50,8 +51,9 @@ def audio_format(value: Any) -> str:
     """The answer's audio ``format`` (``wav`` when absent)."""
     fmt = "wav" if value in (None, "") else value
     if not isinstance(fmt, str) or fmt.lower() not in RESPONSE_FORMATS:
-        raise InvalidRequest(f"format must be one of {', '.join(RESPONSE_FORMATS)}", param="format",
-                             code="unsupported_format")
+        raise InvalidRequest(
+            f"format must be one of {', '.join(RESPONSE_FORMATS)}", param="format", code="unsupported_format"
+        )
     return fmt.lower()
 
 
@@ -60,5 +62,6 @@ async def add_turn(sessions, session_id: str, body: dict):
     audio = rate = None
     if body.get("audio") not in (None, ""):
         audio, rate = decode_base64_audio(body["audio"], "audio", sessions.max_upload_seconds)
-    return await sessions.add_turn(session_id, text=optional_str(body, "text"), speaker=speaker(body),
-                                   audio=audio, sample_rate=rate)
+    return await sessions.add_turn(
+        session_id, text=optional_str(body, "text"), speaker=speaker(body), audio=audio, sample_rate=rate
+    )

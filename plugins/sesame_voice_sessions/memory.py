@@ -9,8 +9,8 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -26,8 +26,9 @@ class MemorySessionStore:
     """A :class:`~.store.SessionStore` in memory; with ``limits.persist``, saved to ``folder`` (one
     ``ID.npz`` each) when the server stops and read back when it starts (expired ones skipped)."""
 
-    def __init__(self, limits: SessionLimits, folder: Path | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, limits: SessionLimits, folder: Path | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.limits = limits
         self.folder = folder
         self.clock = clock
@@ -83,8 +84,10 @@ class MemorySessionStore:
         if session_id in self._sessions:
             raise InvalidRequest(f"session {session_id!r} already exists", param="session", code="session_exists")
         if len(self._sessions) >= self.limits.max_sessions:
-            raise SessionLimitReached(f"{len(self._sessions)} sessions are open, the most allowed (MAX_SESSIONS); "
-                                      "delete one or wait for idle ones to expire")
+            raise SessionLimitReached(
+                f"{len(self._sessions)} sessions are open, the most allowed (MAX_SESSIONS); "
+                "delete one or wait for idle ones to expire"
+            )
         now = self.clock()
         session = Session(id=session_id or new_id(), voice=voice, speaker=speaker, created=now, last_active=now)
         self._sessions[session.id] = session
@@ -97,8 +100,11 @@ class MemorySessionStore:
     def _get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id) if isinstance(session_id, str) else None
         if session is None:
-            raise UnknownSession(f"no session {session_id!r}: it was never created, was deleted, or expired after "
-                                 f"{self.limits.idle_seconds:g} s idle", param="session")
+            raise UnknownSession(
+                f"no session {session_id!r}: it was never created, was deleted, or expired after "
+                f"{self.limits.idle_seconds:g} s idle",
+                param="session",
+            )
         session.last_active = self.clock()
         return session
 
@@ -118,8 +124,11 @@ class MemorySessionStore:
         session = await self.get(session_id)
         limits = self.limits
         if turn.audio_seconds > limits.max_audio_seconds:
-            raise SessionLimitReached(f"the turn has {turn.audio_seconds:.1f} s of audio; a session keeps at most "
-                                      f"{limits.max_audio_seconds:g} s (SESSION_MAX_AUDIO_SECONDS)", param="audio")
+            raise SessionLimitReached(
+                f"the turn has {turn.audio_seconds:.1f} s of audio; a session keeps at most "
+                f"{limits.max_audio_seconds:g} s (SESSION_MAX_AUDIO_SECONDS)",
+                param="audio",
+            )
         over_turns = len(session.turns) + 1 > limits.max_turns
         over_audio = session.audio_seconds + turn.audio_seconds > limits.max_audio_seconds
         if (over_turns or over_audio) and limits.overflow == "refuse":
@@ -184,14 +193,26 @@ def _read_session(file: Path) -> Session:
     with np.load(file, allow_pickle=False) as data:
         meta = json.loads(bytes(data["meta"]).decode())
         audio = {key: np.array(data[key], dtype=np.float32) for key in data.files if key != "meta"}
-    session = Session(id=str(meta["id"]), voice=meta.get("voice"), speaker=int(meta.get("speaker", 0)),
-                      created=meta["created"], last_active=meta["last_active"],
-                      dropped_turns=int(meta.get("dropped_turns", 0)))
+    session = Session(
+        id=str(meta["id"]),
+        voice=meta.get("voice"),
+        speaker=int(meta.get("speaker", 0)),
+        created=meta["created"],
+        last_active=meta["last_active"],
+        dropped_turns=int(meta.get("dropped_turns", 0)),
+    )
     for i, item in enumerate(meta["turns"]):
         samples = audio.get(f"audio_{i}")
-        turn = Turn(text=item["text"], speaker=item["speaker"], audio=samples,
-                    sample_rate=item["sample_rate"] if samples is not None else None, id=item["id"],
-                    created=item["created"], generated=item["generated"], transcribed=item["transcribed"])
+        turn = Turn(
+            text=item["text"],
+            speaker=item["speaker"],
+            audio=samples,
+            sample_rate=item["sample_rate"] if samples is not None else None,
+            id=item["id"],
+            created=item["created"],
+            generated=item["generated"],
+            transcribed=item["transcribed"],
+        )
         session.turns.append(turn)
         session.audio_seconds += turn.audio_seconds
     return session

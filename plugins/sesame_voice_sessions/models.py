@@ -72,9 +72,16 @@ class Turn:
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary (no samples)."""
-        return {"id": self.id, "text": self.text, "speaker": self.speaker, "created": self.created,
-                "audio_seconds": round(self.audio_seconds, 3), "sample_rate": self.sample_rate,
-                "generated": self.generated, "transcribed": self.transcribed}
+        return {
+            "id": self.id,
+            "text": self.text,
+            "speaker": self.speaker,
+            "created": self.created,
+            "audio_seconds": round(self.audio_seconds, 3),
+            "sample_rate": self.sample_rate,
+            "generated": self.generated,
+            "transcribed": self.transcribed,
+        }
 
 
 @dataclass
@@ -98,10 +105,17 @@ class Session:
 
     def describe(self, with_turns: bool = False) -> dict[str, Any]:
         """JSON-ready summary, with the turns if asked."""
-        info = {"id": self.id, "voice": self.voice, "speaker": self.speaker, "created": self.created,
-                "last_active": self.last_active, "turn_count": len(self.turns),
-                "audio_seconds": round(self.audio_seconds, 3), "dropped_turns": self.dropped_turns,
-                "speaking": self.speaking}
+        info = {
+            "id": self.id,
+            "voice": self.voice,
+            "speaker": self.speaker,
+            "created": self.created,
+            "last_active": self.last_active,
+            "turn_count": len(self.turns),
+            "audio_seconds": round(self.audio_seconds, 3),
+            "dropped_turns": self.dropped_turns,
+            "speaking": self.speaking,
+        }
         if with_turns:
             info["turns"] = [turn.describe() for turn in self.turns]
         return info

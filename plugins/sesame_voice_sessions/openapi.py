@@ -23,8 +23,9 @@ def _operation(summary: str, ok: dict, schema: dict | None = None, status: str =
 
 
 _TURN = _object(text="string", speaker="integer", audio={"type": "string", "description": "base64 WAV"})
-_SPEAK = _object(("text",), text="string", speaker="integer", voice="string", format="string",
-                 max_audio_length_ms="integer")
+_SPEAK = _object(
+    ("text",), text="string", speaker="integer", voice="string", format="string", max_audio_length_ms="integer"
+)
 
 
 def openapi_paths() -> dict:
@@ -32,8 +33,9 @@ def openapi_paths() -> dict:
     return {
         "/v1/sessions": {
             "get": _operation("List conversation sessions", _JSON),
-            "post": _operation("Create a session", _JSON, _object(voice="string", speaker="integer", id="string"),
-                               status="201"),
+            "post": _operation(
+                "Create a session", _JSON, _object(voice="string", speaker="integer", id="string"), status="201"
+            ),
         },
         "/v1/sessions/{session_id}": {
             "parameters": _SESSION_ID,
@@ -50,7 +52,8 @@ def openapi_paths() -> dict:
         },
         "/v1/sessions/{session_id}/ws": {
             "parameters": _SESSION_ID,
-            "get": _operation("WebSocket conversation (docs/sessions.md)", {"description": "Switching protocols"},
-                              status="101"),
+            "get": _operation(
+                "WebSocket conversation (docs/sessions.md)", {"description": "Switching protocols"}, status="101"
+            ),
         },
     }

@@ -50,8 +50,9 @@ class SessionSettings:
             if not value > 0:
                 raise ConfigError(f"{_label(name)} must be positive, got {value}")
         if options.overflow not in OVERFLOW_POLICIES:
-            raise ConfigError(f"{_label('overflow')} must be one of {', '.join(OVERFLOW_POLICIES)}, "
-                              f"got {options.overflow!r}")
+            raise ConfigError(
+                f"{_label('overflow')} must be one of {', '.join(OVERFLOW_POLICIES)}, got {options.overflow!r}"
+            )
         return options
 
 

@@ -55,15 +55,16 @@ def guarded(handler, server, sessions):
 
     async def guarded_handler(request: web.Request) -> web.StreamResponse:
         if not _authorised(request, server.settings.api_key):
-            return error_response(401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key)",
-                                  "invalid_api_key")
+            return error_response(
+                401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key)", "invalid_api_key"
+            )
         try:
             return await handler(request, sessions, server)
         except SesameVoiceError as err:
             return from_exception(err)
         except web.HTTPException:
             raise
-        except Exception as err:  # noqa: BLE001 - keep this API's error shape for anything
+        except Exception as err:
             _LOGGER.exception("Session route %s failed", request.path)
             return error_response(500, f"internal error: {type(err).__name__}", "internal_error")
 
@@ -74,14 +75,16 @@ def guarded(handler, server, sessions):
 async def create_session(request: web.Request, sessions, server) -> web.Response:
     body = await read_object(request) if request.can_read_body else {}
     voice = fields.optional_str(body, "voice") or sessions.default_voice
-    session = await sessions.create(voice=voice, speaker=fields.speaker(body),
-                                    session_id=fields.optional_str(body, "id"))
+    session = await sessions.create(
+        voice=voice, speaker=fields.speaker(body), session_id=fields.optional_str(body, "id")
+    )
     return web.json_response(session.describe(with_turns=True), status=201)
 
 
 async def list_sessions(request: web.Request, sessions, server) -> web.Response:
-    return web.json_response({"sessions": [s.describe() for s in await sessions.list()],
-                              "limits": vars(sessions.limits)})
+    return web.json_response(
+        {"sessions": [s.describe() for s in await sessions.list()], "limits": vars(sessions.limits)}
+    )
 
 
 async def get_session(request: web.Request, sessions, server) -> web.Response:
@@ -107,16 +110,27 @@ async def speak(request: web.Request, sessions, server) -> web.Response:
     fmt = fields.audio_format(body.get("format"))
     voice = fields.optional_str(body, "voice")
     sessions.check_voice(voice)
-    async with sessions.speak(request.match_info["session_id"], fields.speech_text(body),
-                              speaker=fields.speaker(body, None), voice=voice, frontend="sessions",
-                              max_audio_length_ms=fields.max_audio_ms(body)) as spoken:
+    async with sessions.speak(
+        request.match_info["session_id"],
+        fields.speech_text(body),
+        speaker=fields.speaker(body, None),
+        voice=voice,
+        frontend="sessions",
+        max_audio_length_ms=fields.max_audio_ms(body),
+    ) as spoken:
         chunks = [chunk async for chunk in spoken]
     samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
     settings = server.settings
-    data = await asyncio.to_thread(encode_audio, fmt, samples, spoken.sample_rate, mp3_bitrate=settings.mp3_bitrate,
-                                   opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
-    headers = {"X-Sesame-Provider": spoken.provider, "X-Sesame-Voice": spoken.voice.name,
-               "X-Sesame-Turn-Id": spoken.id}
+    data = await asyncio.to_thread(
+        encode_audio,
+        fmt,
+        samples,
+        spoken.sample_rate,
+        mp3_bitrate=settings.mp3_bitrate,
+        opus_bitrate=settings.opus_bitrate,
+        aac_bitrate=settings.aac_bitrate,
+    )
+    headers = {"X-Sesame-Provider": spoken.provider, "X-Sesame-Voice": spoken.voice.name, "X-Sesame-Turn-Id": spoken.id}
     if spoken.fell_back_from:
         headers["X-Sesame-Fallback-From"] = ",".join(spoken.fell_back_from)
     return web.Response(body=data, content_type=CONTENT_TYPES[fmt], headers=headers)

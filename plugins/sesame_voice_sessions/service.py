@@ -7,7 +7,8 @@ turns, and keeps the store's data behind the :class:`~.store.SessionStore` inter
 from __future__ import annotations
 
 import contextlib
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import numpy as np
 
@@ -77,8 +78,15 @@ class SessionService:
     ``speak``; ``websocket`` runs the conversation protocol on a request. Errors: ``UnknownSession``
     (404), ``SessionBusy`` / ``SessionLimitReached`` (409), ``InvalidRequest`` (400)."""
 
-    def __init__(self, store: SessionStore, engine, speech_to_text=None, voices=None,
-                 max_upload_seconds: float = 60.0, default_voice: str | None = None) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        engine,
+        speech_to_text=None,
+        voices=None,
+        max_upload_seconds: float = 60.0,
+        default_voice: str | None = None,
+    ) -> None:
         self.store = store
         self.engine = engine
         self.speech_to_text = speech_to_text
@@ -117,8 +125,14 @@ class SessionService:
         """Forget a session; UnknownSession if there is none."""
         await self.store.delete(session_id)
 
-    async def add_turn(self, session_id: str, text: str | None = None, speaker: int = 0,
-                       audio: np.ndarray | None = None, sample_rate: int | None = None) -> Turn:
+    async def add_turn(
+        self,
+        session_id: str,
+        text: str | None = None,
+        speaker: int = 0,
+        audio: np.ndarray | None = None,
+        sample_rate: int | None = None,
+    ) -> Turn:
         """Append a turn; audio without text is transcribed by the server's speech-to-text service."""
         await self.store.get(session_id)
         transcribed = False
@@ -129,13 +143,26 @@ class SessionService:
                 raise InvalidRequest("a turn needs text, audio, or both", param="text", code="empty_turn")
             text = await transcribe_audio(self.speech_to_text, audio, int(sample_rate or 0))
             transcribed = True
-        turn = Turn(text=text.strip(), speaker=speaker, audio=audio,
-                    sample_rate=sample_rate if audio is not None else None, transcribed=transcribed)
+        turn = Turn(
+            text=text.strip(),
+            speaker=speaker,
+            audio=audio,
+            sample_rate=sample_rate if audio is not None else None,
+            transcribed=transcribed,
+        )
         return await self.store.add_turn(session_id, turn)
 
     @contextlib.asynccontextmanager
-    async def speak(self, session_id: str, text: str, speaker: int | None = None, voice: str | None = None,
-                    frontend: str = "", sampling: dict | None = None, **request_fields: Any):
+    async def speak(
+        self,
+        session_id: str,
+        text: str,
+        speaker: int | None = None,
+        voice: str | None = None,
+        frontend: str = "",
+        sampling: dict | None = None,
+        **request_fields: Any,
+    ):
         """``async with sessions.speak(id, text) as spoken: async for chunk in spoken: ...``
 
         Generates ``text`` as ``speaker`` conditioned on the history; when the audio has been
@@ -144,22 +171,33 @@ class SessionService:
         """
         async with self.store.speaking(session_id) as session:
             speaker = session.speaker if speaker is None else speaker
-            request = SynthesisRequest(text=text, voice=voice or session.voice, context=session.context(),
-                                       sampling={**(sampling or {}), "speaker": speaker}, frontend=frontend,
-                                       **request_fields)
+            request = SynthesisRequest(
+                text=text,
+                voice=voice or session.voice,
+                context=session.context(),
+                sampling={**(sampling or {}), "speaker": speaker},
+                frontend=frontend,
+                **request_fields,
+            )
             async with self.engine.synthesis(request) as synthesis:
                 spoken = SpokenTurn(new_id(), synthesis, self.limits.max_audio_seconds)
                 yield spoken
             if spoken.finished:
                 audio = spoken.audio()
-                turn = Turn(text=request.text, speaker=speaker, audio=audio,
-                            sample_rate=spoken.sample_rate if audio is not None else None, id=spoken.id,
-                            generated=True)
+                turn = Turn(
+                    text=request.text,
+                    speaker=speaker,
+                    audio=audio,
+                    sample_rate=spoken.sample_rate if audio is not None else None,
+                    id=spoken.id,
+                    generated=True,
+                )
                 with contextlib.suppress(UnknownSession):  # deleted while it spoke: nothing to join
                     spoken.turn = await self.store.add_turn(session.id, turn)
 
-    async def websocket(self, request, session_id: str | None = None, voice: str | None = None,
-                        frontend: str = "sessions"):
+    async def websocket(
+        self, request, session_id: str | None = None, voice: str | None = None, frontend: str = "sessions"
+    ):
         """Run the conversation protocol (docs/sessions.md) on ``request``, an aiohttp WebSocket request.
 
         Joins ``session_id`` or creates a session speaking ``voice``. Before the upgrade it raises

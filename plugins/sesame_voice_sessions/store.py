@@ -7,8 +7,9 @@ shared one for several replicas) is a new class here plus a name in ``STORES``, 
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import AsyncContextManager, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from .models import Session, Turn
 
@@ -28,8 +29,14 @@ class SessionLimits:
     @classmethod
     def from_options(cls, options) -> "SessionLimits":
         """The limits of the plugin's ``SessionSettings``."""
-        return cls(options.idle_seconds, options.max_sessions, options.max_turns, options.max_audio_seconds,
-                   options.overflow, options.persist)
+        return cls(
+            options.idle_seconds,
+            options.max_sessions,
+            options.max_turns,
+            options.max_audio_seconds,
+            options.overflow,
+            options.persist,
+        )
 
 
 @runtime_checkable
@@ -39,7 +46,7 @@ class SessionStore(Protocol):
 
     limits: SessionLimits
 
-    def running(self) -> AsyncContextManager[object]:
+    def running(self) -> AbstractAsyncContextManager[object]:
         """Lives as long as the server: load what was kept, expire idle sessions, keep them on the way out."""
 
     async def create(self, voice: str | None = None, speaker: int = 0, session_id: str | None = None) -> Session:
@@ -59,7 +66,7 @@ class SessionStore(Protocol):
         """Append ``turn`` within the bounds (dropping the oldest turns or refusing, per ``overflow``);
         SessionLimitReached for a turn with more audio than a session keeps."""
 
-    def speaking(self, session_id: str) -> AsyncContextManager[Session]:
+    def speaking(self, session_id: str) -> AbstractAsyncContextManager[Session]:
         """``async with store.speaking(id) as session``: the session's one speech at a time.
 
         SessionBusy if it already speaks (on any connection, on any replica the store serves);

@@ -23,19 +23,26 @@ from . import fields
 
 _LOGGER = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 16 * 1024 * 1024
-AUDIO_FORMAT = {"transport": "binary", "encoding": "f32le", "sample_rate": FRAME_RATE, "frame_samples": FRAME_SAMPLES,
-                "frame_ms": 80}
+AUDIO_FORMAT = {
+    "transport": "binary",
+    "encoding": "f32le",
+    "sample_rate": FRAME_RATE,
+    "frame_samples": FRAME_SAMPLES,
+    "frame_ms": 80,
+}
 
 
-async def serve_conversation(sessions, request: web.Request, session_id: str | None, voice: str | None,
-                             frontend: str = "sessions") -> web.WebSocketResponse:
+async def serve_conversation(
+    sessions, request: web.Request, session_id: str | None, voice: str | None, frontend: str = "sessions"
+) -> web.WebSocketResponse:
     """Join ``session_id`` (or create a session speaking ``voice``) and talk until the client leaves.
 
     An unknown session, the session limit or a plain HTTP request raise before the upgrade."""
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MAX_MESSAGE)
     if not ws.can_prepare(request).ok:
-        raise InvalidRequest("this route speaks WebSocket: send an Upgrade: websocket request",
-                             code="websocket_expected")
+        raise InvalidRequest(
+            "this route speaks WebSocket: send an Upgrade: websocket request", code="websocket_expected"
+        )
     if session_id:
         session = await sessions.get(session_id)
     else:
@@ -57,9 +64,16 @@ class Conversation:
 
     async def run(self, session) -> None:
         """Greet the client, then answer its messages until it goes away."""
-        await self.send({"type": "welcome", "session_id": self.session_id, "voice": session.voice,
-                         "turns": len(session.turns), "audio": AUDIO_FORMAT,
-                         "messages": ["add_turn", "speak", "cancel", "history"]})
+        await self.send(
+            {
+                "type": "welcome",
+                "session_id": self.session_id,
+                "voice": session.voice,
+                "turns": len(session.turns),
+                "audio": AUDIO_FORMAT,
+                "messages": ["add_turn", "speak", "cancel", "history"],
+            }
+        )
         try:
             async for message in self.ws:
                 if message.type == WSMsgType.TEXT:
@@ -87,11 +101,16 @@ class Conversation:
             await self.error("invalid_message", "each message must be a JSON object with a string 'type'")
             return
         kind, request_id = message["type"], message.get("request_id")
-        handler = {"add_turn": self.on_add_turn, "speak": self.on_speak, "cancel": self.on_cancel,
-                   "history": self.on_history}.get(kind)
+        handler = {
+            "add_turn": self.on_add_turn,
+            "speak": self.on_speak,
+            "cancel": self.on_cancel,
+            "history": self.on_history,
+        }.get(kind)
         if handler is None:
-            await self.error("invalid_message", f"unknown message type {kind!r}; use add_turn, speak, cancel or "
-                             "history", request_id)
+            await self.error(
+                "invalid_message", f"unknown message type {kind!r}; use add_turn, speak, cancel or history", request_id
+            )
             return
         try:
             await handler(message, request_id)
@@ -117,19 +136,37 @@ class Conversation:
         await self.sessions.get(self.session_id)
         self.speaking = asyncio.create_task(self.speak(text, speaker, voice, limit, request_id))
 
-    async def speak(self, text: str, speaker: int | None, voice: str | None, limit: int | None,
-                    request_id: Any) -> None:
+    async def speak(
+        self, text: str, speaker: int | None, voice: str | None, limit: int | None, request_id: Any
+    ) -> None:
         turn_id = None
         try:
-            async with self.sessions.speak(self.session_id, text, speaker=speaker, voice=voice,
-                                           frontend=self.frontend, max_audio_length_ms=limit) as spoken:
+            async with self.sessions.speak(
+                self.session_id, text, speaker=speaker, voice=voice, frontend=self.frontend, max_audio_length_ms=limit
+            ) as spoken:
                 turn_id = spoken.id
-                await self.send({"type": "audio_start", "turn_id": spoken.id, "voice": spoken.voice.name,
-                                 "provider": spoken.provider, **AUDIO_FORMAT, "request_id": request_id})
+                await self.send(
+                    {
+                        "type": "audio_start",
+                        "turn_id": spoken.id,
+                        "voice": spoken.voice.name,
+                        "provider": spoken.provider,
+                        **AUDIO_FORMAT,
+                        "request_id": request_id,
+                    }
+                )
                 frames = await self._stream(spoken)
-            await self.send({"type": "done", "turn_id": spoken.turn.id if spoken.turn else spoken.id,
-                             "frames": frames, "duration_ms": frames * 80, "text": text,
-                             "kept": spoken.turn is not None, "request_id": request_id})
+            await self.send(
+                {
+                    "type": "done",
+                    "turn_id": spoken.turn.id if spoken.turn else spoken.id,
+                    "frames": frames,
+                    "duration_ms": frames * 80,
+                    "text": text,
+                    "kept": spoken.turn is not None,
+                    "request_id": request_id,
+                }
+            )
         except asyncio.CancelledError:
             await self.send({"type": "cancelled", "turn_id": turn_id, "request_id": request_id})
             raise
@@ -137,7 +174,7 @@ class Conversation:
             await self.error(err.code, str(err), request_id)
         except ConnectionResetError:
             pass
-        except Exception as err:  # noqa: BLE001 - report it on the socket, keep serving
+        except Exception as err:
             _LOGGER.exception("Speaking in session %s failed", self.session_id)
             await self.error("internal_error", f"{type(err).__name__}: {err}", request_id)
 

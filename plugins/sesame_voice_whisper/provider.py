@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from sesame_voice import (
     InvalidRequest,
@@ -84,7 +84,7 @@ class WhisperProvider(SttProvider):
                 download_root=str(Path(self.settings.cache_dir) / "whisper"),
                 local_files_only=self.options.local_files_only,
             )
-        except Exception as err:  # noqa: BLE001 - a missing or broken model is "unavailable", with advice
+        except Exception as err:
             raise ProviderUnavailable(
                 f"Whisper model {source!r} could not load ({type(err).__name__}: {err}); set STT_MODEL to a "
                 "faster-whisper model name, hub id or local folder"
@@ -100,8 +100,11 @@ class WhisperProvider(SttProvider):
         known = model.supported_languages
         if job.language and job.language not in known:
             shown = ", ".join(known[:12]) + (", …" if len(known) > 12 else "")
-            raise InvalidRequest(f"model {self.model_name()} does not know language {job.language!r} (it knows {shown})",
-                                 param="language", code="unsupported_language")
+            raise InvalidRequest(
+                f"model {self.model_name()} does not know language {job.language!r} (it knows {shown})",
+                param="language",
+                code="unsupported_language",
+            )
         language = job.language or (None if model.model.is_multilingual else "en")
         if self._short_window_applies(job, language):
             segments = transcribe_short(model, job.samples, language, job.prompt, self.options.beam_size)
@@ -141,5 +144,11 @@ class WhisperProvider(SttProvider):
 
     def _short_window_applies(self, job: TranscriptionJob, language: str | None) -> bool:
         """Short, deterministic decodes of a known language, without word timestamps or VAD."""
-        return (self.options.short_window and not self.options.vad_filter and language is not None
-                and not job.word_timestamps and not job.temperature and fits(job.duration))
+        return (
+            self.options.short_window
+            and not self.options.vad_filter
+            and language is not None
+            and not job.word_timestamps
+            and not job.temperature
+            and fits(job.duration)
+        )

@@ -41,7 +41,9 @@ def fits(duration: float) -> bool:
     return max(MIN_FRAMES, duration * 100 + TAIL_FRAMES) <= MAX_WINDOW_FRAMES
 
 
-def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | None, beam_size: int) -> list[dict] | None:
+def transcribe_short(
+    model, samples: np.ndarray, language: str, prompt: str | None, beam_size: int
+) -> list[dict] | None:
     """Segments (start, end, text, tokens, scores) of a short utterance, or None if the result is unreliable."""
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
@@ -82,11 +84,17 @@ def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | No
         if piece["start"] > duration - END_SLACK or piece["start"] > piece["end"]:
             return None  # speech "heard" after the audio ended
         if text.strip():
-            segments.append({
-                "start": piece["start"], "end": min(piece["end"], duration), "text": text, "tokens": text_tokens,
-                "avg_logprob": avg_logprob, "no_speech_prob": result.no_speech_prob,
-                "compression_ratio": get_compression_ratio(text),
-            })
+            segments.append(
+                {
+                    "start": piece["start"],
+                    "end": min(piece["end"], duration),
+                    "text": text,
+                    "tokens": text_tokens,
+                    "avg_logprob": avg_logprob,
+                    "no_speech_prob": result.no_speech_prob,
+                    "compression_ratio": get_compression_ratio(text),
+                }
+            )
     texts = [s["text"].strip().lower() for s in segments]
     whole = " ".join(texts)
     if not whole or get_compression_ratio(whole) > MAX_COMPRESSION_RATIO or avg_logprob < MIN_AVG_LOGPROB:
@@ -99,12 +107,12 @@ def transcribe_short(model, samples: np.ndarray, language: str, prompt: str | No
 def repetitive(texts: list[str]) -> bool:
     """A phrase (1-12 words, or a whole segment) said LOOP_REPEATS times in a row: the short
     window's way of failing. Real speech repeats a call sign or a sentence twice; loops go on."""
-    if any(texts[i:i + LOOP_REPEATS] == [texts[i]] * LOOP_REPEATS for i in range(len(texts) - LOOP_REPEATS + 1)):
+    if any(texts[i : i + LOOP_REPEATS] == [texts[i]] * LOOP_REPEATS for i in range(len(texts) - LOOP_REPEATS + 1)):
         return True
     words = [word.strip(".,!?;:") for word in " ".join(texts).split()]
     for size in range(1, 13):
         for start in range(len(words) - size * LOOP_REPEATS + 1):
-            phrase = words[start:start + size]
-            if all(words[start + k * size:start + (k + 1) * size] == phrase for k in range(1, LOOP_REPEATS)):
+            phrase = words[start : start + size]
+            if all(words[start + k * size : start + (k + 1) * size] == phrase for k in range(1, LOOP_REPEATS)):
                 return True
     return False

@@ -28,8 +28,9 @@ def _guarded(handler, server, options, json_body: bool = False):
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         if not authorised(request, server.settings.api_key):
-            return error_response(401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key)",
-                                  "invalid_api_key")
+            return error_response(
+                401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key)", "invalid_api_key"
+            )
         try:
             if json_body:
                 return await handler(request, server, options, await read_json_object(request))
@@ -38,7 +39,7 @@ def _guarded(handler, server, options, json_body: bool = False):
             return from_exception(err)
         except web.HTTPException:
             raise
-        except Exception as err:  # noqa: BLE001 - keep the old clients' error shape for anything
+        except Exception as err:
             _LOGGER.exception("Legacy route %s failed", request.path)
             return error_response(500, f"internal error: {type(err).__name__}", "internal_error")
 

@@ -7,8 +7,10 @@ from aiohttp import web
 
 from sesame_voice import InvalidRequest
 
-SESSIONS_OFF = ("conversation sessions are off: the sessions plugin is not enabled "
-                "(remove 'sessions' from DISABLED_PLUGINS / --disable)")
+SESSIONS_OFF = (
+    "conversation sessions are off: the sessions plugin is not enabled "
+    "(remove 'sessions' from DISABLED_PLUGINS / --disable)"
+)
 
 
 def sessions_service(server):

@@ -14,25 +14,45 @@ def _object(required: tuple[str, ...] = (), **properties: str | dict) -> dict:
     return {"type": "object", "required": list(required), "properties": props}
 
 
-def _operation(summary: str, ok: dict, schema: dict | None = None, content_type: str = "application/json",
-               status: str = "200") -> dict:
+def _operation(
+    summary: str, ok: dict, schema: dict | None = None, content_type: str = "application/json", status: str = "200"
+) -> dict:
     operation = {"summary": summary, "responses": {status: ok, **_ERRORS}}
     if schema is not None:
         operation["requestBody"] = {"required": True, "content": {content_type: {"schema": schema}}}
     return operation
 
 
-_SEGMENT = _object(text="string", speaker="integer",
-                   audio={"type": "string", "description": "base64 WAV (the sidecar also takes float32 LE 24 kHz)"})
-_TTS = _object(("text",), text="string", voice="string", speaker={"type": "integer", "minimum": 0},
-               format={"type": "string", "enum": ["wav", "mp3", "opus", "aac", "flac", "pcm"], "default": "wav"},
-               max_audio_length_ms="integer", temperature="number", top_k="integer",
-               context_segments={"type": "array", "items": _SEGMENT})
-_SIDECAR = _object(("text",), text="string", speaker="integer", voice="string", max_audio_length_ms="integer",
-                   context={"type": "array", "items": _SEGMENT},
-                   output={"type": "string", "enum": ["mimi", "pcm"]})
-_CODES = {"description": "{type: mimi_codes, n_q, sample_rate, frame_rate, codes} or "
-                         "{type: audio_pcm, sample_rate, pcm: base64 float32 LE}", "content": {"application/json": {}}}
+_SEGMENT = _object(
+    text="string",
+    speaker="integer",
+    audio={"type": "string", "description": "base64 WAV (the sidecar also takes float32 LE 24 kHz)"},
+)
+_TTS = _object(
+    ("text",),
+    text="string",
+    voice="string",
+    speaker={"type": "integer", "minimum": 0},
+    format={"type": "string", "enum": ["wav", "mp3", "opus", "aac", "flac", "pcm"], "default": "wav"},
+    max_audio_length_ms="integer",
+    temperature="number",
+    top_k="integer",
+    context_segments={"type": "array", "items": _SEGMENT},
+)
+_SIDECAR = _object(
+    ("text",),
+    text="string",
+    speaker="integer",
+    voice="string",
+    max_audio_length_ms="integer",
+    context={"type": "array", "items": _SEGMENT},
+    output={"type": "string", "enum": ["mimi", "pcm"]},
+)
+_CODES = {
+    "description": "{type: mimi_codes, n_q, sample_rate, frame_rate, codes} or "
+    "{type: audio_pcm, sample_rate, pcm: base64 float32 LE}",
+    "content": {"application/json": {}},
+}
 
 
 def openapi_paths() -> dict:
@@ -41,11 +61,22 @@ def openapi_paths() -> dict:
         "/": {"get": _operation("API information (JSON, or HTML for a browser)", _JSON)},
         "/voices": {"get": _operation("Voices and speaker ids", _JSON)},
         "/tts": {"post": _operation("Speak text with context segments (CSM FastAPI wrapper)", _AUDIO, _TTS)},
-        "/generate": {"post": _operation("Form text, speaker -> WAV (a JSON body is the /csm/generate request)",
-                                         _AUDIO, _object(text="string", speaker="integer"),
-                                         "application/x-www-form-urlencoded")},
-        "/api/v1/generate": {"post": _operation("Speak text as a persona (maya, neutral, warm, mystic)", _AUDIO,
-                                                _object(("text",), text="string", voice="string"))},
-        "/csm/generate": {"post": _operation("Mimi codes or 24 kHz float32 PCM of text (CSM sidecar)", _CODES,
-                                             _SIDECAR)},
+        "/generate": {
+            "post": _operation(
+                "Form text, speaker -> WAV (a JSON body is the /csm/generate request)",
+                _AUDIO,
+                _object(text="string", speaker="integer"),
+                "application/x-www-form-urlencoded",
+            )
+        },
+        "/api/v1/generate": {
+            "post": _operation(
+                "Speak text as a persona (maya, neutral, warm, mystic)",
+                _AUDIO,
+                _object(("text",), text="string", voice="string"),
+            )
+        },
+        "/csm/generate": {
+            "post": _operation("Mimi codes or 24 kHz float32 PCM of text (CSM sidecar)", _CODES, _SIDECAR)
+        },
     }

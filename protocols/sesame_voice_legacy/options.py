@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from sesame_voice.config import ConfigError
 
@@ -37,8 +37,10 @@ class LegacyOptions:
         """Options from ``settings.plugin_config('legacy')``, overridden by the environment names above."""
         options = settings.plugin_settings("legacy", cls, ENV_OVERRIDES, environ=env)
         if options.preferred_output not in OUTPUTS:
-            raise ConfigError(f"CSM_PREFERRED_OUTPUT (plugins.legacy.preferred_output) must be mimi or pcm, "
-                              f"got {options.preferred_output!r}")
+            raise ConfigError(
+                f"CSM_PREFERRED_OUTPUT (plugins.legacy.preferred_output) must be mimi or pcm, "
+                f"got {options.preferred_output!r}"
+            )
         if options.max_speakers < 1 or options.max_context_segments < 0:
             raise ConfigError("plugins.legacy: max_speakers must be at least 1, max_context_segments at least 0")
         return options

@@ -26,14 +26,24 @@ def provider_headers(synthesis) -> dict[str, str]:
     return headers
 
 
-async def audio_file(server, synthesis, chunks: list[AudioChunk], fmt: str, headers: dict | None = None) -> web.Response:
+async def audio_file(
+    server, synthesis, chunks: list[AudioChunk], fmt: str, headers: dict | None = None
+) -> web.Response:
     """One whole ``fmt`` file (exact lengths in its header, as the old servers answered)."""
     samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, np.float32)
     settings = server.settings
-    data = await asyncio.to_thread(encode_audio, fmt, samples, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
-                                   opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
-    return web.Response(body=data, content_type=CONTENT_TYPES[fmt],
-                        headers={**provider_headers(synthesis), **(headers or {})})
+    data = await asyncio.to_thread(
+        encode_audio,
+        fmt,
+        samples,
+        synthesis.sample_rate,
+        mp3_bitrate=settings.mp3_bitrate,
+        opus_bitrate=settings.opus_bitrate,
+        aac_bitrate=settings.aac_bitrate,
+    )
+    return web.Response(
+        body=data, content_type=CONTENT_TYPES[fmt], headers={**provider_headers(synthesis), **(headers or {})}
+    )
 
 
 async def speak_file(server, speech: SynthesisRequest, fmt: str) -> web.Response:

@@ -30,23 +30,36 @@ async def parse_sidecar(body: dict, query, options, server) -> tuple[SynthesisRe
         raise InvalidRequest("output must be 'mimi' or 'pcm'", param="output")
     speaker = parse_speaker(body.get("speaker", options.speaker_default), "speaker")
     # Context audio is base64 WAV, or raw float32 at 24 kHz: the shape of this API's own pcm answers.
-    context = await read_segments(body.get("context"), "context", context_limits(options), raw_rate=FRAME_RATE,
-                                  require_text=False, default_speaker=speaker)
+    context = await read_segments(
+        body.get("context"),
+        "context",
+        context_limits(options),
+        raw_rate=FRAME_RATE,
+        require_text=False,
+        default_speaker=speaker,
+    )
     for index, segment in enumerate(context):
         if segment.text:
             continue
         if segment.audio is None:
             raise InvalidRequest(f"context[{index}] has neither text nor audio", param="context")
         # CSM needs each turn's words: audio-only turns go through the server's speech-to-text, if any.
-        text = await transcribe_audio(server.speech_to_text, segment.audio, segment.sample_rate,
-                                      param=f"context[{index}].text")
+        text = await transcribe_audio(
+            server.speech_to_text, segment.audio, segment.sample_rate, param=f"context[{index}].text"
+        )
         context[index] = replace(segment, text=text)
     voice = body.get("voice") or options.voice
     if not isinstance(voice, str):
         raise InvalidRequest("voice must be a voice name", param="voice")
-    speech = SynthesisRequest(text=text_field(body), voice=voice, response_format="pcm", context=context,
-                              max_audio_length_ms=number_field(body, "max_audio_length_ms", int, 80, MAX_AUDIO_MS),
-                              sampling={"speaker": speaker}, frontend="legacy")
+    speech = SynthesisRequest(
+        text=text_field(body),
+        voice=voice,
+        response_format="pcm",
+        context=context,
+        max_audio_length_ms=number_field(body, "max_audio_length_ms", int, 80, MAX_AUDIO_MS),
+        sampling={"speaker": speaker},
+        frontend="legacy",
+    )
     return speech, output, chosen
 
 
@@ -57,13 +70,17 @@ async def sidecar_generate(request: web.Request, server, options, body: dict) ->
     has_codes = bool(chunks) and all(c.codes is not None and c.codec == CODEC for c in chunks)
     if output == "mimi" and not has_codes:
         if chosen:
-            reason = (f"voice {synthesis.voice.name!r} was served by {synthesis.provider}, which does not produce "
-                      "Mimi codes")
+            reason = (
+                f"voice {synthesis.voice.name!r} was served by {synthesis.provider}, which does not produce Mimi codes"
+            )
             if synthesis.fell_back_from:
-                raise ProviderUnavailable(f"{reason} (fell back from {', '.join(synthesis.fell_back_from)}); "
-                                          "retry later or ask for output 'pcm'")
-            raise InvalidRequest(f"{reason}; use a CSM voice or ask for output 'pcm'", param="output",
-                                 code="codes_unavailable")
+                raise ProviderUnavailable(
+                    f"{reason} (fell back from {', '.join(synthesis.fell_back_from)}); "
+                    "retry later or ask for output 'pcm'"
+                )
+            raise InvalidRequest(
+                f"{reason}; use a CSM voice or ask for output 'pcm'", param="output", code="codes_unavailable"
+            )
         output = "pcm"  # the client handles either answer; without a choice, codes are only a preference
     if output == "mimi":
         answer = _codes_answer(chunks)
@@ -77,14 +94,25 @@ def _codes_answer(chunks) -> dict[str, Any]:
     first = chunks[0]
     samples_per_frame = round(len(first.samples) / first.codes.shape[1])
     frame_rate = first.sample_rate / samples_per_frame
-    return {"type": "mimi_codes", "n_q": int(codes.shape[0]), "sample_rate": int(first.sample_rate),
-            "frame_rate": frame_rate, "frames": int(codes.shape[1]),
-            "duration_ms": round(1000 * codes.shape[1] / frame_rate, 3), "codes": codes.astype(int).tolist()}
+    return {
+        "type": "mimi_codes",
+        "n_q": int(codes.shape[0]),
+        "sample_rate": int(first.sample_rate),
+        "frame_rate": frame_rate,
+        "frames": int(codes.shape[1]),
+        "duration_ms": round(1000 * codes.shape[1] / frame_rate, 3),
+        "codes": codes.astype(int).tolist(),
+    }
 
 
 def _pcm_answer(chunks, rate: int) -> dict[str, Any]:
     framer = Framer(rate)
     frames = [frame for chunk in chunks for frame in framer.push(chunk.samples)] + framer.flush()
     pcm = np.concatenate(frames).astype("<f4") if frames else np.zeros(0, "<f4")
-    return {"type": "audio_pcm", "sample_rate": FRAME_RATE, "frame_samples": FRAME_SAMPLES, "frames": len(frames),
-            "pcm": base64.b64encode(pcm.tobytes()).decode("ascii")}
+    return {
+        "type": "audio_pcm",
+        "sample_rate": FRAME_RATE,
+        "frame_samples": FRAME_SAMPLES,
+        "frames": len(frames),
+        "pcm": base64.b64encode(pcm.tobytes()).decode("ascii"),
+    }

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import html
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -45,8 +46,9 @@ def voice_field(body: Mapping[str, Any], options) -> str:
 def format_field(value: Any, param: str = "format") -> str:
     fmt = "wav" if value in (None, "") else value
     if not isinstance(fmt, str) or fmt.lower() not in RESPONSE_FORMATS:
-        raise InvalidRequest(f"{param} must be one of {', '.join(RESPONSE_FORMATS)}", param=param,
-                             code="unsupported_format")
+        raise InvalidRequest(
+            f"{param} must be one of {', '.join(RESPONSE_FORMATS)}", param=param, code="unsupported_format"
+        )
     return fmt.lower()
 
 
@@ -72,11 +74,18 @@ def parse_tts(body: Mapping[str, Any], options) -> SynthesisRequest:
         sampling["temperature"] = temperature
     if top_k is not None:
         sampling["top_k"] = top_k
-    context = parse_segments(body.get("context_segments"), "context_segments", context_limits(options),
-                             speakers=speakers)
-    return SynthesisRequest(text=text_field(body), voice=voice_field(body, options), response_format=format_field(body.get("format")),
-                            context=context, max_audio_length_ms=number_field(body, "max_audio_length_ms", int, 80, MAX_AUDIO_MS),
-                            sampling=sampling, frontend="legacy")
+    context = parse_segments(
+        body.get("context_segments"), "context_segments", context_limits(options), speakers=speakers
+    )
+    return SynthesisRequest(
+        text=text_field(body),
+        voice=voice_field(body, options),
+        response_format=format_field(body.get("format")),
+        context=context,
+        max_audio_length_ms=number_field(body, "max_audio_length_ms", int, 80, MAX_AUDIO_MS),
+        sampling=sampling,
+        frontend="legacy",
+    )
 
 
 async def tts(request: web.Request, server, options, body: dict) -> web.StreamResponse:
@@ -94,8 +103,13 @@ async def generate_form(request: web.Request, server, options) -> web.StreamResp
     form = await _form_fields(request, server)
     speaker = parse_speaker(form.get("speaker", "0") or "0", "speaker", range(options.max_speakers))
     voice = voice_field({"voice": form.get("voice")}, options)
-    speech = SynthesisRequest(text=text_field({"text": form.get("text")}), voice=voice, response_format="wav",
-                              sampling={"speaker": speaker}, frontend="legacy")
+    speech = SynthesisRequest(
+        text=text_field({"text": form.get("text")}),
+        voice=voice,
+        response_format="wav",
+        sampling={"speaker": speaker},
+        frontend="legacy",
+    )
     return await speak_file(server, speech, "wav")
 
 
@@ -111,21 +125,36 @@ async def _form_fields(request: web.Request, server) -> dict[str, str]:
             raise InvalidRequest("the form is too large", code="request_too_large") from None
         except (ValueError, UnicodeDecodeError):
             raise InvalidRequest("the form is not valid urlencoded data", code="invalid_form") from None
-    raise InvalidRequest(f"Content-Type must be multipart/form-data, application/x-www-form-urlencoded or "
-                         f"application/json, got {request.content_type or 'none'}", code="unsupported_media_type")
+    raise InvalidRequest(
+        f"Content-Type must be multipart/form-data, application/x-www-form-urlencoded or "
+        f"application/json, got {request.content_type or 'none'}",
+        code="unsupported_media_type",
+    )
 
 
 async def persona_generate(request: web.Request, server, options, body: dict) -> web.StreamResponse:
     """``POST /api/v1/generate`` ``{"text", "voice"?}``: the persona server's endpoint (WAV unless ``format``)."""
-    speech = SynthesisRequest(text=text_field(body), voice=voice_field(body, options), response_format=format_field(body.get("format")),
-                              frontend="legacy")
+    speech = SynthesisRequest(
+        text=text_field(body),
+        voice=voice_field(body, options),
+        response_format=format_field(body.get("format")),
+        frontend="legacy",
+    )
     return await speak_file(server, speech, speech.response_format)
 
 
 def voices_listing(server, options) -> dict[str, Any]:
     """``GET /voices``: every voice and the speaker ids."""
-    voices = [{"name": v.name, "description": v.description, "provider": v.provider, "aliases": list(v.aliases),
-               "languages": list(v.languages)} for v in server.voices.list()]
+    voices = [
+        {
+            "name": v.name,
+            "description": v.description,
+            "provider": v.provider,
+            "aliases": list(v.aliases),
+            "languages": list(v.languages),
+        }
+        for v in server.voices.list()
+    ]
     speakers = [{"id": i, "name": f"Speaker {i}"} for i in range(options.max_speakers)]
     return {"voices": voices, "speakers": speakers, "default_voice": options.voice}
 
@@ -144,18 +173,28 @@ ENDPOINTS = {
 
 def api_info(server, options) -> dict[str, Any]:
     """``GET /``: what this server is and what it serves."""
-    return {"name": "sesame-voice", "version": __version__, "model": "sesame/csm-1b", "default_voice": options.voice,
-            "endpoints": ENDPOINTS, "openapi": "/openapi.json"}
+    return {
+        "name": "sesame-voice",
+        "version": __version__,
+        "model": "sesame/csm-1b",
+        "default_voice": options.voice,
+        "endpoints": ENDPOINTS,
+        "openapi": "/openapi.json",
+    }
 
 
 def api_page(info: dict[str, Any]) -> str:
     """A small HTML page of ``info`` for a browser."""
-    rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td></tr>"
-                   for k, v in info["endpoints"].items())
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>sesame-voice</title></head><body>"
-            f"<h1>sesame-voice {html.escape(info['version'])}</h1><p>Default voice: "
-            f"<b>{html.escape(info['default_voice'])}</b>. <a href='/openapi.json'>OpenAPI</a>, "
-            f"<a href='/health'>health</a>, <a href='/voices'>voices</a>.</p><table>{rows}</table></body></html>")
+    rows = "".join(
+        f"<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(v)}</td></tr>"
+        for k, v in info["endpoints"].items()
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>sesame-voice</title></head><body>"
+        f"<h1>sesame-voice {html.escape(info['version'])}</h1><p>Default voice: "
+        f"<b>{html.escape(info['default_voice'])}</b>. <a href='/openapi.json'>OpenAPI</a>, "
+        f"<a href='/health'>health</a>, <a href='/voices'>voices</a>.</p><table>{rows}</table></body></html>"
+    )
 
 
 def wants_html(request: web.Request) -> bool:
@@ -176,7 +215,10 @@ def health_fields(server, options):
         first = providers[0]
         can_speak = any(p is not None and p.state != "failed" for p in providers)
         healthy = can_speak and report.get("status") != "degraded"
-        return {"status": "healthy" if healthy else "unhealthy",
-                "model_loaded": first is not None and first.state == "ready", "model_voice": voice.name}
+        return {
+            "status": "healthy" if healthy else "unhealthy",
+            "model_loaded": first is not None and first.state == "ready",
+            "model_voice": voice.name,
+        }
 
     return fields

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-VOICE_NAMES = ["alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin", "cedar"]
+VOICE_NAMES = [
+    "alloy",
+    "ash",
+    "ballad",
+    "coral",
+    "echo",
+    "fable",
+    "onyx",
+    "nova",
+    "sage",
+    "shimmer",
+    "verse",
+    "marin",
+    "cedar",
+]
 
 _ERROR = {
     "description": "Error in OpenAI's shape",
@@ -37,9 +51,12 @@ def _session_properties(server) -> dict:
     if sessions is None:
         return {}
     return {
-        "session": {"type": "string", "enum": sorted(sessions.store.ids()),
-                    "description": "Extension: speak within this live conversation session "
-                    "(docs/sessions.md); the speech joins its history"},
+        "session": {
+            "type": "string",
+            "enum": sorted(sessions.store.ids()),
+            "description": "Extension: speak within this live conversation session "
+            "(docs/sessions.md); the speech joins its history",
+        },
         "speaker": {"type": "integer", "minimum": 0, "description": "Extension: speaker id within the session"},
     }
 
@@ -52,7 +69,10 @@ def speech_body_schema(server) -> dict:
         "type": "object",
         "required": ["input"],
         "properties": {
-            "model": {"type": "string", "description": "Any value; csm-1b, tts-1, tts-1-hd and gpt-4o-mini-tts are listed"},
+            "model": {
+                "type": "string",
+                "description": "Any value; csm-1b, tts-1, tts-1-hd and gpt-4o-mini-tts are listed",
+            },
             "input": {
                 "type": "string",
                 "minLength": 1,
@@ -68,8 +88,11 @@ def speech_body_schema(server) -> dict:
                     {"type": "object", "properties": {"id": {"type": "string", "enum": names}}, "required": ["id"]},
                 ],
             },
-            "response_format": {"type": "string", "enum": ["mp3", "opus", "aac", "flac", "wav", "pcm"],
-                                "default": server.settings.default_format},
+            "response_format": {
+                "type": "string",
+                "enum": ["mp3", "opus", "aac", "flac", "wav", "pcm"],
+                "default": server.settings.default_format,
+            },
             "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
             "instructions": {"type": "string", "description": "Accepted; passed to providers, which may ignore it"},
             "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
@@ -89,7 +112,11 @@ _TRANSCRIPTION_FORM = {
         "model": {"type": "string", "description": "whisper-1 (listed) or any; a speech-to-text model name picks it"},
         "language": {"type": "string", "description": "ISO 639-1 code of the speech; detected when absent"},
         "prompt": {"type": "string", "description": "Text preceding the audio (names, spelling)"},
-        "response_format": {"type": "string", "enum": ["json", "text", "srt", "vtt", "verbose_json"], "default": "json"},
+        "response_format": {
+            "type": "string",
+            "enum": ["json", "text", "srt", "vtt", "verbose_json"],
+            "default": "json",
+        },
         "temperature": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
         "timestamp_granularities[]": {"type": "array", "items": {"type": "string", "enum": ["word", "segment"]}},
         "stream": {"type": "boolean", "default": False, "description": "Server-sent transcript.text.delta/done events"},
@@ -101,11 +128,17 @@ _VOICE_FORM = {
     "type": "object",
     "required": ["name", "file", "transcript"],
     "properties": {
-        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
-                 "description": "The new voice's name (letters, digits, '_', '-'; at most 64)"},
-        "file": {"type": "string", "format": "binary",
-                 "description": "The speaker clip in any format FFmpeg decodes (at most 25 MB); its length must "
-                 "suit a cloning provider (CSM: 0.5-30 s), else 400 code clip_out_of_range naming the limits"},
+        "name": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$",
+            "description": "The new voice's name (letters, digits, '_', '-'; at most 64)",
+        },
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "The speaker clip in any format FFmpeg decodes (at most 25 MB); its length must "
+            "suit a cloning provider (CSM: 0.5-30 s), else 400 code clip_out_of_range naming the limits",
+        },
         "transcript": {"type": "string", "minLength": 1, "maxLength": 4000, "description": "What the clip says"},
         "description": {"type": "string", "maxLength": 500},
     },
@@ -140,8 +173,10 @@ def openapi_paths(server) -> dict:
         "/v1/audio/speech": {
             "post": {
                 "summary": "Generate audio from text (OpenAI createSpeech)",
-                "requestBody": {"required": True,
-                                "content": {"application/json": {"schema": speech_body_schema(server)}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": speech_body_schema(server)}},
+                },
                 "responses": {
                     "200": {
                         "description": "Audio, streamed with chunked transfer encoding (or SSE events)",
@@ -171,8 +206,10 @@ def openapi_paths(server) -> dict:
             }
         },
         "/v1/audio/voices": {
-            "get": {"summary": "List voices (with rejected voice files and why)",
-                    "responses": {"200": {"description": "Voice list"}}},
+            "get": {
+                "summary": "List voices (with rejected voice files and why)",
+                "responses": {"200": {"description": "Voice list"}},
+            },
             "post": {
                 "summary": "Create a cloned voice from a speaker clip and its transcript (stored in the voices folder)",
                 "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _VOICE_FORM}}},

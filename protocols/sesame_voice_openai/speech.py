@@ -17,8 +17,10 @@ from .errors import from_exception
 
 STREAM_FORMATS = ("audio", "sse")
 # Usage reports output tokens as 80 ms audio frames (CSM's Mimi frame rate): FRAME_SECONDS.
-SESSIONS_OFF = ("conversation sessions are off: the sessions plugin is not enabled "
-                "(remove 'sessions' from DISABLED_PLUGINS / --disable)")
+SESSIONS_OFF = (
+    "conversation sessions are off: the sessions plugin is not enabled "
+    "(remove 'sessions' from DISABLED_PLUGINS / --disable)"
+)
 
 
 def parse_speech_body(body: Any, settings) -> tuple[SynthesisRequest, str]:
@@ -52,7 +54,7 @@ def parse_speech_body(body: Any, settings) -> tuple[SynthesisRequest, str]:
         raise InvalidRequest("stream_format must be 'audio' or 'sse'", param="stream_format")
     sampling = body.get("sampling") or {}
     if not isinstance(sampling, dict):
-        raise InvalidRequest("sampling must be an object, e.g. {\"temperature\": 0.7}", param="sampling")
+        raise InvalidRequest('sampling must be an object, e.g. {"temperature": 0.7}', param="sampling")
     request = SynthesisRequest(
         text=text,
         voice=voice or None,
@@ -93,14 +95,25 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
         if sessions is None:
             return from_exception(InvalidRequest(SESSIONS_OFF, param="session", code="sessions_not_enabled"))
         opener = functools.partial(
-            sessions.speak, session_id, speech.text, speaker=speaker, voice=speech.voice,
-            frontend="openai", sampling=speech.sampling, speed=speech.speed,
-            response_format=speech.response_format, instructions=speech.instructions)
+            sessions.speak,
+            session_id,
+            speech.text,
+            speaker=speaker,
+            voice=speech.voice,
+            frontend="openai",
+            sampling=speech.sampling,
+            speed=speech.speed,
+            response_format=speech.response_format,
+            instructions=speech.instructions,
+        )
 
     if stream_format != "sse":
         return await speech_response(request, server, speech, open_synthesis=opener)
     return await speech_response(
-        request, server, speech, open_synthesis=opener,
+        request,
+        server,
+        speech,
+        open_synthesis=opener,
         content_type="text/event-stream",
         frame=lambda data: _sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}),
         trailer=lambda seconds: _sse_event(_done_event(speech.text, seconds)),

@@ -29,10 +29,30 @@ MAX_AUDIO_SECONDS = 3600
 MAX_FIELD_BYTES = 64 * 1024
 """Largest non-file form field (a prompt)."""
 LANGUAGE_NAMES = {
-    "en": "english", "de": "german", "fr": "french", "es": "spanish", "it": "italian", "pt": "portuguese",
-    "nl": "dutch", "pl": "polish", "ru": "russian", "uk": "ukrainian", "sv": "swedish", "da": "danish",
-    "no": "norwegian", "fi": "finnish", "cs": "czech", "tr": "turkish", "ar": "arabic", "he": "hebrew",
-    "hi": "hindi", "ja": "japanese", "ko": "korean", "zh": "chinese", "el": "greek", "hu": "hungarian",
+    "en": "english",
+    "de": "german",
+    "fr": "french",
+    "es": "spanish",
+    "it": "italian",
+    "pt": "portuguese",
+    "nl": "dutch",
+    "pl": "polish",
+    "ru": "russian",
+    "uk": "ukrainian",
+    "sv": "swedish",
+    "da": "danish",
+    "no": "norwegian",
+    "fi": "finnish",
+    "cs": "czech",
+    "tr": "turkish",
+    "ar": "arabic",
+    "he": "hebrew",
+    "hi": "hindi",
+    "ja": "japanese",
+    "ko": "korean",
+    "zh": "chinese",
+    "el": "greek",
+    "hu": "hungarian",
 }
 """verbose_json names the language as OpenAI does; other codes are given as they are."""
 
@@ -76,7 +96,10 @@ def _limits(server) -> tuple[int, float]:
 async def read_form(request: web.Request, max_bytes: int, limits: FormLimits | None = None) -> TranscriptionForm:
     """Read and validate the multipart form, never holding more than ``max_bytes`` of file."""
     limits = limits or FormLimits(max_field_bytes=MAX_FIELD_BYTES)
-    if request.content_length is not None and request.content_length > max_bytes + limits.max_field_bytes * limits.max_parts:
+    if (
+        request.content_length is not None
+        and request.content_length > max_bytes + limits.max_field_bytes * limits.max_parts
+    ):
         raise UploadTooLarge(f"the upload is {request.content_length} bytes; the limit is {max_bytes}", param="file")
     form = await read_bounded_form(request, replace(limits, max_file_bytes=max_bytes), files=("file",))
     if "file" not in form.files:
@@ -96,7 +119,8 @@ def _form(audio: bytes, filename: str, fields: dict[str, list[str]]) -> Transcri
     if form.response_format not in RESPONSE_FORMATS:
         raise InvalidRequest(
             f"response_format must be one of {', '.join(RESPONSE_FORMATS)}, got {form.response_format!r}",
-            param="response_format", code="unsupported_format",
+            param="response_format",
+            code="unsupported_format",
         )
     if (temperature := one("temperature")) is not None:
         try:
@@ -107,8 +131,9 @@ def _form(audio: bytes, filename: str, fields: dict[str, list[str]]) -> Transcri
             raise InvalidRequest("temperature must be between 0 and 1", param="temperature")
     granularities = [g.strip() for value in fields.get("timestamp_granularities", []) for g in value.split(",")]
     if bad := [g for g in granularities if g not in GRANULARITIES]:
-        raise InvalidRequest(f"timestamp_granularities must be word and/or segment, got {bad[0]!r}",
-                             param="timestamp_granularities")
+        raise InvalidRequest(
+            f"timestamp_granularities must be word and/or segment, got {bad[0]!r}", param="timestamp_granularities"
+        )
     form.granularities = granularities or ["segment"]
     stream = (one("stream") or "false").lower()
     if stream not in ("true", "false"):
@@ -127,8 +152,13 @@ async def create_transcription(request: web.Request, server) -> web.StreamRespon
         samples, rate = await asyncio.to_thread(decode_file, form.audio, max_seconds, wanted_rate)
         form.audio = b""
         transcription = server.speech_to_text.start(
-            samples, rate, language=form.language, prompt=form.prompt, temperature=form.temperature,
-            word_timestamps="word" in form.granularities, provider=provider,
+            samples,
+            rate,
+            language=form.language,
+            prompt=form.prompt,
+            temperature=form.temperature,
+            word_timestamps="word" in form.granularities,
+            provider=provider,
         )
     except (UploadTooLarge, FormTooLarge) as err:
         return error_response(413, str(err), param=err.param, code=err.code)
@@ -245,7 +275,13 @@ async def _stream(request: web.Request, transcription, headers: dict[str, str]) 
         await response.write(_sse_event({"type": "transcript.text.done", "text": text}))
     except SesameVoiceError as err:
         _LOGGER.error("Transcription failed mid-stream: %s", err)
-        await response.write(_sse_event({"type": "error", "error": {"message": str(err), "type": "server_error",
-                                                                    "code": err.code, "param": None}}))
+        await response.write(
+            _sse_event(
+                {
+                    "type": "error",
+                    "error": {"message": str(err), "type": "server_error", "code": err.code, "param": None},
+                }
+            )
+        )
     await response.write_eof()
     return response

@@ -94,7 +94,9 @@ def check_name(name: str) -> str:
     if not NEW_VOICE_NAME.match(name):
         raise InvalidRequest(
             "name must be 1-64 letters, digits, '_' or '-', starting with a letter or digit",
-            param="name", code="invalid_voice_name")
+            param="name",
+            code="invalid_voice_name",
+        )
     return name
 
 
@@ -114,11 +116,16 @@ async def _read_part(part, limit: int, what: str) -> bytes:
 async def read_voice_form(request: web.Request, max_clip: int) -> VoiceForm:
     """The validated form: at most ``MAX_PARTS`` parts, ``max_clip`` bytes of clip, small text fields."""
     if request.content_type != "multipart/form-data":
-        raise InvalidRequest(f"Content-Type must be multipart/form-data, got {request.content_type or 'none'}",
-                             code="unsupported_media_type")
+        raise InvalidRequest(
+            f"Content-Type must be multipart/form-data, got {request.content_type or 'none'}",
+            code="unsupported_media_type",
+        )
     if request.content_length is not None and request.content_length > max_clip + MAX_PARTS * MAX_FIELD_BYTES:
-        raise InvalidRequest(f"the upload is {request.content_length} bytes; the limit is {max_clip}",
-                             param="file", code="request_too_large")
+        raise InvalidRequest(
+            f"the upload is {request.content_length} bytes; the limit is {max_clip}",
+            param="file",
+            code="request_too_large",
+        )
     fields: dict[str, str] = {}
     clip: bytes | None = None
     try:
@@ -143,8 +150,9 @@ async def read_voice_form(request: web.Request, max_clip: int) -> VoiceForm:
         raise InvalidRequest(f"the multipart form is malformed: {err}", code="invalid_form") from None
     for required in ("name", "transcript"):
         if not fields.get(required):
-            raise InvalidRequest(f"missing required parameter '{required}'", param=required,
-                                 code="missing_required_parameter")
+            raise InvalidRequest(
+                f"missing required parameter '{required}'", param=required, code="missing_required_parameter"
+            )
     if clip is None:
         raise InvalidRequest("missing required parameter 'file'", param="file", code="missing_required_parameter")
     if len(fields["transcript"]) > MAX_TRANSCRIPT_CHARS:
@@ -157,16 +165,21 @@ async def read_voice_form(request: web.Request, max_clip: int) -> VoiceForm:
 
 def _cloning_limit(server) -> float:
     """The longest clip any cloning provider takes (decoding stops a little after it)."""
-    limits = [p.clip_policy.max_seconds for p in server.providers.values()
-              if getattr(p, "clip_policy", None) is not None and p.clip_policy.clones]
+    limits = [
+        p.clip_policy.max_seconds
+        for p in server.providers.values()
+        if getattr(p, "clip_policy", None) is not None and p.clip_policy.clones
+    ]
     finite = [limit for limit in limits if np.isfinite(limit)]
     return (max(finite) if finite else 600.0) + 1.0
 
 
 def _limits_text(server) -> str:
-    parts = [f"{name} accepts {p.clip_policy.min_seconds:g}–{p.clip_policy.max_seconds:g} s"
-             for name, p in server.providers.items()
-             if getattr(p, "clip_policy", None) is not None and p.clip_policy.clones]
+    parts = [
+        f"{name} accepts {p.clip_policy.min_seconds:g}–{p.clip_policy.max_seconds:g} s"
+        for name, p in server.providers.items()
+        if getattr(p, "clip_policy", None) is not None and p.clip_policy.clones
+    ]
     return "; ".join(parts) or "no installed provider clones speaker clips"
 
 
@@ -177,14 +190,15 @@ def prepare_clip(server, data: bytes) -> tuple[np.ndarray, list[str]]:
         samples, _ = decode_file(data, max_seconds=limit, rate=CLIP_RATE)
     except InvalidRequest as err:
         if "longer than" in str(err):
-            raise InvalidRequest(f"the clip is too long; {_limits_text(server)}", param="file",
-                                 code="clip_out_of_range") from None
+            raise InvalidRequest(
+                f"the clip is too long; {_limits_text(server)}", param="file", code="clip_out_of_range"
+            ) from None
         raise
     loud = np.flatnonzero(np.abs(samples) > SILENCE)
     if loud.size == 0 or float(np.sqrt(np.mean(np.square(samples)))) < SILENT_RMS:
         raise InvalidRequest("the clip is silent", param="file", code="silent_audio")
     margin = int(0.1 * CLIP_RATE)
-    samples = samples[max(0, loud[0] - margin): loud[-1] + 1 + margin]
+    samples = samples[max(0, loud[0] - margin) : loud[-1] + 1 + margin]
     samples = (samples * (PEAK / float(np.max(np.abs(samples))))).astype(np.float32)
     try:
         order = clip_providers(server.providers, len(samples) / CLIP_RATE)
@@ -232,12 +246,7 @@ async def rescan(server) -> None:
     """Re-read the voices folder now and tell the listeners (as the watcher would)."""
     lock = server.plugin_state("openai").setdefault("rescan_lock", asyncio.Lock())
     async with lock:
-        changes = await asyncio.to_thread(server.voices.reload)
-        if changes:
-            for listener in list(server.voices.listeners):
-                result = listener(changes)
-                if asyncio.iscoroutine(result):
-                    await result
+        await server.voices.rescan()
 
 
 def _lookup(server, name: str):
@@ -252,8 +261,9 @@ async def create_voice(request: web.Request, server) -> web.Response:
     try:
         form = await read_voice_form(request, _max_clip_bytes(server))
         if _lookup(server, form.name) is not None:
-            raise VoiceConflict(f"voice {form.name} already exists; delete it first or choose another name",
-                                param="name")
+            raise VoiceConflict(
+                f"voice {form.name} already exists; delete it first or choose another name", param="name"
+            )
         samples, _ = await asyncio.to_thread(prepare_clip, server, form.clip)
         form.clip = b""
         await asyncio.to_thread(write_clone, server.voices.folder, form, samples)
@@ -283,10 +293,17 @@ async def delete_voice(request: web.Request, server) -> web.Response:
         shown = name if NEW_VOICE_NAME.match(name) else repr(name)[:70]
         return error_response(404, f"voice {shown} does not exist", param="name", code="voice_not_found")
     if not is_user_clone(server, voice):
-        origin = "a preset or a provider's voice" if voice.source is None or Path(voice.source).suffix != CLIP_SUFFIX \
+        origin = (
+            "a preset or a provider's voice"
+            if voice.source is None or Path(voice.source).suffix != CLIP_SUFFIX
             else "not a clone in the voices folder"
-        return error_response(409, f"voice {voice.name} is {origin}; only clones in the voices folder can be deleted",
-                              param="name", code="voice_not_deletable")
+        )
+        return error_response(
+            409,
+            f"voice {voice.name} is {origin}; only clones in the voices folder can be deleted",
+            param="name",
+            code="voice_not_deletable",
+        )
     await asyncio.to_thread(remove_clone, Path(voice.source))
     await rescan(server)
     return web.Response(status=204)

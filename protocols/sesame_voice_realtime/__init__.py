@@ -52,7 +52,8 @@ def _stage_metric(server):
                 "sesame_voice_agent_stage_seconds",
                 "Realtime replies: seconds from the end of the user's turn to the transcript, the reply's "
                 "first token and its first audio",
-                ("stage",), buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0),
+                ("stage",),
+                buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0),
                 registry=registry,
             )
     return state["stages"]
@@ -62,12 +63,22 @@ async def realtime(request: web.Request, server, options: RealtimeOptions) -> we
     """Upgrade to a WebSocket and run the Realtime protocol on it."""
     state = server.plugin_state(PLUGIN)
     if state.get("open", 0) >= options.max_connections:
-        return error_response(429, f"at most {options.max_connections} realtime connections are open at once",
-                              "rate_limit_exceeded", None, "too_many_connections")
+        return error_response(
+            429,
+            f"at most {options.max_connections} realtime connections are open at once",
+            "rate_limit_exceeded",
+            None,
+            "too_many_connections",
+        )
     ws = web.WebSocketResponse(max_msg_size=options.max_event_bytes, heartbeat=30.0)
     if not ws.can_prepare(request).ok:
-        return error_response(400, "GET /v1/realtime is a WebSocket endpoint; connect with a WebSocket client",
-                              "invalid_request_error", None, "websocket_required")
+        return error_response(
+            400,
+            "GET /v1/realtime is a WebSocket endpoint; connect with a WebSocket client",
+            "invalid_request_error",
+            None,
+            "websocket_required",
+        )
     await ws.prepare(request)
     model = request.query.get("model") or "gpt-realtime"
     state["open"] = state.get("open", 0) + 1
@@ -89,12 +100,16 @@ def register_routes(app: web.Application, server) -> None:
 @hookimpl(specname="openapi_paths")
 def describe_routes(server) -> dict:
     """The Realtime API's WebSocket route for /openapi.json."""
-    return {"/v1/realtime": {
-        "get": {
-            "summary": "OpenAI Realtime API (WebSocket upgrade): speech in, a written and spoken reply out",
-            "parameters": [{"name": "model", "in": "query", "required": False, "schema": {"type": "string"}}],
-            "responses": {"101": {"description": "Switching to the WebSocket protocol"},
-                          "400": {"description": "Not a WebSocket request"},
-                          "429": {"description": "Too many realtime connections"}},
+    return {
+        "/v1/realtime": {
+            "get": {
+                "summary": "OpenAI Realtime API (WebSocket upgrade): speech in, a written and spoken reply out",
+                "parameters": [{"name": "model", "in": "query", "required": False, "schema": {"type": "string"}}],
+                "responses": {
+                    "101": {"description": "Switching to the WebSocket protocol"},
+                    "400": {"description": "Not a WebSocket request"},
+                    "429": {"description": "Too many realtime connections"},
+                },
+            }
         }
-    }}
+    }

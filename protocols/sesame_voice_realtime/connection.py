@@ -34,8 +34,9 @@ def _b64_audio(value: Any, param: str) -> bytes:
     except (binascii.Error, ValueError):
         raise RealtimeError(f"{param} is not valid base64", param=param, code="invalid_audio") from None
     if len(data) % 2:
-        raise RealtimeError(f"{param}: 16-bit PCM has an even number of bytes, got {len(data)}", param=param,
-                            code="invalid_audio")
+        raise RealtimeError(
+            f"{param}: 16-bit PCM has an even number of bytes, got {len(data)}", param=param, code="invalid_audio"
+        )
     return data
 
 
@@ -87,9 +88,15 @@ class RealtimeConnection:
                 if message.type == WSMsgType.TEXT:
                     await self._handle_text(message.data)
                 elif message.type == WSMsgType.BINARY:
-                    await self.send(error_event(RealtimeError(
-                        "binary frames are not part of the Realtime API; send JSON events "
-                        "(input_audio_buffer.append carries base64 audio)", code="invalid_event")))
+                    await self.send(
+                        error_event(
+                            RealtimeError(
+                                "binary frames are not part of the Realtime API; send JSON events "
+                                "(input_audio_buffer.append carries base64 audio)",
+                                code="invalid_event",
+                            )
+                        )
+                    )
                 elif message.type == WSMsgType.ERROR:
                     break
         finally:
@@ -109,17 +116,22 @@ class RealtimeConnection:
             except ValueError:
                 raise RealtimeError("the message is not JSON", code="invalid_json") from None
             if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-                raise RealtimeError("an event is a JSON object with a string 'type'", param="type", code="invalid_event")
+                raise RealtimeError(
+                    "an event is a JSON object with a string 'type'", param="type", code="invalid_event"
+                )
             event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
             handler = HANDLERS.get(event["type"])
             if handler is None:
                 hint = UNSUPPORTED.get(event["type"])
-                raise RealtimeError(hint or f"unknown event type {event['type'][:64]!r}", param="type",
-                                    code="unsupported_feature" if hint else "invalid_event")
+                raise RealtimeError(
+                    hint or f"unknown event type {event['type'][:64]!r}",
+                    param="type",
+                    code="unsupported_feature" if hint else "invalid_event",
+                )
             await handler(self, event)
         except (RealtimeError, SesameVoiceError) as err:
             await self.send(error_event(err, event_id))
-        except Exception as err:  # noqa: BLE001 - a bug must not close the socket
+        except Exception as err:
             _LOGGER.exception("Realtime event failed")
             await self.send(error_event(err, event_id))
 
@@ -131,8 +143,11 @@ class RealtimeConnection:
 
     def _reset_vad(self) -> None:
         vad = self.config.turn_detection
-        self.vad = None if vad is None else EnergyVad(
-            SAMPLE_RATE, threshold=vad["threshold"], silence_duration_ms=vad["silence_duration_ms"])
+        self.vad = (
+            None
+            if vad is None
+            else EnergyVad(SAMPLE_RATE, threshold=vad["threshold"], silence_duration_ms=vad["silence_duration_ms"])
+        )
         self.buffer_start_ms = 0 if self.vad is not None else self.buffer_start_ms
         self.buffer.clear()
         self.speech_item_id = None
@@ -144,7 +159,9 @@ class RealtimeConnection:
         if len(self.buffer) + len(data) > limit:
             raise RealtimeError(
                 f"the input audio buffer holds at most {self.options.max_input_seconds:g} s; commit or clear it",
-                param="audio", code="input_audio_buffer_full")
+                param="audio",
+                code="input_audio_buffer_full",
+            )
         self.buffer.extend(data)
         if self.vad is None:
             return
@@ -162,8 +179,9 @@ class RealtimeConnection:
 
     async def _speech_started(self, ms: int) -> None:
         self.speech_item_id = new_id("item")
-        await self.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": ms,
-                         "item_id": self.speech_item_id})
+        await self.send(
+            {"type": "input_audio_buffer.speech_started", "audio_start_ms": ms, "item_id": self.speech_item_id}
+        )
         if self.reply is not None and self.config.turn_detection.get("interrupt_response", True):
             self.reply.cancel("turn_detected")
 
@@ -182,8 +200,10 @@ class RealtimeConnection:
 
     async def buffer_commit(self, event: dict) -> None:
         if len(self.buffer) < MIN_COMMIT_MS * SAMPLE_RATE // 1000 * 2:
-            raise RealtimeError(f"the input audio buffer holds less than {MIN_COMMIT_MS} ms of audio",
-                                code="input_audio_buffer_commit_empty")
+            raise RealtimeError(
+                f"the input audio buffer holds less than {MIN_COMMIT_MS} ms of audio",
+                code="input_audio_buffer_commit_empty",
+            )
         audio = bytes(self.buffer)
         self.buffer_start_ms += len(self.buffer) * 1000 // (SAMPLE_RATE * 2)
         self.buffer.clear()
@@ -213,16 +233,29 @@ class RealtimeConnection:
         options = self.config.transcription or {}
         try:
             transcript = await self.server.speech_to_text.transcribe(
-                item.audio, SAMPLE_RATE, language=options.get("language") or None, prompt=options.get("prompt") or None)
+                item.audio, SAMPLE_RATE, language=options.get("language") or None, prompt=options.get("prompt") or None
+            )
             item.text = transcript.text.strip()
             item.transcribed.set()
-            await self.send({"type": "conversation.item.input_audio_transcription.completed", "item_id": item.id,
-                             "content_index": 0, "transcript": item.text,
-                             "usage": {"type": "duration", "seconds": round(item.audio.size / SAMPLE_RATE, 3)}})
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": item.id,
+                    "content_index": 0,
+                    "transcript": item.text,
+                    "usage": {"type": "duration", "seconds": round(item.audio.size / SAMPLE_RATE, 3)},
+                }
+            )
         except SesameVoiceError as err:
             item.transcribed.set()
-            await self.send({"type": "conversation.item.input_audio_transcription.failed", "item_id": item.id,
-                             "content_index": 0, "error": error_event(err)["error"]})
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.failed",
+                    "item_id": item.id,
+                    "content_index": 0,
+                    "error": error_event(err)["error"],
+                }
+            )
         finally:
             item.transcribed.set()
         await self.send({"type": "conversation.item.done", "item": item.wire()})
@@ -245,7 +278,9 @@ class RealtimeConnection:
         await self.send({"type": "conversation.item.deleted", "item_id": event.get("item_id")})
 
     async def item_retrieve(self, event: dict) -> None:
-        await self.send({"type": "conversation.item.retrieved", "item": self.conversation.get(event.get("item_id")).wire()})
+        await self.send(
+            {"type": "conversation.item.retrieved", "item": self.conversation.get(event.get("item_id")).wire()}
+        )
 
     async def item_truncate(self, event: dict) -> None:
         item = self.conversation.get(event.get("item_id"))
@@ -254,8 +289,14 @@ class RealtimeConnection:
             raise RealtimeError("truncate takes an assistant item and audio_end_ms >= 0", param="audio_end_ms")
         if item.audio is not None:
             item.audio = item.audio[: end_ms * SAMPLE_RATE // 1000]
-        await self.send({"type": "conversation.item.truncated", "item_id": item.id,
-                         "content_index": event.get("content_index", 0), "audio_end_ms": end_ms})
+        await self.send(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item.id,
+                "content_index": event.get("content_index", 0),
+                "audio_end_ms": end_ms,
+            }
+        )
 
     # -- responses ---------------------------------------------------------------------------------
     async def response_create(self, event: dict) -> None:
@@ -263,14 +304,20 @@ class RealtimeConnection:
         if not isinstance(options, dict):
             raise RealtimeError("response must be an object", param="response")
         if options.get("tools"):
-            raise RealtimeError("tools are not supported by this server", param="response.tools",
-                                code="unsupported_feature")
+            raise RealtimeError(
+                "tools are not supported by this server", param="response.tools", code="unsupported_feature"
+            )
         if options.get("conversation", "auto") != "auto" or options.get("input") is not None:
-            raise RealtimeError("out-of-band responses (conversation 'none', input) are not supported",
-                                param="response.conversation", code="unsupported_feature")
+            raise RealtimeError(
+                "out-of-band responses (conversation 'none', input) are not supported",
+                param="response.conversation",
+                code="unsupported_feature",
+            )
         if self.reply is not None:
-            raise RealtimeError(f"the conversation already has an active response ({self.reply.id})",
-                                code="conversation_already_has_active_response")
+            raise RealtimeError(
+                f"the conversation already has an active response ({self.reply.id})",
+                code="conversation_already_has_active_response",
+            )
         parsed: dict = {}
         if options.get("instructions") is not None:
             if not isinstance(options["instructions"], str):
@@ -279,7 +326,9 @@ class RealtimeConnection:
         modalities = options.get("output_modalities", options.get("modalities"))
         if modalities is not None:
             if not isinstance(modalities, list) or not modalities or not set(modalities) <= {"audio", "text"}:
-                raise RealtimeError("output_modalities must be ['audio'] or ['text']", param="response.output_modalities")
+                raise RealtimeError(
+                    "output_modalities must be ['audio'] or ['text']", param="response.output_modalities"
+                )
             parsed["modalities"] = ["audio"] if "audio" in modalities else ["text"]
         voice = ((options.get("audio") or {}).get("output") or {}).get("voice", options.get("voice"))
         if voice is not None:
@@ -302,9 +351,13 @@ class RealtimeConnection:
     async def response_cancel(self, event: dict) -> None:
         wanted = event.get("response_id")
         if self.reply is None or (wanted and wanted != self.reply.id):
-            raise RealtimeError("there is no active response to cancel" if self.reply is None
-                                else f"response {str(wanted)[:64]!r} is not the active one",
-                                param="response_id", code="response_cancel_not_active")
+            raise RealtimeError(
+                "there is no active response to cancel"
+                if self.reply is None
+                else f"response {str(wanted)[:64]!r} is not the active one",
+                param="response_id",
+                code="response_cancel_not_active",
+            )
         self.reply.cancel("client_cancelled")
 
 
@@ -312,8 +365,11 @@ def _parse_item(data: Any) -> Item:
     if not isinstance(data, dict):
         raise RealtimeError("item must be an object", param="item")
     if data.get("type", "message") != "message":
-        raise RealtimeError("only message items are supported (no function calls: tools are not supported)",
-                            param="item.type", code="unsupported_feature")
+        raise RealtimeError(
+            "only message items are supported (no function calls: tools are not supported)",
+            param="item.type",
+            code="unsupported_feature",
+        )
     role = data.get("role")
     if role not in ("user", "assistant", "system"):
         raise RealtimeError("item.role must be 'user', 'assistant' or 'system'", param="item.role")
@@ -332,11 +388,13 @@ def _parse_item(data: Any) -> Item:
             audio = from_pcm16(_b64_audio(part.get("audio"), f"{param}.audio"))
             transcript = part.get("transcript") if isinstance(part.get("transcript"), str) else None
         elif kind == "input_image":
-            raise RealtimeError("images are not supported by this server", param=f"{param}.type",
-                                code="unsupported_feature")
+            raise RealtimeError(
+                "images are not supported by this server", param=f"{param}.type", code="unsupported_feature"
+            )
         else:
-            raise RealtimeError(f"{param}.type {str(kind)[:32]!r} is not supported for a {role} message",
-                                param=f"{param}.type")
+            raise RealtimeError(
+                f"{param}.type {str(kind)[:32]!r} is not supported for a {role} message", param=f"{param}.type"
+            )
     item = Item(role=role, text=" ".join(t for t in texts if t).strip(), audio=audio)
     if isinstance(data.get("id"), str) and data["id"]:
         item.id = data["id"][:64]
@@ -362,6 +420,6 @@ HANDLERS = {
 }
 UNSUPPORTED = {
     "output_audio_buffer.clear": "output_audio_buffer.clear belongs to WebRTC/SIP connections; "
-                                 "send response.cancel to stop a response",
+    "send response.cancel to stop a response",
     "transcription_session.update": "transcription-only sessions are not supported",
 }

@@ -36,16 +36,26 @@ class Item:
             return [{"type": "input_text", "text": self.text}]
         if self.role == "system":
             return [{"type": "input_text", "text": self.text}]
-        return [{"type": "output_audio" if self.audio is not None else "output_text",
-                 ("transcript" if self.audio is not None else "text"): self.text}]
+        return [
+            {
+                "type": "output_audio" if self.audio is not None else "output_text",
+                ("transcript" if self.audio is not None else "text"): self.text,
+            }
+        ]
 
     @property
     def done_transcribing(self) -> bool:
         return self.transcribed is None or self.transcribed.is_set()
 
     def wire(self) -> dict:
-        return {"id": self.id, "object": "realtime.item", "type": "message", "role": self.role,
-                "status": self.status, "content": self.content()}
+        return {
+            "id": self.id,
+            "object": "realtime.item",
+            "type": "message",
+            "role": self.role,
+            "status": self.status,
+            "content": self.content(),
+        }
 
 
 class Conversation:
@@ -73,8 +83,9 @@ class Conversation:
         for index, item in enumerate(self.items):
             if item.id == item_id:
                 return index
-        raise RealtimeError(f"no item with id {str(item_id)[:64]!r} in the conversation", param=param,
-                            code="item_not_found")
+        raise RealtimeError(
+            f"no item with id {str(item_id)[:64]!r} in the conversation", param=param, code="item_not_found"
+        )
 
     def get(self, item_id: Any) -> Item:
         return self.items[self.index(item_id)]
@@ -98,7 +109,12 @@ class Conversation:
         for item in self.items:
             if item.role in ("user", "assistant") and item.text:
                 audio = item.audio if item.audio is not None and item.audio.size else None
-                segments.append(ContextSegment(
-                    text=item.text, speaker=USER_SPEAKER if item.role == "user" else ASSISTANT_SPEAKER,
-                    audio=audio, sample_rate=SAMPLE_RATE if audio is not None else None))
+                segments.append(
+                    ContextSegment(
+                        text=item.text,
+                        speaker=USER_SPEAKER if item.role == "user" else ASSISTANT_SPEAKER,
+                        audio=audio,
+                        sample_rate=SAMPLE_RATE if audio is not None else None,
+                    )
+                )
         return segments[-max_segments:]

@@ -10,8 +10,9 @@ from sesame_voice import InvalidRequest, SesameVoiceError
 class RealtimeError(Exception):
     """A client event the server refuses; answered with an ``error`` event, the socket stays open."""
 
-    def __init__(self, message: str, param: str | None = None, code: str = "invalid_value",
-                 type_: str = "invalid_request_error") -> None:
+    def __init__(
+        self, message: str, param: str | None = None, code: str = "invalid_value", type_: str = "invalid_request_error"
+    ) -> None:
         super().__init__(message)
         self.param = param
         self.code = code
@@ -33,8 +34,13 @@ def error_body(err: BaseException, client_event_id: str | None = None) -> dict:
         kind, code, param = "server_error", err.code, None
     else:
         kind, code, param = "server_error", "internal_error", None
-    return {"type": kind, "code": code, "message": str(err) or type(err).__name__, "param": param,
-            "event_id": client_event_id}
+    return {
+        "type": kind,
+        "code": code,
+        "message": str(err) or type(err).__name__,
+        "param": param,
+        "event_id": client_event_id,
+    }
 
 
 def error_event(err: BaseException, client_event_id: str | None = None) -> dict:

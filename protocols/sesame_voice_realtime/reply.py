@@ -63,8 +63,11 @@ class Reply:
         self.voice = options.get("voice") or connection.config.voice
         self.metadata = options.get("metadata")
         self.latency = Latency(speech_end if speech_end is not None else time.monotonic())
-        self.item = Item(role="assistant", status="in_progress",
-                         audio=np.zeros(0, dtype=np.float32) if "audio" in self.modalities else None)
+        self.item = Item(
+            role="assistant",
+            status="in_progress",
+            audio=np.zeros(0, dtype=np.float32) if "audio" in self.modalities else None,
+        )
         self.status = "in_progress"
         self.status_details: dict | None = None
         self.cancel_reason: str | None = None
@@ -80,13 +83,20 @@ class Reply:
 
     def wire(self) -> dict:
         body = {
-            "id": self.id, "object": "realtime.response", "status": self.status, "status_details": self.status_details,
-            "output": [self.item.wire()] if self.status != "in_progress" and self.item in self.connection.conversation.items
+            "id": self.id,
+            "object": "realtime.response",
+            "status": self.status,
+            "status_details": self.status_details,
+            "output": [self.item.wire()]
+            if self.status != "in_progress" and self.item in self.connection.conversation.items
             else [],
-            "conversation_id": self.connection.conversation_id, "output_modalities": list(self.modalities),
+            "conversation_id": self.connection.conversation_id,
+            "output_modalities": list(self.modalities),
             "max_output_tokens": self.connection.config.max_output_tokens,
             "audio": {"output": {"format": dict(PCM_FORMAT), "voice": self.voice}},
-            "metadata": self.metadata, "usage": None, "latency": self.latency.wire(),
+            "metadata": self.metadata,
+            "usage": None,
+            "latency": self.latency.wire(),
         }
         return body
 
@@ -126,8 +136,9 @@ class Reply:
         for kind in ("conversation.item.added", "conversation.item.created"):
             await send({"type": kind, "previous_item_id": previous, "item": self.item.wire()})
         where = {"response_id": self.id, "item_id": self.item.id, "output_index": 0}
-        await send({"type": "response.output_item.added", "response_id": self.id, "output_index": 0,
-                    "item": self.item.wire()})
+        await send(
+            {"type": "response.output_item.added", "response_id": self.id, "output_index": 0, "item": self.item.wire()}
+        )
         part = {"type": "audio", "transcript": ""} if audio else {"type": "text", "text": ""}
         await send({"type": "response.content_part.added", **where, "content_index": 0, "part": part})
         limit = connection.config.max_output_tokens
@@ -159,8 +170,13 @@ class Reply:
         """Speak the reply as it is written; 24 kHz 16-bit PCM deltas."""
         connection = self.connection
         request = SynthesisRequest(
-            text="", text_source=source, first_clause=True, voice=voice, response_format="pcm",
-            speed=connection.config.speed, frontend="realtime",
+            text="",
+            text_source=source,
+            first_clause=True,
+            voice=voice,
+            response_format="pcm",
+            speed=connection.config.speed,
+            frontend="realtime",
             context=connection.conversation.context() if connection.options.voice_context else [],
         )
         where = {"response_id": self.id, "item_id": self.item.id, "output_index": 0, "content_index": 0}
@@ -176,7 +192,7 @@ class Reply:
         self.latency.mark("first_audio")
         self.item.audio = np.concatenate([self.item.audio, samples])
         for start in range(0, samples.size, DELTA_SAMPLES):
-            data = base64.b64encode(to_pcm16(samples[start:start + DELTA_SAMPLES])).decode("ascii")
+            data = base64.b64encode(to_pcm16(samples[start : start + DELTA_SAMPLES])).decode("ascii")
             await self.connection.send({"type": "response.output_audio.delta", **where, "delta": data})
 
     async def _finish(self, audio: bool) -> None:
@@ -191,8 +207,14 @@ class Reply:
                 await send({"type": "response.output_text.done", **where, "text": self.item.text})
                 part = {"type": "text", "text": self.item.text}
             await send({"type": "response.content_part.done", **where, "part": part})
-            await send({"type": "response.output_item.done", "response_id": self.id, "output_index": 0,
-                        "item": self.item.wire()})
+            await send(
+                {
+                    "type": "response.output_item.done",
+                    "response_id": self.id,
+                    "output_index": 0,
+                    "item": self.item.wire(),
+                }
+            )
             await send({"type": "conversation.item.done", "item": self.item.wire()})
         await send({"type": "response.done", "response": self.wire()})
         self.connection.record_latency(self.latency)

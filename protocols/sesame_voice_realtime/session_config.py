@@ -11,8 +11,15 @@ from .errors import RealtimeError
 
 SAMPLE_RATE = 24000
 PCM_FORMAT = {"type": "audio/pcm", "rate": SAMPLE_RATE}
-SERVER_VAD_DEFAULTS = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 500,
-                       "create_response": True, "interrupt_response": True, "idle_timeout_ms": None}
+SERVER_VAD_DEFAULTS = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 500,
+    "create_response": True,
+    "interrupt_response": True,
+    "idle_timeout_ms": None,
+}
 SESSION_SECONDS = 3600
 
 
@@ -34,16 +41,29 @@ class SessionConfig:
 
     def wire(self) -> dict:
         return {
-            "type": "realtime", "object": "realtime.session", "id": self.id, "model": self.model,
-            "output_modalities": list(self.output_modalities), "instructions": self.instructions,
+            "type": "realtime",
+            "object": "realtime.session",
+            "id": self.id,
+            "model": self.model,
+            "output_modalities": list(self.output_modalities),
+            "instructions": self.instructions,
             "audio": {
-                "input": {"format": dict(PCM_FORMAT), "transcription": copy.deepcopy(self.transcription),
-                          "noise_reduction": copy.deepcopy(self.noise_reduction),
-                          "turn_detection": copy.deepcopy(self.turn_detection)},
+                "input": {
+                    "format": dict(PCM_FORMAT),
+                    "transcription": copy.deepcopy(self.transcription),
+                    "noise_reduction": copy.deepcopy(self.noise_reduction),
+                    "turn_detection": copy.deepcopy(self.turn_detection),
+                },
                 "output": {"format": dict(PCM_FORMAT), "voice": self.voice, "speed": self.speed},
             },
-            "tools": [], "tool_choice": "auto", "max_output_tokens": self.max_output_tokens,
-            "tracing": None, "truncation": "auto", "prompt": None, "include": None, "expires_at": self.expires_at,
+            "tools": [],
+            "tool_choice": "auto",
+            "max_output_tokens": self.max_output_tokens,
+            "tracing": None,
+            "truncation": "auto",
+            "prompt": None,
+            "include": None,
+            "expires_at": self.expires_at,
         }
 
 
@@ -57,10 +77,17 @@ def check_format(value: Any, param: str) -> None:
     """Only 16-bit PCM at 24 kHz is spoken here (GA ``{"type": "audio/pcm", "rate": 24000}`` or beta ``pcm16``)."""
     if value is None or value == "pcm16":
         return
-    if isinstance(value, dict) and value.get("type", "audio/pcm") == "audio/pcm" and value.get("rate", SAMPLE_RATE) == SAMPLE_RATE:
+    if (
+        isinstance(value, dict)
+        and value.get("type", "audio/pcm") == "audio/pcm"
+        and value.get("rate", SAMPLE_RATE) == SAMPLE_RATE
+    ):
         return
-    raise RealtimeError(f"{param}: only 16-bit PCM at 24000 Hz is supported ('audio/pcm', rate 24000, or 'pcm16')",
-                        param=param, code="unsupported_audio_format")
+    raise RealtimeError(
+        f"{param}: only 16-bit PCM at 24000 Hz is supported ('audio/pcm', rate 24000, or 'pcm16')",
+        param=param,
+        code="unsupported_audio_format",
+    )
 
 
 def turn_detection(value: Any, param: str) -> dict | None:
@@ -98,11 +125,17 @@ def apply_update(config: SessionConfig, session: Any, voice_exists) -> SessionCo
     new = copy.deepcopy(config)
     kind = session.get("type", "realtime")
     if kind != "realtime":
-        raise RealtimeError("only 'realtime' sessions are supported (not transcription-only sessions)",
-                            param="session.type", code="unsupported_feature")
+        raise RealtimeError(
+            "only 'realtime' sessions are supported (not transcription-only sessions)",
+            param="session.type",
+            code="unsupported_feature",
+        )
     if session.get("tools"):
-        raise RealtimeError("tools (function calling, MCP) are not supported by this server",
-                            param="session.tools", code="unsupported_feature")
+        raise RealtimeError(
+            "tools (function calling, MCP) are not supported by this server",
+            param="session.tools",
+            code="unsupported_feature",
+        )
     if "instructions" in session:
         if not isinstance(session["instructions"], (str, type(None))):
             raise RealtimeError("session.instructions must be a string", param="session.instructions")
@@ -124,12 +157,16 @@ def apply_update(config: SessionConfig, session: Any, voice_exists) -> SessionCo
     check_format(session.get("input_audio_format"), "session.input_audio_format")
     check_format(audio_out.get("format"), "session.audio.output.format")
     check_format(session.get("output_audio_format"), "session.output_audio_format")
-    for source, key, param in ((audio_in, "turn_detection", "session.audio.input.turn_detection"),
-                               (session, "turn_detection", "session.turn_detection")):
+    for source, key, param in (
+        (audio_in, "turn_detection", "session.audio.input.turn_detection"),
+        (session, "turn_detection", "session.turn_detection"),
+    ):
         if key in source:
             new.turn_detection = turn_detection(source[key], param)
-    for source, key, param in ((audio_in, "transcription", "session.audio.input.transcription"),
-                               (session, "input_audio_transcription", "session.input_audio_transcription")):
+    for source, key, param in (
+        (audio_in, "transcription", "session.audio.input.transcription"),
+        (session, "input_audio_transcription", "session.input_audio_transcription"),
+    ):
         if key in source:
             value = source[key]
             if value is not None:

@@ -21,8 +21,13 @@ from sesame_voice.http.routes import error_response, public
 
 STATIC = Path(__file__).resolve().parent / "static"
 ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg|png|wav)$")
-CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png",
-                 ".wav": "audio/wav"}
+CONTENT_TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".wav": "audio/wav",
+}
 SECURITY_HEADERS = {
     # Nothing but this server: no CDN, no other host, no inline script.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
@@ -41,8 +46,9 @@ def wants_html(request: web.Request) -> bool:
 
 
 def page() -> web.Response:
-    return web.Response(body=(STATIC / "index.html").read_bytes(), content_type="text/html", charset="utf-8",
-                        headers=SECURITY_HEADERS)
+    return web.Response(
+        body=(STATIC / "index.html").read_bytes(), content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS
+    )
 
 
 async def asset(request: web.Request) -> web.StreamResponse:
@@ -51,22 +57,30 @@ async def asset(request: web.Request) -> web.StreamResponse:
     path = STATIC / name
     if not ASSET_NAME.match(name) or not path.is_file():
         return error_response(404, "no such studio file", code="not_found")
-    return web.Response(body=path.read_bytes(), headers={**SECURITY_HEADERS, "Content-Type":
-                                                         CONTENT_TYPES[path.suffix] + ("; charset=utf-8" if path.suffix in (".js", ".css", ".svg") else "")})
+    return web.Response(
+        body=path.read_bytes(),
+        headers={
+            **SECURITY_HEADERS,
+            "Content-Type": CONTENT_TYPES[path.suffix]
+            + ("; charset=utf-8" if path.suffix in (".js", ".css", ".svg") else ""),
+        },
+    )
 
 
 async def server_info(request: web.Request, server) -> web.Response:
     """``GET /studio/info`` (API key when set): what the server serves and where, for the page's overview."""
     wyoming = server.frontend("wyoming")
-    return web.json_response({
-        "voices_dir": str(server.voices.folder),
-        "voice_errors": server.voices.errors,
-        "http": {"host": server.settings.host, "port": server.http_port, "api_key": bool(server.settings.api_key)},
-        "wyoming": {"port": getattr(wyoming, "port", None)} if wyoming is not None else None,
-        "zeroconf": bool(server.settings.zeroconf_enabled),
-        "default_voice": server.settings.default_voice,
-        "max_input_length": server.settings.max_input_length,
-    })
+    return web.json_response(
+        {
+            "voices_dir": str(server.voices.folder),
+            "voice_errors": server.voices.errors,
+            "http": {"host": server.settings.host, "port": server.http_port, "api_key": bool(server.settings.api_key)},
+            "wyoming": {"port": getattr(wyoming, "port", None)} if wyoming is not None else None,
+            "zeroconf": bool(server.settings.zeroconf_enabled),
+            "default_voice": server.settings.default_voice,
+            "max_input_length": server.settings.max_input_length,
+        }
+    )
 
 
 def html_root_middleware():
@@ -94,12 +108,19 @@ def register_routes(app: web.Application, server) -> None:
 def describe_routes(server) -> dict:
     """The studio's routes for /openapi.json."""
     return {
-        "/studio/info": {"get": {"summary": "The studio's overview: voices folder, rejected files, addresses",
-                                 "responses": {"200": {"description": "JSON"}, "401": {"description": "API key"}}}},
-        "/studio/{name}": {"get": {
-            "summary": "A file of the studio page (script, style sheet, image)",
-            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "The file"}, "404": {"description": "No such file"}}}},
+        "/studio/info": {
+            "get": {
+                "summary": "The studio's overview: voices folder, rejected files, addresses",
+                "responses": {"200": {"description": "JSON"}, "401": {"description": "API key"}},
+            }
+        },
+        "/studio/{name}": {
+            "get": {
+                "summary": "A file of the studio page (script, style sheet, image)",
+                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The file"}, "404": {"description": "No such file"}},
+            }
+        },
     }
 
 
@@ -107,4 +128,3 @@ def describe_routes(server) -> dict:
 def zeroconf_properties(server) -> dict[str, str]:
     """Browsers find the studio at the HTTP API's root."""
     return {"studio": "/"}
-

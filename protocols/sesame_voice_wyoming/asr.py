@@ -69,8 +69,11 @@ def asr_programs(server) -> list[AsrProgram]:
 def pcm_to_float(audio: bytes, width: int, channels: int) -> np.ndarray:
     """Signed PCM bytes → float32 mono (channels averaged); InvalidRequest for formats it cannot read."""
     if width not in WIDTHS:
-        raise InvalidRequest(f"sample width {width} is not supported (use 1, 2 or 4 bytes; 2 is usual)",
-                             param="width", code="unsupported_audio_format")
+        raise InvalidRequest(
+            f"sample width {width} is not supported (use 1, 2 or 4 bytes; 2 is usual)",
+            param="width",
+            code="unsupported_audio_format",
+        )
     frame = width * channels
     usable = len(audio) - len(audio) % frame
     samples = np.frombuffer(audio[:usable], dtype=WIDTHS[width]).astype(np.float32)
@@ -84,8 +87,9 @@ def _format(data: dict) -> tuple[int, int, int]:
     except (KeyError, TypeError, ValueError):
         raise InvalidRequest("audio events need integer rate, width and channels", code="invalid_event") from None
     if not 1000 <= rate <= 192000 or not 1 <= channels <= 8:
-        raise InvalidRequest(f"unsupported audio format: {rate} Hz, {channels} channels",
-                             code="unsupported_audio_format")
+        raise InvalidRequest(
+            f"unsupported audio format: {rate} Hz, {channels} channels", code="unsupported_audio_format"
+        )
     if width not in WIDTHS:
         pcm_to_float(b"", width, channels)  # raises the explanation
     return rate, width, channels
@@ -94,8 +98,14 @@ def _format(data: dict) -> tuple[int, int, int]:
 class AsrSession:
     """Speech-to-text state of one Wyoming connection."""
 
-    def __init__(self, server, options: WyomingOptions, write_event: Callable[[Event], Awaitable[None]],
-                 send_error: Callable[[str, str], Awaitable[None]], close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        server,
+        options: WyomingOptions,
+        write_event: Callable[[Event], Awaitable[None]],
+        send_error: Callable[[str, str], Awaitable[None]],
+        close: Callable[[], None],
+    ) -> None:
         self.server = server
         self.timeout = options.audio_timeout
         self.max_seconds = options.max_audio_seconds
@@ -147,8 +157,9 @@ class AsrSession:
         self._watch()
         if self.samples > self.max_seconds * self.rate:
             self._drop()
-            raise InvalidRequest(f"the utterance is longer than {self.max_seconds:.0f} s; it was dropped",
-                                 code="audio_too_long")
+            raise InvalidRequest(
+                f"the utterance is longer than {self.max_seconds:.0f} s; it was dropped", code="audio_too_long"
+            )
 
     async def _finish(self) -> None:
         self._stop_watch()
@@ -210,8 +221,9 @@ class AsrSession:
         _LOGGER.info("Wyoming client sent no audio-stop within %.0f s; utterance dropped", self.timeout)
         self._watchdog = None
         self._reset()
-        await self._send_error(f"no audio for {self.timeout:.0f} s and no audio-stop; the utterance was dropped",
-                               "audio_timeout")
+        await self._send_error(
+            f"no audio for {self.timeout:.0f} s and no audio-stop; the utterance was dropped", "audio_timeout"
+        )
         self._close()
 
     async def close(self) -> None:

@@ -121,8 +121,10 @@ class WyomingFrontend(Frontend):
         return info.event()
 
     def exposure(self) -> list[str]:
-        return [f"Wyoming on tcp://{self.host}:{self.port}: {reach(self.host)}; no authentication (the "
-                "Wyoming protocol has none)"]
+        return [
+            f"Wyoming on tcp://{self.host}:{self.port}: {reach(self.host)}; no authentication (the "
+            "Wyoming protocol has none)"
+        ]
 
     def announcements(self) -> list[Announcement]:
         if self.port is None or not advertisable(self.host, self.server.settings):

@@ -98,7 +98,7 @@ class WyomingHandler(AsyncEventHandler):
             return True
         except (ConnectionError, asyncio.CancelledError):
             raise
-        except Exception as err:  # noqa: BLE001 - a bug must cost one connection, not the server
+        except Exception as err:
             _LOGGER.exception("Wyoming handler failed on %s", event.type)
             await self.send_error(f"internal error: {type(err).__name__}", "internal_error")
             return False
@@ -143,8 +143,9 @@ class WyomingHandler(AsyncEventHandler):
 
     async def _start_stream(self, event: Event) -> None:
         if self._stream is not None:
-            raise InvalidRequest("synthesize-start inside a running stream; send synthesize-stop first",
-                                 code="invalid_event")
+            raise InvalidRequest(
+                "synthesize-start inside a running stream; send synthesize-stop first", code="invalid_event"
+            )
         reply: SpokenReply | None = None
         error: SesameVoiceError | None = None
         try:
@@ -152,7 +153,8 @@ class WyomingHandler(AsyncEventHandler):
             reply = self.frontend.reply(choice, self.write_event)
         except SesameVoiceError as err:
             error = err
-        self._stream = StreamedReply(reply, self._report, self.server.settings.max_input_length,
-                                     self.frontend.stream_idle_timeout)
+        self._stream = StreamedReply(
+            reply, self._report, self.server.settings.max_input_length, self.frontend.stream_idle_timeout
+        )
         if error is not None:
             await self._report(error)  # the stream stays open so synthesize-stop still gets its reply

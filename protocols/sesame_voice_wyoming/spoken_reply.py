@@ -79,8 +79,9 @@ class StreamedReply:
     ``idle_timeout`` seconds has its text ended there, so it cannot hold a provider forever.
     """
 
-    def __init__(self, reply: SpokenReply | None, report: ReportError, max_pending_chars: int,
-                 idle_timeout: float | None = None) -> None:
+    def __init__(
+        self, reply: SpokenReply | None, report: ReportError, max_pending_chars: int, idle_timeout: float | None = None
+    ) -> None:
         self.reply = reply
         self.failed = reply is None
         """True once an error was reported (or the voice was unknown): the rest is not spoken."""
@@ -100,8 +101,10 @@ class StreamedReply:
 
     def _timed_out(self) -> None:
         self.source.finish()
-        error = InvalidRequest(f"no synthesize-chunk or synthesize-stop for {self._idle_timeout:g} s; "
-                               "the text ends here", code="stream_timeout")
+        error = InvalidRequest(
+            f"no synthesize-chunk or synthesize-stop for {self._idle_timeout:g} s; the text ends here",
+            code="stream_timeout",
+        )
         self._timeout_report = asyncio.get_running_loop().create_task(self._fail(error))
 
     async def add(self, text: str) -> None:

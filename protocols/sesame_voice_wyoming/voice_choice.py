@@ -31,8 +31,13 @@ class VoiceChoice:
     def request(self, text: str = "", source: TextSource | None = None, first_clause: bool = False) -> SynthesisRequest:
         """The engine request in this voice for a whole ``text``, or for text arriving through ``source``."""
         return SynthesisRequest(
-            text=text, text_source=source, first_clause=first_clause, voice=self.requested, frontend=FRONTEND,
-            response_format="pcm", sampling=dict(self.sampling),
+            text=text,
+            text_source=source,
+            first_clause=first_clause,
+            voice=self.requested,
+            frontend=FRONTEND,
+            response_format="pcm",
+            sampling=dict(self.sampling),
         )
 
 
@@ -51,7 +56,8 @@ def choose_voice(server, data: Any) -> VoiceChoice:
         if speaker not in voice.speakers and not (voice.speakers and speaker.isdigit()):
             shown = ", ".join(voice.speakers) or "none"
             raise UnknownVoice(
-                f"voice {voice.name} has no speaker {speaker[:64]!r} (speakers: {shown})", param="speaker",
+                f"voice {voice.name} has no speaker {speaker[:64]!r} (speakers: {shown})",
+                param="speaker",
                 code="speaker_not_found",
             )
         sampling["speaker"] = int(speaker) if speaker.isdigit() and speaker not in voice.speakers else speaker
@@ -79,8 +85,7 @@ def _voice_for_language(server, language: str) -> str | None:
     voices = server.voices.list()
     best = max((fit(voice) for voice in voices), default=0)
     if best == 0:
-        raise UnknownVoice(f"no voice speaks language {language[:32]!r}", param="language",
-                           code="language_not_found")
+        raise UnknownVoice(f"no voice speaks language {language[:32]!r}", param="language", code="language_not_found")
     if default is not None and fit(default) == best:
         return None
     return next(voice.name for voice in voices if fit(voice) == best)

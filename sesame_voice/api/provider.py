@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, ClassVar, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, ClassVar
 
 from sesame_voice.api.errors import ProviderUnavailable
 from sesame_voice.api.types import (
@@ -56,7 +57,7 @@ class ModelHolder:
             self.state = "loading"
             try:
                 self.load()
-            except Exception as err:  # noqa: BLE001 - any load failure makes it unavailable
+            except Exception as err:
                 self.state = "failed"
                 self.error = str(err) or type(err).__name__
                 _LOGGER.error("Provider %s failed to load: %s", self.name, self.error)

@@ -8,8 +8,9 @@ own, so unlike voice providers it is asynchronous and runs on the event loop (it
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from sesame_voice.api.errors import SesameVoiceError
 

@@ -15,7 +15,7 @@ class ServerSurface(Protocol):
     settings: Any
     """The server's ``Settings``; ``settings.plugin_settings(name, Dataclass, env_names)`` for a plugin's own."""
     voices: Any
-    """The voice library: ``get(name)``, ``list()``, ``errors``, ``folder``, ``reload()``."""
+    """The voice library: ``get(name)``, ``list()``, ``errors``, ``folder``, ``await rescan()``."""
     engine: Any
     """The synthesis engine: ``session(request)``, ``validate(request)``, ``serving_provider(voice)``."""
     speech_to_text: Any
@@ -42,6 +42,18 @@ class ServerSurface(Protocol):
         """Re-publish the zeroconf records after a frontend's announcements changed."""
 
 
-SURFACE = ("settings", "voices", "engine", "speech_to_text", "providers", "responders", "metrics", "http_port", "plugin_state",
-           "frontend", "service", "announce")
+SURFACE = (
+    "settings",
+    "voices",
+    "engine",
+    "speech_to_text",
+    "providers",
+    "responders",
+    "metrics",
+    "http_port",
+    "plugin_state",
+    "frontend",
+    "service",
+    "announce",
+)
 """The attribute names of ``ServerSurface``, for the test that plugins use nothing else."""

@@ -6,7 +6,8 @@ import contextlib
 import re
 import threading
 import unicodedata
-from typing import Callable, ContextManager, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 
 from sentence_stream import SentenceBoundaryDetector, stream_to_sentences
 
@@ -143,8 +144,9 @@ class TextSource:
         self._pending = max(0, self._pending + len(text) - sum(len(s) + 1 for s in sentences))
         if self._max_pending is not None and self._pending > self._max_pending:
             self._end()
-            raise InvalidRequest(f"no sentence end in {self._pending} characters of streamed text",
-                                 param="text", code="input_too_long")
+            raise InvalidRequest(
+                f"no sentence end in {self._pending} characters of streamed text", param="text", code="input_too_long"
+            )
 
     def finish(self) -> None:
         """No more text: the remainder becomes the last sentence."""
@@ -170,13 +172,15 @@ class TextSource:
             self._done = True
             self._changed.notify_all()
 
-    def reader(self, cancelled: threading.Event | None = None,
-               waiting: Callable[[], ContextManager] | None = None) -> "SentenceReader":
+    def reader(
+        self, cancelled: threading.Event | None = None, waiting: Callable[[], AbstractContextManager] | None = None
+    ) -> "SentenceReader":
         """A re-iterable view of the sentences for one job (see ``SentenceReader``)."""
         return SentenceReader(self, cancelled, waiting)
 
-    def _runs(self, cancelled: threading.Event | None,
-              waiting: Callable[[], ContextManager] | None) -> Iterator[list[str]]:
+    def _runs(
+        self, cancelled: threading.Event | None, waiting: Callable[[], AbstractContextManager] | None
+    ) -> Iterator[list[str]]:
         """Runs of sentences: each waits for at least one more and takes all that are complete."""
         index = 0
         while True:
@@ -204,8 +208,12 @@ class SentenceReader:
     use the provider meanwhile; iteration ends early once ``cancelled`` is set.
     """
 
-    def __init__(self, source: TextSource, cancelled: threading.Event | None,
-                 waiting: Callable[[], ContextManager] | None) -> None:
+    def __init__(
+        self,
+        source: TextSource,
+        cancelled: threading.Event | None,
+        waiting: Callable[[], AbstractContextManager] | None,
+    ) -> None:
         self.source = source
         self._cancelled = cancelled
         self._waiting = waiting

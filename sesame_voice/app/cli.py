@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from sesame_voice.api.errors import SesameVoiceError
-from sesame_voice.api.types import SynthesisRequest
 from sesame_voice.api.version import __version__
+from sesame_voice.app.audio_commands import say, transcribe
 from sesame_voice.app.commands import CommandContext
 from sesame_voice.app.plugins import (
     PluginClash,
@@ -32,11 +32,19 @@ _LOGGER = logging.getLogger(__name__)
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML config file (or SESAME_CONFIG)")
     parser.add_argument("--voices-dir", type=Path, help="voices folder (VOICES_DIR; default ./voices)")
-    parser.add_argument("--disable", action="append", default=[], metavar="PLUGIN", help="do not load this plugin (repeatable)")
+    parser.add_argument(
+        "--disable", action="append", default=[], metavar="PLUGIN", help="do not load this plugin (repeatable)"
+    )
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="LOG_LEVEL")
-    parser.add_argument("--set", action="append", default=[], metavar="PLUGIN.KEY=VALUE", dest="plugin_settings",
-                        help="a setting of one plugin, as in the config file's plugins: table "
-                        "(each plugin's docs list its keys; repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PLUGIN.KEY=VALUE",
+        dest="plugin_settings",
+        help="a setting of one plugin, as in the config file's plugins: table "
+        "(each plugin's docs list its keys; repeatable)",
+    )
 
 
 def build_parser(pm=None) -> argparse.ArgumentParser:
@@ -55,7 +63,13 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     serve.add_argument("--host", help="HTTP bind address (HOST, default 0.0.0.0)")
     serve.add_argument("--port", type=int, help="HTTP port (PORT, default 8880)")
     serve.add_argument("--no-zeroconf", action="store_true", help="do not advertise on the LAN")
-    serve.add_argument("--zeroconf-interface", action="append", default=[], metavar="IP", help="advertise only on this address (repeatable)")
+    serve.add_argument(
+        "--zeroconf-interface",
+        action="append",
+        default=[],
+        metavar="IP",
+        help="advertise only on this address (repeatable)",
+    )
 
     voices = sub.add_parser("voices", help="list voices and the voice files that were skipped")
     _common(voices)
@@ -69,7 +83,9 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     say.add_argument("--format", choices=RESPONSE_FORMATS, help="audio format (default: from the file suffix)")
     say.add_argument("--speed", type=float, default=1.0, help="tempo 0.25–4.0 (pitch is kept)")
 
-    transcribe = sub.add_parser("transcribe", help="transcribe an audio FILE (any format FFmpeg reads), without a server")
+    transcribe = sub.add_parser(
+        "transcribe", help="transcribe an audio FILE (any format FFmpeg reads), without a server"
+    )
     _common(transcribe)
     transcribe.add_argument("file", type=Path, help="audio file")
     transcribe.add_argument("--language", help="ISO 639-1 code of the speech (default: detect)")
@@ -81,21 +97,31 @@ def build_parser(pm=None) -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
 
     service = sub.add_parser(
-        "service", help="run the server as a service: launchd agent (macOS) or systemd unit (Linux)",
+        "service",
+        help="run the server as a service: launchd agent (macOS) or systemd unit (Linux)",
         description="Writes a unit for this install (its real paths, and the settings of this "
         "environment: HOST, PORT, VOICES_DIR, CACHE_DIR, …) and loads it with launchctl or systemctl.",
     )
     _common(service)
     service.add_argument("action", choices=["install", "uninstall", "start", "stop", "status"])
-    service.add_argument("--system", action="store_true",
-                         help="a system service (/etc/systemd/system, /Library/LaunchDaemons) instead of the user's")
+    service.add_argument(
+        "--system",
+        action="store_true",
+        help="a system service (/etc/systemd/system, /Library/LaunchDaemons) instead of the user's",
+    )
     service.add_argument("--manager", choices=["launchd", "systemd"], help="default: launchd on macOS, else systemd")
-    service.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                         help="extra environment for the service (repeatable)")
+    service.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the service (repeatable)",
+    )
     service.add_argument("--dry-run", action="store_true", help="print what would be written and run")
 
-    discover = sub.add_parser("discover", help="list sesame-voice servers, and the voice servers the "
-                              "installed frontends find, on the LAN")
+    discover = sub.add_parser(
+        "discover", help="list sesame-voice servers, and the voice servers the installed frontends find, on the LAN"
+    )
     discover.add_argument("--timeout", type=float, default=3.0, help="seconds to listen")
     discover.add_argument("--interface", action="append", default=[], metavar="IP", help="browse only on this address")
     discover.add_argument("--json", action="store_true", help="machine-readable output")
@@ -145,8 +171,11 @@ async def _serve(settings: Settings, pm=None) -> None:
         nonlocal signals
         signals += 1
         if signals == 1:
-            _LOGGER.info("%s received: finishing running requests (up to %.0f s; again to stop now)",
-                         sig.name, settings.shutdown_grace)
+            _LOGGER.info(
+                "%s received: finishing running requests (up to %.0f s; again to stop now)",
+                sig.name,
+                settings.shutdown_grace,
+            )
             stop.set()
         elif drain is not None:
             drain.cancel()
@@ -174,8 +203,12 @@ def _announce_ready(server, settings: Settings) -> None:
     try:
         server.voices.get(None)
     except SesameVoiceError as err:
-        _LOGGER.error("NOT READY: %s. Requests without a voice will fail. Voices folder: %s; "
-                      "available voices: %s", err, settings.voices_dir, voices or "none")
+        _LOGGER.error(
+            "NOT READY: %s. Requests without a voice will fail. Voices folder: %s; available voices: %s",
+            err,
+            settings.voices_dir,
+            voices or "none",
+        )
     else:
         _LOGGER.info("sesame-voice %s ready on port %s; voices: %s", __version__, server.http_port, voices)
     for line in server.exposure():
@@ -193,8 +226,14 @@ async def _list_voices(settings: Settings, as_json: bool, pm) -> int:
         voices = server.voices.list()
     if as_json:
         rows = [
-            {"name": v.name, "provider": v.provider, "fallbacks": [f["provider"] for f in v.fallbacks],
-             "aliases": list(v.aliases), "description": v.description, "source": str(v.source or "")}
+            {
+                "name": v.name,
+                "provider": v.provider,
+                "fallbacks": [f["provider"] for f in v.fallbacks],
+                "aliases": list(v.aliases),
+                "description": v.description,
+                "source": str(v.source or ""),
+            }
             for v in voices
         ]
         print(json.dumps({"voices": rows, "errors": server.voices.errors}, indent=2))
@@ -209,60 +248,6 @@ async def _list_voices(settings: Settings, as_json: bool, pm) -> int:
     return 0
 
 
-async def _say(settings: Settings, args: argparse.Namespace, pm=None) -> int:
-    from sesame_voice.app.server import Server
-    from sesame_voice.audio import StreamEncoder, fix_wav_sizes
-
-    text = sys.stdin.read() if args.text == "-" else args.text
-    fmt = args.format or args.output.suffix.lstrip(".").lower() or settings.default_format
-    if fmt == "ogg":
-        fmt = "opus"
-    request = SynthesisRequest(text=text, voice=args.voice, speed=args.speed, response_format=fmt, frontend="cli")
-    try:
-        out = args.output.open("wb")
-    except OSError as err:
-        print(f"sesame-voice: cannot write {args.output}: {err.strerror or err}", file=sys.stderr)
-        return 1
-    with out:
-        async with Server(settings, pm=pm).prepared() as server, server.engine.synthesis(request) as synthesis:
-            encoder = StreamEncoder(fmt, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
-                                    opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
-            async for chunk in synthesis:
-                out.write(encoder.encode(chunk.samples))
-            out.write(encoder.finish())
-            if fmt == "wav":
-                fix_wav_sizes(out)
-            print(f"{args.output}: {fmt}, voice {synthesis.voice.name} via {synthesis.provider}", file=sys.stderr)
-    return 0
-
-
-async def _transcribe(settings: Settings, args: argparse.Namespace, pm=None) -> int:
-    from sesame_voice.app.server import Server
-    from sesame_voice.audio import decode_file
-
-    try:
-        data = args.file.read_bytes()
-    except OSError as err:
-        print(f"sesame-voice: cannot read {args.file}: {err.strerror or err}", file=sys.stderr)
-        return 1
-    server = Server(settings, pm=pm)
-    try:
-        rate = server.speech_to_text.provider().sample_rate
-        samples, rate = await asyncio.to_thread(decode_file, data, None, rate)
-        transcript = await server.speech_to_text.transcribe(samples, rate, language=args.language, prompt=args.prompt)
-    finally:
-        await server.speech_to_text.aclose()
-    if args.json:
-        segments = [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip()}
-                    for s in transcript.segments]
-        print(json.dumps({"text": transcript.text, "language": transcript.language,
-                          "duration": round(transcript.duration, 3), "provider": transcript.provider,
-                          "model": transcript.model, "segments": segments}, indent=2))
-    else:
-        print(transcript.text)
-    return 0
-
-
 def _plugins(settings: Settings, as_json: bool, pm=None) -> int:
     pm = pm or make_plugin_manager(disabled=settings.disabled_plugins)
     rows = plugin_rows(pm)
@@ -270,8 +255,19 @@ def _plugins(settings: Settings, as_json: bool, pm=None) -> int:
     frontends = {n: r.plugin for n, r in collect_frontends(pm).items()}
     stt = {n: r.plugin for n, r in collect_stt_providers(pm).items()}
     if as_json:
-        print(json.dumps({"plugins": rows, "providers": providers, "stt_providers": stt, "frontends": frontends,
-                          "failed": pm.failed, "disabled": list(settings.disabled_plugins)}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "plugins": rows,
+                    "providers": providers,
+                    "stt_providers": stt,
+                    "frontends": frontends,
+                    "failed": pm.failed,
+                    "disabled": list(settings.disabled_plugins),
+                },
+                indent=2,
+            )
+        )
         return 0
     for row in rows:
         print(f"{row['name']}  {row['distribution'] or '-'} {row['version'] or ''}  hooks: {', '.join(row['hooks'])}")
@@ -288,8 +284,11 @@ def _plugins(settings: Settings, as_json: bool, pm=None) -> int:
 async def _discover(args: argparse.Namespace, pm) -> int:
     from sesame_voice.app.discovery import browse
 
-    peers = {reg.cls.peer_service_type: reg.cls.describe_peer
-             for reg in collect_frontends(pm).values() if reg.cls.peer_service_type}
+    peers = {
+        reg.cls.peer_service_type: reg.cls.describe_peer
+        for reg in collect_frontends(pm).values()
+        if reg.cls.peer_service_type
+    }
     found = await browse(timeout=args.timeout, interfaces=args.interface or None, peers=peers)
     if args.json:
         print(json.dumps(found, indent=2))
@@ -355,9 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "voices":
             return _voices(settings, args.json, pm)
         if args.command == "say":
-            return asyncio.run(_say(settings, args, pm))
+            return asyncio.run(say(settings, args, pm))
         if args.command == "transcribe":
-            return asyncio.run(_transcribe(settings, args, pm))
+            return asyncio.run(transcribe(settings, args, pm))
         if args.command == "plugins":
             return _plugins(settings, args.json, pm)
         if args.command == "discover":

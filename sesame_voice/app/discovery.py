@@ -96,9 +96,7 @@ class Discovery:
             if not addresses:
                 _LOGGER.warning("Zeroconf: this host has no LAN address to advertise")
                 return
-            wanted = {
-                (a.service_type, instance_name(a.name or self.settings.zeroconf_name)): a for a in announcements
-            }
+            wanted = {(a.service_type, instance_name(a.name or self.settings.zeroconf_name)): a for a in announcements}
             steps = [self._withdraw(key) for key in set(self.services) - set(wanted)]
             steps += [self._publish(key, a, addresses) for key, a in wanted.items()]
             await asyncio.gather(*steps)
@@ -175,8 +173,9 @@ PeerDescriber = Callable[[list[str], int, float], Awaitable["dict | None"]]
 service type, or None when it is not one to list (``Frontend.describe_peer``)."""
 
 
-async def _found(zeroconf: AsyncZeroconf, service_type: str, name: str, timeout: float,
-                 peers: Mapping[str, PeerDescriber]) -> dict | None:
+async def _found(
+    zeroconf: AsyncZeroconf, service_type: str, name: str, timeout: float, peers: Mapping[str, PeerDescriber]
+) -> dict | None:
     info = AsyncServiceInfo(service_type, name)
     if not await info.async_request(zeroconf.zeroconf, int(timeout * 1000)):
         return None
@@ -195,8 +194,9 @@ async def _found(zeroconf: AsyncZeroconf, service_type: str, name: str, timeout:
     return None if extra is None else {**entry, **extra}
 
 
-async def browse(timeout: float = 3.0, interfaces: list[str] | None = None,
-                 peers: Mapping[str, PeerDescriber] | None = None) -> list[dict]:
+async def browse(
+    timeout: float = 3.0, interfaces: list[str] | None = None, peers: Mapping[str, PeerDescriber] | None = None
+) -> list[dict]:
     """sesame-voice HTTP APIs, and servers of the ``peers`` service types, on the LAN within ``timeout`` s.
 
     Each entry: name, type, host, addresses, port, properties (TXT), plus what the service type's
@@ -216,8 +216,9 @@ async def browse(timeout: float = 3.0, interfaces: list[str] | None = None,
     try:
         await asyncio.sleep(timeout)
         resolve_timeout = max(1.0, timeout / 2)
-        entries = await asyncio.gather(*(_found(zeroconf, t, n, resolve_timeout, peers)
-                                         for n, t in sorted(names.items())))
+        entries = await asyncio.gather(
+            *(_found(zeroconf, t, n, resolve_timeout, peers) for n, t in sorted(names.items()))
+        )
     finally:
         await browser.async_cancel()
         await zeroconf.async_close()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Iterable
 
 import pluggy
 
@@ -41,7 +41,7 @@ class PluginManager(pluggy.PluginManager):
                 try:
                     plugin = ep.load()
                     self.register(plugin, name=ep.name)
-                except Exception as err:  # noqa: BLE001 - report and carry on without it
+                except Exception as err:
                     _LOGGER.exception("Plugin %s (%s) failed to load; skipped", ep.name, ep.value)
                     self.failed[ep.name] = f"{type(err).__name__}: {err}"
                     continue
@@ -75,6 +75,7 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, base: type) -> dict[str, 
     found: dict[str, Registration] = {}
     impls = getattr(pm.hook, hook_name).get_hookimpls()
     for impl in impls:
+
         def register(cls: type, _plugin: str = impl.plugin_name) -> None:
             if not (isinstance(cls, type) and issubclass(cls, base)) or not cls.name:
                 raise TypeError(f"plugin {_plugin} registered {cls!r}, not a named {base.__name__}")

@@ -52,25 +52,44 @@ def add_probe_routes(app: web.Application, server) -> None:
     app.router.add_get("/health/ready", public(ready))
 
 
-_REPORT = {"application/json": {"schema": {
-    "type": "object", "required": ["status"],
-    "properties": {"status": {"type": "string"}, "reason": {"type": "string"},
-                   "voice": {"type": "string"}, "provider": {"type": "string"}},
-}}}
+_REPORT = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string"},
+                "reason": {"type": "string"},
+                "voice": {"type": "string"},
+                "provider": {"type": "string"},
+            },
+        }
+    }
+}
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/health/live": {"get": {
-        "summary": "Liveness: 200 while the process runs (no API key needed)",
-        "responses": {"200": {"description": "Alive", "content": {"application/json": {"schema": {
-            "type": "object", "properties": {"status": {"const": "alive"}}}}}}},
-    }},
-    "/health/ready": {"get": {
-        "summary": "Readiness: 200 once the default voice can be spoken, 503 before that and while "
-                   "shutting down (no API key needed)",
-        "responses": {"200": {"description": "Ready: the voice and the provider that serves it",
-                              "content": _REPORT},
-                      "503": {"description": "Not ready (status not_ready or shutting_down) and why",
-                              "content": _REPORT}},
-    }},
+    "/health/live": {
+        "get": {
+            "summary": "Liveness: 200 while the process runs (no API key needed)",
+            "responses": {
+                "200": {
+                    "description": "Alive",
+                    "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {"status": {"const": "alive"}}}}
+                    },
+                }
+            },
+        }
+    },
+    "/health/ready": {
+        "get": {
+            "summary": "Readiness: 200 once the default voice can be spoken, 503 before that and while "
+            "shutting down (no API key needed)",
+            "responses": {
+                "200": {"description": "Ready: the voice and the provider that serves it", "content": _REPORT},
+                "503": {"description": "Not ready (status not_ready or shutting_down) and why", "content": _REPORT},
+            },
+        }
+    },
 }
 """The probes' OpenAPI path items."""

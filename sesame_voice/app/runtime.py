@@ -6,8 +6,8 @@ import contextlib
 import logging
 import logging.handlers
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from sesame_voice.config import DEFAULT_CACHE_DIR, OLD_CACHE_DIR, Settings
 
@@ -53,8 +53,7 @@ def setup_logging(settings: Settings, to_file: bool = False) -> Path | None:
             path, maxBytes=settings.log_max_bytes, backupCount=settings.log_backups, encoding="utf-8"
         )
     except OSError as err:
-        logging.getLogger(__name__).warning("Cannot write the log file %s (%s); logging to the console only",
-                                            path, err)
+        logging.getLogger(__name__).warning("Cannot write the log file %s (%s); logging to the console only", path, err)
         return None
     handler.name = _FILE_HANDLER_NAME
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
@@ -83,7 +82,8 @@ def pid_file(path: Path | None) -> Iterator[Path | None]:
         other = int(path.read_text().strip())
         if other != os.getpid() and _alive(other):
             logging.getLogger(__name__).warning(
-                "PID file %s names a running process (%d); another server may share this CACHE_DIR", path, other)
+                "PID file %s names a running process (%d); another server may share this CACHE_DIR", path, other
+            )
     path.write_text(f"{os.getpid()}\n")
     try:
         yield path

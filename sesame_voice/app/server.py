@@ -55,21 +55,26 @@ class Server:
         }
         self.frontend_classes = collect_frontends(self.pm)
         self.voices = VoiceLibrary(
-            Path(settings.voices_dir), self.providers, settings.default_voice,
+            Path(settings.voices_dir),
+            self.providers,
+            settings.default_voice,
         )
         self.engine = Engine(self.providers, self.voices, settings)
         self.engine.resolve_hook = self._resolve_voice_hook
         self.metrics = ServerMetrics()
         self.engine.metrics = self.metrics
         self.metrics.watch(self.engine, self.voices)
-        self.voices.call_in_provider = lambda provider, function: self.engine.workers[provider.name].call_blocking(function)
+        self.voices.call_in_provider = lambda provider, function: self.engine.workers[provider.name].call_blocking(
+            function
+        )
         self._plugin_state: dict[str, dict[str, Any]] = {}
         self.speech_to_text = SpeechToText(
             {name: reg.cls(settings) for name, reg in collect_stt_providers(self.pm).items()}, settings
         )
         """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
         self.responders = {name: reg.cls(settings) for name, reg in collect_responders(self.pm).items()}
-        """Reply writers (``sesame_voice.api.responder``): ``pick_responder(server.responders)`` finds the configured one."""
+        """Reply writers (``sesame_voice.api.responder``); ``pick_responder(server.responders)`` finds the
+        configured one."""
         self.frontends: list[Frontend] = []
         self._services: dict[str, Any] = {}
         self.shutting_down = False
@@ -195,8 +200,9 @@ class Server:
             _LOGGER.warning("%d request(s) still running after %.0f s; stopping them", left, grace)
 
     async def _start_http(self) -> None:
-        self.app = web.Application(client_max_size=4 * 1024 * 1024,
-                                   middlewares=[api_key_middleware(self.settings.api_key)])
+        self.app = web.Application(
+            client_max_size=4 * 1024 * 1024, middlewares=[api_key_middleware(self.settings.api_key)]
+        )
         self.app[SERVER_KEY] = self
         self.app.router.add_get("/health", public(self._health))
         add_probe_routes(self.app, self)
@@ -219,8 +225,11 @@ class Server:
         """Every service to advertise: the HTTP API (when others can reach it) plus each frontend's."""
         found = []
         if advertisable(self.settings.host, self.settings):
-            properties = {"version": __version__, "default_voice": self.settings.default_voice,
-                          **self._zeroconf_properties()}
+            properties = {
+                "version": __version__,
+                "default_voice": self.settings.default_voice,
+                **self._zeroconf_properties(),
+            }
             found.append(Announcement("_http._tcp.local.", self.http_port or self.settings.port, properties))
         for frontend in self.frontends:
             found.extend(frontend.announcements())
@@ -249,14 +258,14 @@ class Server:
         """Call every ``voices_changed`` hook, awaiting those that are ``async`` one by one."""
         try:
             results = self.pm.hook.voices_changed(server=self, changes=changes)
-        except Exception:  # noqa: BLE001 - a plugin bug must not stop the watcher
+        except Exception:
             _LOGGER.exception("A voices_changed hook failed")
             return
         for result in results:
             if inspect.isawaitable(result):
                 try:
                     await result
-                except Exception:  # noqa: BLE001 - one plugin's failure must not stop the others
+                except Exception:
                     _LOGGER.exception("A voices_changed hook failed")
 
     async def announce(self) -> None:
@@ -290,10 +299,13 @@ class Server:
             "self_check": self_check(self),
             "responders": {name: r.status() for name, r in self.responders.items()},
         }
-        for impl in self.pm.hook.health_fields.get_hookimpls():
+        impls = self.pm.hook.health_fields.get_hookimpls()
+        for impl in impls:  # one plugin at a time, so one that raises cannot hide the others' fields
+            others = [other.plugin for other in impls if other is not impl]
             try:
-                report.update(impl.function(server=self, report=report) or {})
-            except Exception:  # noqa: BLE001 - a plugin's field must not break the health check
+                for fields in self.pm.subset_hook_caller("health_fields", others)(server=self, report=report):
+                    report.update(fields or {})
+            except Exception:
                 _LOGGER.exception("The health_fields hook of plugin %s failed", impl.plugin_name)
         return report
 
@@ -335,8 +347,12 @@ class Server:
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics: requests, latency, real-time factor, queues, errors, voices",
-                    "responses": {"200": {"description": "Prometheus text format",
-                                          "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
                 }
             },
         }
@@ -347,4 +363,3 @@ class Server:
             "info": {"title": "sesame-voice", "version": __version__},
             "paths": paths,
         }
-

@@ -85,15 +85,20 @@ def plugin_env_names(settings: Settings) -> set[str]:
     )
 
     pm = make_plugin_manager(disabled=settings.disabled_plugins)
-    registrations = (*collect_providers(pm).values(), *collect_stt_providers(pm).values(),
-                     *collect_responders(pm).values(), *collect_frontends(pm).values())
+    registrations = (
+        *collect_providers(pm).values(),
+        *collect_stt_providers(pm).values(),
+        *collect_responders(pm).values(),
+        *collect_frontends(pm).values(),
+    )
     classes = [reg.cls for reg in registrations]
     hooked = {str(name) for names in pm.hook.env_names() for name in (names or ())}
     return {name for cls in classes for name in cls.env_names} | hooked
 
 
-def service_environment(settings: Settings, environ: dict[str, str] | None = None,
-                        extra: dict[str, str] | None = None) -> dict[str, str]:
+def service_environment(
+    settings: Settings, environ: dict[str, str] | None = None, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     """Settings taken from the installing environment, with VOICES_DIR and CACHE_DIR made explicit."""
     from sesame_voice.config import setting_names
 
@@ -153,8 +158,10 @@ def _unprivileged_installer() -> str:
     """The account a macOS system daemon runs as: the user who ran sudo; never root."""
     name = os.environ.get("SUDO_USER") or pwd.getpwuid(os.getuid()).pw_name
     if name == "root":
-        raise ServiceError("a system service must not run as root: run `sudo sesame-voice service install "
-                           "--system` from your own account")
+        raise ServiceError(
+            "a system service must not run as root: run `sudo sesame-voice service install "
+            "--system` from your own account"
+        )
     return name
 
 
@@ -184,9 +191,16 @@ def systemd_plan(settings: Settings, env: dict[str, str], system: bool) -> Servi
         f"TimeoutStopSec={int(settings.shutdown_grace) + 10}",
     ]
     if system:
-        lines += [f"User={SYSTEM_USER}", f"Group={SYSTEM_USER}", "NoNewPrivileges=true",
-                  "CacheDirectory=sesame-voice", "StateDirectory=sesame-voice", "ProtectSystem=strict",
-                  "ProtectHome=read-only", "PrivateTmp=true"]
+        lines += [
+            f"User={SYSTEM_USER}",
+            f"Group={SYSTEM_USER}",
+            "NoNewPrivileges=true",
+            "CacheDirectory=sesame-voice",
+            "StateDirectory=sesame-voice",
+            "ProtectSystem=strict",
+            "ProtectHome=read-only",
+            "PrivateTmp=true",
+        ]
     lines += ["", "[Install]", f"WantedBy={'multi-user.target' if system else 'default.target'}", ""]
     if system:
         path = Path("/etc/systemd/system") / UNIT_NAME
@@ -200,8 +214,11 @@ def systemd_plan(settings: Settings, env: dict[str, str], system: bool) -> Servi
         path=path,
         content="\n".join(lines),
         working_dir=Path(env["CACHE_DIR"]),
-        load=[*(_create_system_user() if system else []), [*ctl, "daemon-reload"],
-              [*ctl, "enable", "--now", UNIT_NAME]],
+        load=[
+            *(_create_system_user() if system else []),
+            [*ctl, "daemon-reload"],
+            [*ctl, "enable", "--now", UNIT_NAME],
+        ],
         unload=[[*ctl, "disable", "--now", UNIT_NAME]],
         start=[[*ctl, "start", UNIT_NAME]],
         stop=[[*ctl, "stop", UNIT_NAME]],
@@ -219,8 +236,13 @@ def _create_system_user() -> list[list[str]]:
         return [["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER]]
 
 
-def plan(settings: Settings, kind: str | None = None, system: bool = False,
-         extra_env: dict[str, str] | None = None, environ: dict[str, str] | None = None) -> ServicePlan:
+def plan(
+    settings: Settings,
+    kind: str | None = None,
+    system: bool = False,
+    extra_env: dict[str, str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> ServicePlan:
     """The unit for this platform (or ``kind``) and this install; secrets go to a 0600 file beside it."""
     env = service_environment(settings, environ, extra_env)
     kind = kind or detect_kind()
@@ -310,4 +332,3 @@ def run_action(action: str, service: ServicePlan, dry_run: bool = False) -> int:
     if not service.path.exists():
         raise ServiceError(f"no service installed at {service.path}; run `sesame-voice service install` first")
     return _run(steps, check=action != "status")
-

@@ -45,8 +45,9 @@ def _decode_container(container, max_seconds: float | None = None, rate: int | N
             parts.append(out.to_ndarray().mean(axis=0))
             decoded += out.samples
             if max_seconds is not None and decoded > max_seconds * rate:
-                raise InvalidRequest(f"the audio is longer than {max_seconds:.0f} s", param="file",
-                                     code="audio_too_long")
+                raise InvalidRequest(
+                    f"the audio is longer than {max_seconds:.0f} s", param="file", code="audio_too_long"
+                )
     samples = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
     return samples, int(rate)
 
@@ -61,14 +62,20 @@ def _check_allowed(container, data: bytes) -> None:
     """Refuse containers and codecs outside the upload allow-list, and files their container says are cut."""
     name = container.format.name
     if uploads.container_refused(name):
-        raise InvalidRequest(f"audio files in the {name} container are not accepted; send WAV, MP3, FLAC, OGG, "
-                             "WebM, M4A, AIFF or CAF", param="file", code="unsupported_audio_format")
+        raise InvalidRequest(
+            f"audio files in the {name} container are not accepted; send WAV, MP3, FLAC, OGG, WebM, M4A, AIFF or CAF",
+            param="file",
+            code="unsupported_audio_format",
+        )
     if not container.streams.audio:
         raise InvalidRequest("the file has no audio stream", param="file", code="invalid_audio_file")
     codec = container.streams.audio[0].codec_context.name
     if uploads.codec_refused(codec):
-        raise InvalidRequest(f"audio coded as {codec} is not accepted; use PCM, MP3, FLAC, Vorbis, Opus, AAC or ALAC",
-                             param="file", code="unsupported_audio_format")
+        raise InvalidRequest(
+            f"audio coded as {codec} is not accepted; use PCM, MP3, FLAC, Vorbis, Opus, AAC or ALAC",
+            param="file",
+            code="unsupported_audio_format",
+        )
     if (why := uploads.truncation(name, data)) is not None:
         raise InvalidRequest(f"the audio file is truncated: {why}", param="file", code="truncated_audio")
 
@@ -87,10 +94,12 @@ def decode_file(data: bytes, max_seconds: float | None = None, rate: int | None 
         container = av.open(io.BytesIO(data), mode="r")
     except (av.FFmpegError, ValueError, EOFError) as err:
         if uploads.looks_like_mp4(data):  # its index (moov) usually comes last: a cut file has none
-            raise InvalidRequest(f"the MP4/M4A file is truncated or corrupt ({err})", param="file",
-                                 code="truncated_audio") from None
-        raise InvalidRequest(f"the file is not audio that can be decoded ({err})", param="file",
-                             code="invalid_audio_file") from None
+            raise InvalidRequest(
+                f"the MP4/M4A file is truncated or corrupt ({err})", param="file", code="truncated_audio"
+            ) from None
+        raise InvalidRequest(
+            f"the file is not audio that can be decoded ({err})", param="file", code="invalid_audio_file"
+        ) from None
     with container:
         _check_allowed(container, data)
         try:
@@ -98,8 +107,9 @@ def decode_file(data: bytes, max_seconds: float | None = None, rate: int | None 
         except (av.FFmpegError, ValueError, EOFError) as err:
             if isinstance(err, InvalidRequest):
                 raise
-            raise InvalidRequest(f"the audio file is corrupt or truncated ({err})", param="file",
-                                 code="truncated_audio") from None
+            raise InvalidRequest(
+                f"the audio file is corrupt or truncated ({err})", param="file", code="truncated_audio"
+            ) from None
         promised = (container.duration or 0) / 1e6
     if rate <= 0 or samples.size == 0:
         raise InvalidRequest("the audio file holds no samples", param="file", code="empty_audio")
@@ -107,6 +117,7 @@ def decode_file(data: bytes, max_seconds: float | None = None, rate: int | None 
     if promised - decoded > max(0.5, 0.1 * promised):
         raise InvalidRequest(
             f"the audio file is truncated: its header promises {promised:.1f} s, the data holds {decoded:.1f} s",
-            param="file", code="truncated_audio",
+            param="file",
+            code="truncated_audio",
         )
     return samples, rate

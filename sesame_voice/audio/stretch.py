@@ -118,8 +118,9 @@ class StreamStretcher:
         """Push ``x`` (whole slices) through the filter; return what comes out."""
         parts = []
         for start in range(0, len(x), SLICE_SAMPLES):
-            frame = av.AudioFrame.from_ndarray(x[start : start + SLICE_SAMPLES].reshape(1, -1), format="flt",
-                                               layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                x[start : start + SLICE_SAMPLES].reshape(1, -1), format="flt", layout="mono"
+            )
             frame.sample_rate = self.sample_rate
             frame.time_base = self._time_base
             frame.pts = self._samples_pushed

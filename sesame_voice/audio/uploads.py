@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import struct
 
-ALLOWED_CONTAINERS = frozenset({"wav", "w64", "mp3", "flac", "ogg", "matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2",
-                                "aiff", "caf"})
+ALLOWED_CONTAINERS = frozenset(
+    {"wav", "w64", "mp3", "flac", "ogg", "matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2", "aiff", "caf"}
+)
 """PyAV ``container.format.name`` values accepted for uploads."""
 ALLOWED_CODEC_PREFIXES = ("pcm_", "mp3", "flac", "vorbis", "opus", "aac", "alac")
 """Audio codecs accepted (``pcm_*`` covers every PCM sample format)."""
@@ -43,7 +44,7 @@ def _riff_truncation(data: bytes) -> str | None:
     """The ``data`` chunk promises more bytes than follow (a streamed 0/0xFFFFFFFF size promises nothing)."""
     offset = 12
     while offset + 8 <= len(data):
-        chunk, size = data[offset:offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+        chunk, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
         if chunk == b"data":
             held = len(data) - offset - 8
             if size not in (0, 0xFFFFFFFF) and held < size:
@@ -59,7 +60,7 @@ def _ogg_truncation(data: bytes) -> str | None:
     if start < 0 or len(data) - start < 27:
         return "its last Ogg page is incomplete"
     segments = data[start + 26]
-    lacing = data[start + 27:start + 27 + segments]
+    lacing = data[start + 27 : start + 27 + segments]
     if len(lacing) < segments or len(data) - start < 27 + segments + sum(lacing):
         return "its last Ogg page is incomplete"
     if not data[start + 5] & 0x04:

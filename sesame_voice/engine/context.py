@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from sesame_voice.api.types import ContextSegment
 from sesame_voice.audio.resampling import resample
@@ -12,7 +13,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from sesame_voice.api.provider import Provider
 
 
-def fit_context(provider: "Provider", context: Sequence[ContextSegment], params: Mapping[str, Any]) -> list[ContextSegment]:
+def fit_context(
+    provider: "Provider", context: Sequence[ContextSegment], params: Mapping[str, Any]
+) -> list[ContextSegment]:
     """The newest segments that fit the provider's window, audio resampled to its context rate.
 
     Oldest segments go first; a provider without context support gets none.

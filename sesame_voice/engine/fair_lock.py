@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import deque
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class FairLock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from prometheus_client import (
     CollectorRegistry,
@@ -39,42 +39,66 @@ class ServerMetrics:
         self._exposed.register(InstanceLabelled(self.registry, lambda: self.instance))
         labels = ("frontend", "voice", "format")
         self.requests = Counter(
-            "sesame_voice_requests", "Synthesis requests by frontend, voice, format and outcome",
-            (*labels, "status"), registry=self.registry,
+            "sesame_voice_requests",
+            "Synthesis requests by frontend, voice, format and outcome",
+            (*labels, "status"),
+            registry=self.registry,
         )
         self.time_to_first_audio = Histogram(
-            "sesame_voice_time_to_first_audio_seconds", "From request to the provider's first audio",
-            labels, buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "sesame_voice_time_to_first_audio_seconds",
+            "From request to the provider's first audio",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "sesame_voice_request_duration_seconds", "From request to the last audio sent",
-            labels, buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "sesame_voice_request_duration_seconds",
+            "From request to the last audio sent",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.real_time_factor = Histogram(
-            "sesame_voice_real_time_factor", "Request duration divided by the duration of the audio made",
-            ("provider",), buckets=_RTF_BUCKETS, registry=self.registry,
+            "sesame_voice_real_time_factor",
+            "Request duration divided by the duration of the audio made",
+            ("provider",),
+            buckets=_RTF_BUCKETS,
+            registry=self.registry,
         )
         self.audio_seconds = Counter(
-            "sesame_voice_audio_seconds", "Seconds of audio produced", ("provider",), registry=self.registry,
+            "sesame_voice_audio_seconds",
+            "Seconds of audio produced",
+            ("provider",),
+            registry=self.registry,
         )
         self.provider_errors = Counter(
-            "sesame_voice_provider_errors", "Requests a provider failed or could not serve",
-            ("provider", "code"), registry=self.registry,
+            "sesame_voice_provider_errors",
+            "Requests a provider failed or could not serve",
+            ("provider", "code"),
+            registry=self.registry,
         )
         self.fallbacks = Counter(
-            "sesame_voice_fallbacks", "Requests served by a fallback provider",
-            ("voice", "provider", "fell_back_from"), registry=self.registry,
+            "sesame_voice_fallbacks",
+            "Requests served by a fallback provider",
+            ("voice", "provider", "fell_back_from"),
+            registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "sesame_voice_queue_depth", "Requests queued or running per provider", ("provider",),
+            "sesame_voice_queue_depth",
+            "Requests queued or running per provider",
+            ("provider",),
             registry=self.registry,
         )
         self.voices = Gauge("sesame_voice_voices", "Voices loaded", registry=self.registry)
         self.rejected_voice_files = Gauge(
-            "sesame_voice_rejected_voice_files", "Voice files skipped with a reason", registry=self.registry,
+            "sesame_voice_rejected_voice_files",
+            "Voice files skipped with a reason",
+            registry=self.registry,
         )
         self.provider_ready = Gauge(
-            "sesame_voice_provider_ready", "1 when a provider is loaded and ready", ("provider",),
+            "sesame_voice_provider_ready",
+            "1 when a provider is loaded and ready",
+            ("provider",),
             registry=self.registry,
         )
         self._refreshers: list[Callable[[], None]] = []
@@ -101,8 +125,12 @@ class ServerMetrics:
                     by_status[status] = by_status.get(status, 0.0) + sample.value
         fallbacks = sum(s.value for m in self.fallbacks.collect() for s in m.samples if s.name.endswith("_total"))
         errors = sum(v for status, v in by_status.items() if status not in ("ok", "cancelled"))
-        return {"requests": int(sum(by_status.values())), "errors": int(errors),
-                "cancelled": int(by_status.get("cancelled", 0)), "fallbacks": int(fallbacks)}
+        return {
+            "requests": int(sum(by_status.values())),
+            "errors": int(errors),
+            "cancelled": int(by_status.get("cancelled", 0)),
+            "fallbacks": int(fallbacks),
+        }
 
     def render(self) -> bytes:
         """The text exposition format of every metric."""
@@ -129,8 +157,9 @@ class InstanceLabelled(Collector):
                 yield family
                 continue
             labelled = Metric(family.name, family.documentation, family.type, family.unit)
-            labelled.samples = [sample._replace(labels={"instance": value, **sample.labels})
-                                for sample in family.samples]
+            labelled.samples = [
+                sample._replace(labels={"instance": value, **sample.labels}) for sample in family.samples
+            ]
             yield labelled
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from sesame_voice.api.types import AudioChunk
 from sesame_voice.audio.stretch import StreamStretcher

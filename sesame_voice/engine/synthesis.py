@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import AsyncIterator, Callable, Mapping
 
 from sesame_voice.api.errors import (
     InvalidRequest,
@@ -129,7 +129,8 @@ class Engine:
             raise InvalidRequest(
                 f"sampling {', '.join(map(repr, unknown))} not understood by voice {voice.name}'s providers; "
                 f"known: {', '.join(sorted(known)) or 'none'}",
-                param="sampling", code="unknown_sampling_parameter",
+                param="sampling",
+                code="unknown_sampling_parameter",
             )
 
     def _validated_text(self, text) -> str:
@@ -139,8 +140,11 @@ class Engine:
         if not normalized:
             raise InvalidRequest("input is empty; give some text to speak", param="input", code="empty_input")
         if not any(character.isalnum() for character in normalized):
-            raise InvalidRequest("input has no speakable text (only punctuation or symbols); give some words",
-                                 param="input", code="no_speakable_text")
+            raise InvalidRequest(
+                "input has no speakable text (only punctuation or symbols); give some words",
+                param="input",
+                code="no_speakable_text",
+            )
         if len(text) > self.settings.max_input_length:
             raise InvalidRequest(
                 f"input is {len(text)} characters; the maximum is {self.settings.max_input_length}",
@@ -185,8 +189,11 @@ class Engine:
                 job_request = replace(request, context=context)
             cancelled = threading.Event()
             job = ProviderJob(
-                sentences=source.reader(cancelled, worker.fair_lock.stepped_aside), voice=voice,
-                params=job_params, request=job_request, cancelled=cancelled,
+                sentences=source.reader(cancelled, worker.fair_lock.stepped_aside),
+                voice=voice,
+                params=job_params,
+                request=job_request,
+                cancelled=cancelled,
             )
             stream = self._shaped(worker, job)
             try:
@@ -211,8 +218,14 @@ class Engine:
                 route = (voice.name, provider_name, tuple(skipped))
                 level = logging.DEBUG if route in self._logged_fallbacks else logging.INFO
                 self._logged_fallbacks.add(route)
-                _LOGGER.log(level, "Voice %s served by %s (fell back from %s: %s)", voice.name, provider_name,
-                            ", ".join(skipped), last_error)
+                _LOGGER.log(
+                    level,
+                    "Voice %s served by %s (fell back from %s: %s)",
+                    voice.name,
+                    provider_name,
+                    ", ".join(skipped),
+                    last_error,
+                )
             rate = first.sample_rate if first is not None else 24000
             return Synthesis(voice, provider_name, rate, job, skipped, first, stream)
         tried = ", ".join(skipped)
@@ -313,5 +326,3 @@ class Engine:
     async def aclose(self) -> None:
         """Shut every worker down; each provider's ``close()`` runs once, in its own thread."""
         await asyncio.gather(*(worker.shutdown() for worker in self.workers.values()))
-
-

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -79,8 +80,9 @@ def _mono(samples: np.ndarray) -> np.ndarray:
     if x.ndim == 2:
         x = x.mean(axis=1 if x.shape[0] >= x.shape[1] else 0)
     if x.ndim != 1:
-        raise InvalidRequest(f"audio must be mono or samples × channels, got shape {x.shape}", param="file",
-                             code="invalid_audio")
+        raise InvalidRequest(
+            f"audio must be mono or samples × channels, got shape {x.shape}", param="file", code="invalid_audio"
+        )
     return np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
 
 
@@ -89,8 +91,11 @@ def _checked_shape(samples) -> np.ndarray:
     if not isinstance(samples, np.ndarray):
         return _mono(samples)  # lists are small: convert here
     if samples.ndim not in (1, 2) or not (np.issubdtype(samples.dtype, np.number)):
-        raise InvalidRequest(f"audio must be mono or samples × channels numbers, got shape {samples.shape}",
-                             param="file", code="invalid_audio")
+        raise InvalidRequest(
+            f"audio must be mono or samples × channels numbers, got shape {samples.shape}",
+            param="file",
+            code="invalid_audio",
+        )
     return samples
 
 
@@ -144,8 +149,8 @@ class SpeechToText:
                 await worker.call(worker.provider.ensure_loaded)
             except Exception as err:  # noqa: BLE001 - remembered by the provider, shown in /health
                 _LOGGER.debug("Speech-to-text provider %s not available: %s", worker.provider.name, err)
-            for listener in list(self.listeners):
-                listener()
+        for listener in list(self.listeners):
+            listener()
 
     def start(
         self,
@@ -175,13 +180,18 @@ class SpeechToText:
         if frames / rate > MAX_AUDIO_SECONDS:
             raise InvalidRequest(
                 f"the audio is {frames / rate:.0f} s long; the maximum is {MAX_AUDIO_SECONDS} s",
-                param="file", code="audio_too_long",
+                param="file",
+                code="audio_too_long",
             )
         if temperature is not None and not 0.0 <= float(temperature) <= 1.0:
             raise InvalidRequest("temperature must be between 0 and 1", param="temperature")
         job = TranscriptionJob(
-            samples=audio, sample_rate=rate, language=_language_code(language), prompt=prompt or None,
-            temperature=None if temperature is None else float(temperature), word_timestamps=word_timestamps,
+            samples=audio,
+            sample_rate=rate,
+            language=_language_code(language),
+            prompt=prompt or None,
+            temperature=None if temperature is None else float(temperature),
+            word_timestamps=word_timestamps,
         )
         worker = self.workers[chosen.name]
         return Transcription(job, chosen, worker.stream(job, _prepared(chosen)))

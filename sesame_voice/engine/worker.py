@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator, Callable
 
 from sesame_voice.api.errors import Overloaded, ProviderFailed, SesameVoiceError
 from sesame_voice.api.provider import ModelHolder
@@ -47,8 +47,9 @@ class ProviderWorker:
         """Jobs of a provider that runs them at once do not wait for a turn."""
         self._job_threads = self._executor
         if takes_turns or concurrency > 1:
-            self._job_threads = ThreadPoolExecutor(max_workers=max_queue if takes_turns else concurrency,
-                                                   thread_name_prefix=f"job-{provider.name}")
+            self._job_threads = ThreadPoolExecutor(
+                max_workers=max_queue if takes_turns else concurrency, thread_name_prefix=f"job-{provider.name}"
+            )
 
     async def call(self, function: Callable, *args):
         """Run ``function`` in the worker thread, in queue order."""
@@ -88,7 +89,7 @@ class ProviderWorker:
                         self.fair_lock.pass_on()
             except SesameVoiceError as err:
                 put(err)
-            except Exception as err:  # noqa: BLE001 - handed to the awaiting side
+            except Exception as err:
                 _LOGGER.exception("Provider %s failed", self.provider.name)
                 put(ProviderFailed(f"provider {self.provider.name} failed: {type(err).__name__}: {err}"))
             finally:
@@ -129,11 +130,12 @@ class ProviderWorker:
         try:
             await asyncio.wait_for(asyncio.shield(closing), CLOSE_WAIT_SECONDS)
         except asyncio.TimeoutError:
-            _LOGGER.warning("Provider %s is still busy (e.g. loading its model); it closes when done",
-                            self.provider.name)
+            _LOGGER.warning(
+                "Provider %s is still busy (e.g. loading its model); it closes when done", self.provider.name
+            )
 
     def _close_provider(self) -> None:
         try:
             self.provider.close()
-        except Exception:  # noqa: BLE001 - shutdown goes on for the other providers
+        except Exception:
             _LOGGER.exception("Provider %s failed to close", self.provider.name)

@@ -6,8 +6,9 @@ import asyncio
 import base64
 import binascii
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,9 @@ class ContextLimits:
     max_text_chars: int = 4096
 
 
-def decode_base64_audio(data: Any, param: str, max_seconds: float, raw_rate: int | None = None) -> tuple[np.ndarray, int]:
+def decode_base64_audio(
+    data: Any, param: str, max_seconds: float, raw_rate: int | None = None
+) -> tuple[np.ndarray, int]:
     """Float32 mono samples and their rate from base64 WAV (or raw float32 LE at ``raw_rate``, if given).
 
     Raises InvalidRequest naming ``param`` for malformed base64, audio that is not WAV (nor raw
@@ -47,21 +50,27 @@ def decode_base64_audio(data: Any, param: str, max_seconds: float, raw_rate: int
         samples, rate = _read_wav(raw, param)
     elif raw_rate is not None:
         if len(raw) % 4:
-            raise InvalidRequest(f"{param} is neither a WAV file nor raw float32 samples (length {len(raw)} "
-                                 "is not a multiple of 4)", param=param, code="invalid_audio")
+            raise InvalidRequest(
+                f"{param} is neither a WAV file nor raw float32 samples (length {len(raw)} is not a multiple of 4)",
+                param=param,
+                code="invalid_audio",
+            )
         samples, rate = np.frombuffer(raw, dtype="<f4").astype(np.float32), raw_rate
         if not np.isfinite(samples).all() or (samples.size and float(np.abs(samples).max()) > 8.0):
             raise InvalidRequest(f"{param} is not float32 audio in [-1, 1]", param=param, code="invalid_audio")
     else:
-        raise InvalidRequest(f"{param} is not a WAV file (base64 of a RIFF/WAVE file expected)", param=param,
-                             code="invalid_audio")
+        raise InvalidRequest(
+            f"{param} is not a WAV file (base64 of a RIFF/WAVE file expected)", param=param, code="invalid_audio"
+        )
     if not MIN_RATE <= rate <= MAX_RATE:
-        raise InvalidRequest(f"{param} has sample rate {rate} Hz; use {MIN_RATE}-{MAX_RATE} Hz", param=param,
-                             code="invalid_sample_rate")
+        raise InvalidRequest(
+            f"{param} has sample rate {rate} Hz; use {MIN_RATE}-{MAX_RATE} Hz", param=param, code="invalid_sample_rate"
+        )
     seconds = len(samples) / float(rate)
     if seconds > max_seconds:
-        raise InvalidRequest(f"{param} is {seconds:.1f} s long; the limit is {max_seconds:g} s", param=param,
-                             code="audio_too_long")
+        raise InvalidRequest(
+            f"{param} is {seconds:.1f} s long; the limit is {max_seconds:g} s", param=param, code="audio_too_long"
+        )
     return samples, int(rate)
 
 
@@ -79,17 +88,26 @@ def _read_wav(raw: bytes, param: str) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(samples.mean(axis=1), dtype=np.float32), int(rate)
 
 
-def parse_segments(items: Any, param: str, limits: ContextLimits, raw_rate: int | None = None,
-                   require_text: bool = True, default_speaker: int = 0,
-                   speakers: range | None = None) -> list[ContextSegment]:
+def parse_segments(
+    items: Any,
+    param: str,
+    limits: ContextLimits,
+    raw_rate: int | None = None,
+    require_text: bool = True,
+    default_speaker: int = 0,
+    speakers: range | None = None,
+) -> list[ContextSegment]:
     """ContextSegments from a JSON list of ``{text, speaker, audio}`` as clients send them."""
     if items is None:
         return []
     if not isinstance(items, list):
         raise InvalidRequest(f"{param} must be a list", param=param)
     if len(items) > limits.max_segments:
-        raise InvalidRequest(f"{param} has {len(items)} segments; the limit is {limits.max_segments}", param=param,
-                             code="too_many_segments")
+        raise InvalidRequest(
+            f"{param} has {len(items)} segments; the limit is {limits.max_segments}",
+            param=param,
+            code="too_many_segments",
+        )
     segments: list[ContextSegment] = []
     total = 0.0
     for index, item in enumerate(items):
@@ -102,16 +120,20 @@ def parse_segments(items: Any, param: str, limits: ContextLimits, raw_rate: int 
         if not isinstance(text, str) or (require_text and not text.strip()):
             raise InvalidRequest(f"{where}.text must be a non-empty string", param=param)
         if len(text) > limits.max_text_chars:
-            raise InvalidRequest(f"{where}.text is longer than {limits.max_text_chars} characters", param=param,
-                                 code="segment_too_large")
+            raise InvalidRequest(
+                f"{where}.text is longer than {limits.max_text_chars} characters", param=param, code="segment_too_large"
+            )
         speaker = parse_speaker(item.get("speaker", default_speaker), f"{where}.speaker", speakers)
         audio = rate = None
         if item.get("audio") not in (None, ""):
             audio, rate = decode_base64_audio(item["audio"], f"{where}.audio", limits.max_segment_seconds, raw_rate)
             total += len(audio) / rate
             if total > limits.max_total_seconds:
-                raise InvalidRequest(f"{param} carries more than {limits.max_total_seconds:g} s of audio", param=param,
-                                     code="segment_too_large")
+                raise InvalidRequest(
+                    f"{param} carries more than {limits.max_total_seconds:g} s of audio",
+                    param=param,
+                    code="segment_too_large",
+                )
         segments.append(ContextSegment(text=text.strip(), speaker=speaker, audio=audio, sample_rate=rate))
     return segments
 
@@ -123,8 +145,9 @@ async def read_segments(items: Any, param: str, limits: ContextLimits, **options
     return await asyncio.to_thread(parse_segments, items, param, limits, **options)
 
 
-async def read_base64_audio(data: Any, param: str, max_seconds: float,
-                            raw_rate: int | None = None) -> tuple[np.ndarray, int]:
+async def read_base64_audio(
+    data: Any, param: str, max_seconds: float, raw_rate: int | None = None
+) -> tuple[np.ndarray, int]:
     """``decode_base64_audio`` in a worker thread."""
     return await asyncio.to_thread(decode_base64_audio, data, param, max_seconds, raw_rate)
 
@@ -138,8 +161,11 @@ def parse_speaker(value: Any, param: str, allowed: range | None = None) -> int:
     if not isinstance(value, int):
         raise InvalidRequest(f"{param} must be an integer speaker id", param=param, code="unknown_speaker")
     if allowed is not None and value not in allowed:
-        raise InvalidRequest(f"{param} {value} is unknown; speakers are {allowed.start}-{allowed.stop - 1}",
-                             param=param, code="unknown_speaker")
+        raise InvalidRequest(
+            f"{param} {value} is unknown; speakers are {allowed.start}-{allowed.stop - 1}",
+            param=param,
+            code="unknown_speaker",
+        )
     if value < 0:
         raise InvalidRequest(f"{param} must not be negative", param=param, code="unknown_speaker")
     return value
@@ -156,9 +182,13 @@ async def transcribe_audio(service, samples: np.ndarray, rate: int, param: str =
             raise SpeechToTextUnavailable("no speech-to-text service")
         result = await service.transcribe(samples, rate)
     except SpeechToTextUnavailable as err:
-        raise InvalidRequest(f"audio came without its text, and the server cannot transcribe it ({err}); "
-                             "send the text with the audio", param=param, code="transcript_required") from None
+        raise InvalidRequest(
+            f"audio came without its text, and the server cannot transcribe it ({err}); send the text with the audio",
+            param=param,
+            code="transcript_required",
+        ) from None
     if not result.text.strip():
-        raise InvalidRequest("no words were recognised in the audio; send its text", param=param,
-                             code="transcript_empty")
+        raise InvalidRequest(
+            "no words were recognised in the audio; send its text", param=param, code="transcript_empty"
+        )
     return result.text.strip()

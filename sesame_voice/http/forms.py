@@ -35,8 +35,11 @@ class FormLimits:
 
     @classmethod
     def from_settings(cls, settings, max_file_bytes: int | None = None) -> "FormLimits":
-        return cls(max_parts=settings.max_form_parts, max_field_bytes=settings.max_form_field_bytes,
-                   max_file_bytes=max_file_bytes if max_file_bytes is not None else cls.max_file_bytes)
+        return cls(
+            max_parts=settings.max_form_parts,
+            max_field_bytes=settings.max_form_field_bytes,
+            max_file_bytes=max_file_bytes if max_file_bytes is not None else cls.max_file_bytes,
+        )
 
 
 @dataclass
@@ -57,16 +60,21 @@ async def _read_part(part, limit: int, what: str) -> bytes:
     while chunk := await part.read_chunk(READ_CHUNK):
         data += chunk
         if len(data) > limit:
-            raise FormTooLarge(f"{what} is larger than {limit} bytes", param=part.name,
-                               code="file_too_large" if what == "the file" else "field_too_large")
+            raise FormTooLarge(
+                f"{what} is larger than {limit} bytes",
+                param=part.name,
+                code="file_too_large" if what == "the file" else "field_too_large",
+            )
     return bytes(data)
 
 
 async def read_form(request: web.Request, limits: FormLimits, files: tuple[str, ...] = ("file",)) -> Form:
     """The parts of a ``multipart/form-data`` body, within ``limits``; InvalidRequest if malformed."""
     if request.content_type != "multipart/form-data":
-        raise InvalidRequest(f"Content-Type must be multipart/form-data, got {request.content_type or 'none'}",
-                             code="unsupported_media_type")
+        raise InvalidRequest(
+            f"Content-Type must be multipart/form-data, got {request.content_type or 'none'}",
+            code="unsupported_media_type",
+        )
     if not parse_mimetype(request.headers.get("Content-Type", "")).parameters.get("boundary"):
         raise InvalidRequest("multipart/form-data needs a boundary parameter in Content-Type", code="invalid_form")
     form = Form()

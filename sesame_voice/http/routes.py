@@ -3,7 +3,8 @@
 ``speech_response(request, server, speech)`` is a whole speech route in one call: it starts the
 synthesis, maps errors to HTTP (``error_from_exception``), and streams the audio encoded in
 ``speech.response_format`` as it is synthesised. Every route on the shared application needs
-``Authorization: Bearer API_KEY`` (or ``X-API-Key: API_KEY``) when ``API_KEY`` is set, except ``/health`` and handlers wrapped
+``Authorization: Bearer API_KEY`` (or ``X-API-Key: API_KEY``) when ``API_KEY`` is set, except ``/health`` and
+handlers wrapped
 with ``public``.
 """
 
@@ -15,7 +16,8 @@ import functools
 import hmac
 import json
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -37,8 +39,9 @@ PUBLIC_ATTRIBUTE = "sesame_voice_public"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
-                   code: str | None = None) -> web.Response:
+def error_response(
+    status: int, message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> web.Response:
     """The project's JSON error: ``{"error": {"message", "type", "param", "code"}}`` (OpenAI's shape)."""
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     headers = {"Retry-After": "1"} if status in (429, 503) else None
@@ -53,8 +56,13 @@ def error_status(err: SesameVoiceError) -> int:
     if isinstance(err, Conflict):
         return 409
     if isinstance(err, InvalidRequest):
-        return {"unsupported_media_type": 415, "request_too_large": 413, "too_many_parts": 413,
-                "field_too_large": 413, "file_too_large": 413}.get(err.code, 400)
+        return {
+            "unsupported_media_type": 415,
+            "request_too_large": 413,
+            "too_many_parts": 413,
+            "field_too_large": 413,
+            "file_too_large": 413,
+        }.get(err.code, 400)
     if isinstance(err, Overloaded):
         return 429
     if isinstance(err, ProviderUnavailable):
@@ -103,7 +111,9 @@ def api_key_middleware(api_key: str | None):
         target = getattr(request.match_info, "handler", None)
         if getattr(target, PUBLIC_ATTRIBUTE, False) or authorised(request, api_key):
             return await handler(request)
-        return error_response(401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key: KEY)", code="invalid_api_key")
+        return error_response(
+            401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key: KEY)", code="invalid_api_key"
+        )
 
     return require_api_key
 
@@ -118,8 +128,9 @@ async def read_json(request: web.Request) -> Any:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise InvalidRequest(f"request body is larger than {request.client_max_size // (1024 * 1024)} MiB",
-                             code="request_too_large") from None
+        raise InvalidRequest(
+            f"request body is larger than {request.client_max_size // (1024 * 1024)} MiB", code="request_too_large"
+        ) from None
     try:
         # A body of megabytes (base64 context audio) is parsed off the event loop.
         return json.loads(raw) if len(raw) < 64 * 1024 else await asyncio.to_thread(json.loads, raw)
@@ -158,8 +169,13 @@ async def speech_response(
         except SesameVoiceError as err:
             return errors(err)
         settings = server.settings
-        encoder = StreamEncoder(speech.response_format, synthesis.sample_rate, mp3_bitrate=settings.mp3_bitrate,
-                                opus_bitrate=settings.opus_bitrate, aac_bitrate=settings.aac_bitrate)
+        encoder = StreamEncoder(
+            speech.response_format,
+            synthesis.sample_rate,
+            mp3_bitrate=settings.mp3_bitrate,
+            opus_bitrate=settings.opus_bitrate,
+            aac_bitrate=settings.aac_bitrate,
+        )
         headers = {
             "X-Sesame-Provider": synthesis.provider,
             "X-Sesame-Voice": synthesis.voice.name,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -234,22 +235,26 @@ class VoiceLibrary:
         def add(voice: Voice, origin: str) -> None:
             if not any(name in self.providers for name, _ in voice.candidates()):
                 wanted = " or ".join(repr(name) for name, _ in voice.candidates())
-                found.errors[origin] = (f"no provider {wanted} is installed "
-                                        f"(installed: {', '.join(self.providers) or 'none'})")
+                found.errors[origin] = (
+                    f"no provider {wanted} is installed (installed: {', '.join(self.providers) or 'none'})"
+                )
                 return
             key = voice.name.lower()
             if key in builtin:  # the user's file replaces the shipped preset of that name
                 builtin.discard(key)
                 _LOGGER.info("Voice %s from %s overrides the built-in preset", voice.name, origin)
             elif key in found.voices:
-                found.errors[origin] = f"voice {voice.name!r} already defined by {found.voices[key].source or 'a provider'}"
+                found.errors[origin] = (
+                    f"voice {voice.name!r} already defined by {found.voices[key].source or 'a provider'}"
+                )
                 return
             found.voices[key] = voice
 
         if self.builtin_folder is not None and self.builtin_folder.is_dir():
             for path in sorted(self.builtin_folder.glob("*.yaml")):
-                self._load_into(found, path, lambda p=path: load_preset(p, self.builtin_folder), add,
-                                origin=f"built-in {path.name}")
+                self._load_into(
+                    found, path, lambda p=path: load_preset(p, self.builtin_folder), add, origin=f"built-in {path.name}"
+                )
             builtin.update(found.voices)
         for provider in self.providers.values():
             if not _overrides(provider, "default_voices"):
@@ -294,8 +299,9 @@ class VoiceLibrary:
             _LOGGER.warning("Voice file %s skipped: %s", name, error)
         return found
 
-    def _load_into(self, found: VoiceSet, path: Path, loader: Callable[[], Voice], add,
-                   origin: str | None = None) -> None:
+    def _load_into(
+        self, found: VoiceSet, path: Path, loader: Callable[[], Voice], add, origin: str | None = None
+    ) -> None:
         origin = origin or path.name
         try:
             add(loader(), origin)
@@ -328,16 +334,30 @@ class VoiceLibrary:
                 if not await asyncio.to_thread(self.changed_on_disk):
                     continue
                 changes = await asyncio.to_thread(self.reload)
-            except Exception:  # noqa: BLE001 - keep watching whatever happens
+            except Exception:
                 _LOGGER.exception("Re-scanning %s failed", self.folder)
                 continue
             if changes:
-                _LOGGER.info("Voices changed: added %s, removed %s, changed %s",
-                             list(changes.added), list(changes.removed), list(changes.changed))
-                for listener in list(self.listeners):
-                    result = listener(changes)
-                    if asyncio.iscoroutine(result):
-                        await result
+                _LOGGER.info(
+                    "Voices changed: added %s, removed %s, changed %s",
+                    list(changes.added),
+                    list(changes.removed),
+                    list(changes.changed),
+                )
+                await self._notify(changes)
+
+    async def rescan(self) -> VoiceChanges:
+        """Re-read the folder now (off the event loop) and tell the listeners what changed, as the watcher would."""
+        changes = await asyncio.to_thread(self.reload)
+        if changes:
+            await self._notify(changes)
+        return changes
+
+    async def _notify(self, changes: VoiceChanges) -> None:
+        for listener in list(self.listeners):
+            result = listener(changes)
+            if asyncio.iscoroutine(result):
+                await result
 
     # -- lookups ---------------------------------------------------------------
     def list(self) -> list[Voice]:

@@ -31,8 +31,12 @@ def tiny_llm(tmp_path_factory):
 def responder_env(tiny_llm) -> dict[str, str]:
     """The environment that points the built-in responder at the tiny LLM (greedy, short replies)."""
     url, model = tiny_llm
-    return {"RESPONDER_URL": url, "RESPONDER_MODEL": model, "RESPONDER_TEMPERATURE": "0",
-            "RESPONDER_MAX_TOKENS": str(REPLY_TOKENS)}
+    return {
+        "RESPONDER_URL": url,
+        "RESPONDER_MODEL": model,
+        "RESPONDER_TEMPERATURE": "0",
+        "RESPONDER_MAX_TOKENS": str(REPLY_TOKENS),
+    }
 
 
 @pytest.fixture
@@ -68,7 +72,8 @@ def speech_24k():
 
         client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="sk-test", max_retries=0)
         response = await client.audio.speech.with_raw_response.create(
-            model="tts-1", voice="joe", input=text, response_format="wav")
+            model="tts-1", voice="joe", input=text, response_format="wav"
+        )
         samples, rate = soundfile.read(io.BytesIO(response.content), dtype="float32")
         return soxr.resample(samples, rate, 24000).astype(np.float32)
 

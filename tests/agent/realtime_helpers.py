@@ -15,7 +15,7 @@ CHUNK_SAMPLES = 2400
 
 async def append_audio(connection, samples: np.ndarray) -> None:
     for start in range(0, samples.size, CHUNK_SAMPLES):
-        chunk = to_pcm16(samples[start:start + CHUNK_SAMPLES])
+        chunk = to_pcm16(samples[start : start + CHUNK_SAMPLES])
         await connection.input_audio_buffer.append(audio=base64.b64encode(chunk).decode("ascii"))
 
 

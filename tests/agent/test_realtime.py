@@ -14,18 +14,25 @@ INSTRUCTIONS = "You are a helpful assistant."
 pytestmark = pytest.mark.timeout(600)
 
 
-async def test_spoken_turn_gets_the_llm_reply_spoken(start_agent, realtime_client, speech_24k, transcribe, wer,
-                                                     tiny_llm):
+async def test_spoken_turn_gets_the_llm_reply_spoken(
+    start_agent, realtime_client, speech_24k, transcribe, wer, tiny_llm
+):
     async with start_agent() as server:
         question = await speech_24k(server, QUESTION)
         async with realtime_client(server).realtime.connect(model="gpt-realtime") as connection:
             created = await connection.recv()
             assert created.type == "session.created"
             assert created.session.audio.output.format.rate == 24000
-            await connection.session.update(session={
-                "type": "realtime", "instructions": INSTRUCTIONS,
-                "audio": {"input": {"turn_detection": None, "transcription": {"model": "whisper-1"}},
-                          "output": {"voice": "joe", "format": {"type": "audio/pcm", "rate": 24000}}}})
+            await connection.session.update(
+                session={
+                    "type": "realtime",
+                    "instructions": INSTRUCTIONS,
+                    "audio": {
+                        "input": {"turn_detection": None, "transcription": {"model": "whisper-1"}},
+                        "output": {"voice": "joe", "format": {"type": "audio/pcm", "rate": 24000}},
+                    },
+                }
+            )
             updated = await connection.recv()
             assert updated.type == "session.updated", updated
             assert updated.session.audio.input.turn_detection is None
@@ -54,8 +61,11 @@ async def test_spoken_turn_gets_the_llm_reply_spoken(start_agent, realtime_clien
 
         url, model = tiny_llm
         direct = await AsyncOpenAI(base_url=url, api_key="unused").chat.completions.create(
-            model=model, temperature=0, max_tokens=8,
-            messages=[{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": heard}])
+            model=model,
+            temperature=0,
+            max_tokens=8,
+            messages=[{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": heard}],
+        )
         assert written == direct.choices[0].message.content
         assert len(written.split()) >= 4
 
@@ -84,8 +94,12 @@ async def test_server_vad_answers_and_cancel_stops_the_reply(start_agent, realti
             # is made before its whole 150-word reply is written.
             events = await events_until(connection, "response.output_audio_transcript.delta")
             kinds = [e.type for e in events]
-            for kind in ("input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
-                         "input_audio_buffer.committed", "response.created"):
+            for kind in (
+                "input_audio_buffer.speech_started",
+                "input_audio_buffer.speech_stopped",
+                "input_audio_buffer.committed",
+                "response.created",
+            ):
                 assert kind in kinds, kinds
             assert kinds.index("input_audio_buffer.speech_started") < kinds.index("input_audio_buffer.speech_stopped")
             started = of_type(events, "input_audio_buffer.speech_started")[0]
@@ -127,16 +141,29 @@ async def test_bad_events_get_errors_and_the_socket_stays_usable(start_server, r
                 ('{"type": "no.such.event", "event_id": "evt_1"}', "invalid_event"),
                 ('{"type": "input_audio_buffer.append", "audio": "%%%"}', "invalid_audio"),
                 ('{"type": "input_audio_buffer.append", "audio": "AAAA"}', "invalid_audio"),
-                ('{"type": "session.update", "session": {"type": "realtime", "tools": [{"type": "function", "name": "f"}]}}',
-                 "unsupported_feature"),
-                ('{"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}}',
-                 "unsupported_audio_format"),
-                ('{"type": "session.update", "session": {"audio": {"output": {"voice": "nobody-here"}}}}',
-                 "voice_not_found"),
-                ('{"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": '
-                 '[{"type": "input_image", "image_url": "data:image/png;base64,AA=="}]}}', "unsupported_feature"),
-                ('{"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "c", '
-                 '"output": "{}"}}', "unsupported_feature"),
+                (
+                    '{"type": "session.update", "session": {"type": "realtime", '
+                    '"tools": [{"type": "function", "name": "f"}]}}',
+                    "unsupported_feature",
+                ),
+                (
+                    '{"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcmu"}}}}}',
+                    "unsupported_audio_format",
+                ),
+                (
+                    '{"type": "session.update", "session": {"audio": {"output": {"voice": "nobody-here"}}}}',
+                    "voice_not_found",
+                ),
+                (
+                    '{"type": "conversation.item.create", "item": {"type": "message", "role": "user", "content": '
+                    '[{"type": "input_image", "image_url": "data:image/png;base64,AA=="}]}}',
+                    "unsupported_feature",
+                ),
+                (
+                    '{"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": "c", '
+                    '"output": "{}"}}',
+                    "unsupported_feature",
+                ),
                 ('{"type": "input_audio_buffer.commit"}', "input_audio_buffer_commit_empty"),
                 ('{"type": "response.cancel"}', "response_cancel_not_active"),
                 ('{"type": "output_audio_buffer.clear"}', "unsupported_feature"),
@@ -149,8 +176,9 @@ async def test_bad_events_get_errors_and_the_socket_stays_usable(start_server, r
             assert event.error.type == "invalid_request_error"
 
             # A text turn and a response: without a responder the error says how to configure one.
-            await connection.conversation.item.create(item={
-                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello there"}]})
+            await connection.conversation.item.create(
+                item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello there"}]}
+            )
             created = (await events_until(connection, "conversation.item.created"))[-1]
             assert created.item.content[0].text == "Hello there"
             await connection.response.create()
@@ -171,8 +199,9 @@ async def test_a_responder_that_is_down_is_an_error_event(start_server, realtime
     async with start_server(disabled_plugins=("csm", "whisper"), default_voice="joe", env=env) as server:
         async with realtime_client(server).realtime.connect(model="gpt-realtime") as connection:
             await connection.recv()
-            await connection.conversation.item.create(item={
-                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello"}]})
+            await connection.conversation.item.create(
+                item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hello"}]}
+            )
             await connection.response.create()
             events = await events_until(connection, "response.done")
             error = of_type(events, "error")[0].error
@@ -186,8 +215,9 @@ async def test_a_responder_that_is_down_is_an_error_event(start_server, realtime
 async def test_plain_http_and_connection_limit(start_server, realtime_client):
     import aiohttp
 
-    async with start_server(disabled_plugins=("csm", "whisper"), default_voice="joe",
-                            plugin_settings={"realtime": {"max_connections": 1}}) as server:
+    async with start_server(
+        disabled_plugins=("csm", "whisper"), default_voice="joe", plugin_settings={"realtime": {"max_connections": 1}}
+    ) as server:
         url = f"http://127.0.0.1:{server.http_port}/v1/realtime?model=x"
         async with aiohttp.ClientSession() as session:
             async with session.get(url) as answer:

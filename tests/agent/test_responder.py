@@ -19,13 +19,15 @@ async def test_the_responder_streams_what_the_llm_writes(start_agent, tiny_llm):
     async with start_agent(disabled_plugins=("csm", "whisper")) as server:
         responder = pick_responder(server.responders)
         assert responder.name == "chat-completions" and responder.configured
-        messages = chat_messages([("user", "hello there"), ("assistant", "yes"), ("user", "tell me more")],
-                                 "You are brief.")
+        messages = chat_messages(
+            [("user", "hello there"), ("assistant", "yes"), ("user", "tell me more")], "You are brief."
+        )
         pieces = [piece async for piece in responder.stream(messages)]
         assert len(pieces) > 1  # streamed, not one answer
         url, model = tiny_llm
         direct = await AsyncOpenAI(base_url=url, api_key="unused").chat.completions.create(
-            model=model, messages=messages, temperature=0, max_tokens=8)
+            model=model, messages=messages, temperature=0, max_tokens=8
+        )
         assert "".join(pieces) == direct.choices[0].message.content
         bounded = "".join([piece async for piece in responder.stream(messages, max_chars=11)])
         assert bounded == direct.choices[0].message.content[:11]
@@ -48,8 +50,12 @@ async def test_a_silent_endpoint_times_out_with_a_code(start_server):
 
     listener = await asyncio.start_server(hang, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
-    env = {"RESPONDER_URL": f"http://127.0.0.1:{port}/v1", "RESPONDER_MODEL": "m",
-           "RESPONDER_FIRST_TOKEN_TIMEOUT": "0.5", "RESPONDER_CONNECT_TIMEOUT": "0.5"}
+    env = {
+        "RESPONDER_URL": f"http://127.0.0.1:{port}/v1",
+        "RESPONDER_MODEL": "m",
+        "RESPONDER_FIRST_TOKEN_TIMEOUT": "0.5",
+        "RESPONDER_CONNECT_TIMEOUT": "0.5",
+    }
     try:
         async with start_server(disabled_plugins=("csm", "whisper"), env=env) as server:
             with pytest.raises(ResponderTimeout) as err:
@@ -74,4 +80,6 @@ def test_a_persona_carries_its_system_prompt():
     assert voice_system_prompt(Voice("maya", "csm", {"system_prompt": "  You are Maya.  "})) == "You are Maya."
     assert voice_system_prompt(Voice("plain", "piper", {})) is None
     assert chat_messages([("user", "hi"), ("assistant", "")], "sys") == [
-        {"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "hi"},
+    ]

@@ -1,14 +1,16 @@
 """Fixtures for the CSM provider: a tiny random CSM checkpoint written once per session, and a loaded provider.
 
 ``csm_checkpoint`` (model folder + Mimi file) and ``csm_plugin_config`` are meant for reuse by
-server tests: ``start_server(plugin_settings={"csm": {"model_id": str(csm_checkpoint.model_dir), **csm_plugin_config}})``.
+server tests:
+``start_server(plugin_settings={"csm": {"model_id": str(csm_checkpoint.model_dir), **csm_plugin_config}})``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -41,16 +43,24 @@ def csm_checkpoint(tmp_path_factory) -> CsmCheckpoint:
 @pytest.fixture(scope="session")
 def csm_plugin_config(csm_checkpoint) -> dict[str, Any]:
     """``plugins.csm`` settings pointing at the tiny checkpoint's Mimi, with short frame budgets."""
-    return {"mimi": str(csm_checkpoint.mimi_file), "first_chunk_frames": 2, "chunk_frames": 3, "backend": "mlx",
-            **FAST_BUDGET}
+    return {
+        "mimi": str(csm_checkpoint.mimi_file),
+        "first_chunk_frames": 2,
+        "chunk_frames": 3,
+        "backend": "mlx",
+        **FAST_BUDGET,
+    }
 
 
 @pytest.fixture(scope="session")
 def csm_settings(csm_checkpoint, csm_plugin_config, tmp_path_factory) -> Settings:
     root = tmp_path_factory.mktemp("csm-run")
     (root / "voices").mkdir()
-    return Settings(cache_dir=root / "cache", voices_dir=root / "voices",
-                    plugins={"csm": {"model_id": str(csm_checkpoint.model_dir), **csm_plugin_config}})
+    return Settings(
+        cache_dir=root / "cache",
+        voices_dir=root / "voices",
+        plugins={"csm": {"model_id": str(csm_checkpoint.model_dir), **csm_plugin_config}},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,9 @@ def require(module: str, distribution: str, extra: str):
     return importlib.import_module(module)
 
 
-def job(sentences=("Hello there.",), context: list[ContextSegment] | None = None, max_ms: int | None = None,
-        **params) -> ProviderJob:
+def job(
+    sentences=("Hello there.",), context: list[ContextSegment] | None = None, max_ms: int | None = None, **params
+) -> ProviderJob:
     """A CSM provider job for ``sentences`` with voice ``params``."""
     sentences = list(sentences)
     request = SynthesisRequest(text=" ".join(sentences), context=list(context or []), max_audio_length_ms=max_ms)

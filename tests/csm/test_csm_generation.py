@@ -173,8 +173,10 @@ def test_clip_without_transcript_is_rejected(csm_provider, make_job, csm_setting
         list(csm_provider.synthesize(make_job(prompt_audio=str(path))))
 
 
-@pytest.mark.parametrize(("params", "name"), [({"temperature": "hot"}, "temperature"), ({"top_k": -1}, "top_k"),
-                                               ({"speaker": "x"}, "speaker")])
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [({"temperature": "hot"}, "temperature"), ({"top_k": -1}, "top_k"), ({"speaker": "x"}, "speaker")],
+)
 def test_bad_sampling_params_are_invalid_requests(csm_provider, make_job, params, name):
     with pytest.raises(InvalidRequest) as err:
         list(csm_provider.synthesize(make_job(**params)))

@@ -48,8 +48,11 @@ def _provider(tmp_path, model_id, **plugin):
     from sesame_voice_csm import CsmProvider
 
     plugin = {"backend": "mlx", "frame_budget_base_ms": 400, "frame_budget_per_char_ms": 0, **plugin}
-    return CsmProvider(Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                                plugins={"csm": {"model_id": str(model_id), **plugin}}))
+    return CsmProvider(
+        Settings(
+            cache_dir=tmp_path / "cache", voices_dir=tmp_path, plugins={"csm": {"model_id": str(model_id), **plugin}}
+        )
+    )
 
 
 def _free_port() -> int:
@@ -75,25 +78,50 @@ def test_server_speaks_from_the_hub_layout_in_the_hf_cache_offline(hub_repo, tmp
     voices = tmp_path / "voices"
     shutil.copytree(ROOT / "voices", voices)
     config = tmp_path / "config.yaml"
-    config.write_text(json.dumps({"plugins": {"csm": {"backend": "mlx", "frame_budget_base_ms": 400,
-                                                       "frame_budget_per_char_ms": 0}}}))
+    config.write_text(
+        json.dumps({"plugins": {"csm": {"backend": "mlx", "frame_budget_base_ms": 400, "frame_budget_per_char_ms": 0}}})
+    )
     port = _free_port()
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("HF_", "CSM_", "MODEL_ID", "CACHE_DIR", "SESAME_"))}
-    env.update(HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", MODEL_ID=REPO, CACHE_DIR=str(tmp_path / "cache"),
-               LOG_LEVEL="info")
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HF_", "CSM_", "MODEL_ID", "CACHE_DIR", "SESAME_"))
+    }
+    env.update(
+        HF_HOME=str(hf_home), HF_HUB_OFFLINE="1", MODEL_ID=REPO, CACHE_DIR=str(tmp_path / "cache"), LOG_LEVEL="info"
+    )
     log = tmp_path / "server.log"
     with open(log, "wb") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "sesame_voice.app.cli", "serve", "--config", str(config), "--voices-dir", str(voices),
-             "--host", "127.0.0.1", "--port", str(port), "--disable", "wyoming", "--no-zeroconf"],
-            env=env, stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path)
+            [
+                sys.executable,
+                "-m",
+                "sesame_voice.app.cli",
+                "serve",
+                "--config",
+                str(config),
+                "--voices-dir",
+                str(voices),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--disable",
+                "wyoming",
+                "--no-zeroconf",
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
         try:
             state = _wait_for_csm(f"http://127.0.0.1:{port}", server)
             assert state["state"] == "ready", f"{state}\n{log.read_text()}"
             client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=300)
-            response = client.audio.speech.with_raw_response.create(model="csm-1b", voice="professional",
-                                                                     input="Hello there.", response_format="wav")
+            response = client.audio.speech.with_raw_response.create(
+                model="csm-1b", voice="professional", input="Hello there.", response_format="wav"
+            )
             provider = response.headers["X-Sesame-Provider"]
             audio, rate = sf.read(io.BytesIO(response.content), dtype="float32")
         finally:
@@ -107,8 +135,11 @@ def test_server_speaks_from_the_hub_layout_in_the_hf_cache_offline(hub_repo, tmp
     manifests = list((tmp_path / "cache" / "csm" / "converted").glob("*/manifest.json"))
     assert len(manifests) == 1
     sources = sorted(Path(name).name for name in json.loads(manifests[0].read_text())["sources"])
-    assert sources == ["config.json", "transformers-00001-of-00002.safetensors",
-                       "transformers-00002-of-00002.safetensors"]  # model.safetensors and ckpt.pt never read
+    assert sources == [
+        "config.json",
+        "transformers-00001-of-00002.safetensors",
+        "transformers-00002-of-00002.safetensors",
+    ]  # model.safetensors and ckpt.pt never read
 
 
 def _wait_for_csm(base_url: str, server) -> dict:
@@ -132,8 +163,9 @@ def _wait_for_csm(base_url: str, server) -> dict:
 def test_a_partial_copy_in_the_cache_names_the_missing_files(hub_repo, offline_cache, tmp_path):
     from sesame_voice_csm.mlx.testing import write_hf_cache
 
-    snapshot = write_hf_cache(offline_cache, REPO, hub_repo, skip=("transformers-00002-of-00002.safetensors",
-                                                                   "tokenizer.json"))
+    snapshot = write_hf_cache(
+        offline_cache, REPO, hub_repo, skip=("transformers-00002-of-00002.safetensors", "tokenizer.json")
+    )
     provider = _provider(tmp_path, REPO)
     with pytest.raises(ProviderUnavailable) as err:
         provider.ensure_loaded()
@@ -165,7 +197,8 @@ def test_offline_and_not_cached_says_so_and_where_it_looked(offline_cache, tmp_p
 
 
 def test_both_formats_side_by_side_load_the_transformers_shards_and_speak_like_the_original(
-        hub_repo, tmp_path, make_job):
+    hub_repo, tmp_path, make_job
+):
     """The converted transformers shards (CSM and bundled Mimi) generate exactly what the original files do."""
     only_original = tmp_path / "original"
     only_original.mkdir()
@@ -174,8 +207,10 @@ def test_both_formats_side_by_side_load_the_transformers_shards_and_speak_like_t
     both = _provider(tmp_path / "both", hub_repo)
     both.ensure_loaded()
     assert both.backend.loaded.weight_format == "transformers"
-    assert [p.name for p in both.backend.loaded.weight_files] == ["transformers-00001-of-00002.safetensors",
-                                                          "transformers-00002-of-00002.safetensors"]
+    assert [p.name for p in both.backend.loaded.weight_files] == [
+        "transformers-00001-of-00002.safetensors",
+        "transformers-00002-of-00002.safetensors",
+    ]
     assert both.backend.loaded.mimi_file.parent.parent.name == "converted"  # Mimi came out of the shards
     original = _provider(tmp_path / "original-run", only_original, mimi=str(_kyutai_mimi(hub_repo, tmp_path)))
     original.ensure_loaded()
@@ -191,8 +226,9 @@ def _kyutai_mimi(hub_repo: Path, tmp_path: Path) -> Path:
 
     codec = {}
     for shard in sorted(hub_repo.glob("transformers-*.safetensors")):
-        codec.update({k.removeprefix("codec_model."): v for k, v in mx.load(str(shard)).items()
-                      if k.startswith("codec_model.")})
+        codec.update(
+            {k.removeprefix("codec_model."): v for k, v in mx.load(str(shard)).items() if k.startswith("codec_model.")}
+        )
     path = tmp_path / "kyutai-mimi.safetensors"
     mx.save_safetensors(str(path), kyutai_mimi_weights(codec, 8, 8))
     return path
@@ -250,7 +286,8 @@ def test_the_tiny_shards_are_what_transformers_csm_loads(hub_repo, tmp_path):
 
 
 def test_builtin_prompts_come_from_the_cached_repo_with_the_providers_own_transcripts(
-        hub_repo, offline_cache, tmp_path, make_job, caplog):
+    hub_repo, offline_cache, tmp_path, make_job, caplog
+):
     from sesame_voice_csm.common.builtin import TRANSCRIPTS
     from sesame_voice_csm.mlx.testing import write_hf_cache
 
@@ -258,8 +295,10 @@ def test_builtin_prompts_come_from_the_cached_repo_with_the_providers_own_transc
     provider = _provider(tmp_path, REPO)
     provider.ensure_loaded()
     _, stats = run(provider, make_job(prompt="conversational_a", seed=1))
-    assert provider._builtin_prompts["conversational_a"] == (str(snapshot / "prompts" / "conversational_a.wav"),
-                                                             TRANSCRIPTS["conversational_a"])
+    assert provider._builtin_prompts["conversational_a"] == (
+        str(snapshot / "prompts" / "conversational_a.wav"),
+        TRANSCRIPTS["conversational_a"],
+    )
     assert stats.prefill_positions > 50  # the clip and its transcript conditioned the voice
     collect(provider, make_job(prompt="read_speech_a", seed=1))  # the repo has its clip but no transcript
     assert provider._builtin_prompts["read_speech_a"] is None

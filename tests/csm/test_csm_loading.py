@@ -22,8 +22,12 @@ LOGIN_WORDS = ("hf auth login", "licence")
 def _provider(tmp_path, model_id, environ=None, **plugin):
     from sesame_voice_csm import CsmProvider
 
-    settings = Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                        plugins={"csm": {"backend": "mlx", "model_id": str(model_id), **plugin}}, environ=environ or {})
+    settings = Settings(
+        cache_dir=tmp_path / "cache",
+        voices_dir=tmp_path,
+        plugins={"csm": {"backend": "mlx", "model_id": str(model_id), **plugin}},
+        environ=environ or {},
+    )
     return CsmProvider(settings)
 
 
@@ -57,7 +61,7 @@ def test_gated_hub_model_is_access_denied_with_the_login_and_licence_advice(tmp_
     import huggingface_hub.constants
 
     class Gated(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's hook name
+        def do_GET(self):
             body = b'{"error": "Access to model sesame/csm-1b is restricted. You must have access to it."}'
             self.send_response(401)
             self.send_header("X-Error-Code", "GatedRepo")
@@ -123,8 +127,9 @@ def test_a_config_that_is_not_json_is_unreadable(tmp_path, csm_checkpoint):
 def test_missing_mimi_names_the_override(tmp_path, csm_checkpoint):
     from sesame_voice_csm.common.errors import WeightsMissing
 
-    message = _failure(_provider(tmp_path, csm_checkpoint.model_dir, mimi=str(tmp_path / "nowhere.safetensors")),
-                       WeightsMissing)
+    message = _failure(
+        _provider(tmp_path, csm_checkpoint.model_dir, mimi=str(tmp_path / "nowhere.safetensors")), WeightsMissing
+    )
     assert "CSM_MIMI" in message
 
 
@@ -156,8 +161,10 @@ def test_tokenizer_and_mimi_from_env_overrides(tmp_path, csm_checkpoint, monkeyp
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(csm_checkpoint.model_dir / name, bare / name)
-    environ = {"CSM_TOKENIZER": str(csm_checkpoint.model_dir),
-               "CSM_MIMI": str(csm_checkpoint.mimi_file.parent)}  # a folder holding the file works too
+    environ = {
+        "CSM_TOKENIZER": str(csm_checkpoint.model_dir),
+        "CSM_MIMI": str(csm_checkpoint.mimi_file.parent),
+    }  # a folder holding the file works too
     provider = _provider(tmp_path, bare, environ, frame_budget_base_ms=160, frame_budget_per_char_ms=0)
     provider.ensure_loaded()
     assert provider.status()["state"] == "ready"
@@ -184,8 +191,13 @@ def test_download_progress_reaches_status(tmp_path):
 
 
 def test_plugin_imports_without_mlx_and_load_gives_install_advice(tmp_path, csm_checkpoint):
-    stdout = load_without(["mlx", "mlx.core", "mlx_audio"], tmp_path, backend="mlx", model_id=csm_checkpoint.model_dir,
-                          mimi=str(csm_checkpoint.mimi_file))
+    stdout = load_without(
+        ["mlx", "mlx.core", "mlx_audio"],
+        tmp_path,
+        backend="mlx",
+        model_id=csm_checkpoint.model_dir,
+        mimi=str(csm_checkpoint.mimi_file),
+    )
     assert "pip install 'sesame-voice[csm]'" in stdout
 
 

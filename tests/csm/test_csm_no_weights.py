@@ -24,7 +24,8 @@ def _load_in_a_fresh_interpreter(tmp_path, plugin: dict, env: dict) -> dict:
         "from sesame_voice.config import Settings\n"
         "from sesame_voice.types import ProviderUnavailable\n"
         "import sesame_voice_csm\n"
-        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(tmp_path / 'cache')!r}, plugins={{'csm': {plugin!r}}}))\n"
+        f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(tmp_path / 'cache')!r}, "
+        f"plugins={{'csm': {plugin!r}}}))\n"
         "error = None\n"
         "for _ in range(2):  # a second use of the failed provider does not try again\n"
         "    try:\n"
@@ -34,8 +35,9 @@ def _load_in_a_fresh_interpreter(tmp_path, plugin: dict, env: dict) -> dict:
         f"print(json.dumps({{'error': error, 'imported': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
     )
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "CSM_", "MODEL_ID"))}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            env={**clean, **env})
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**clean, **env}
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     answer["log"] = result.stderr
@@ -78,8 +80,13 @@ def test_a_failed_load_keeps_nothing_it_built(tmp_path, csm_checkpoint):
         built.append(weakref.ref(codec))
         return codec
 
-    provider = CsmProvider(Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path, plugins={"csm": {
-        "model_id": str(broken), "mimi": str(csm_checkpoint.mimi_file), "backend": "mlx"}}))
+    provider = CsmProvider(
+        Settings(
+            cache_dir=tmp_path / "cache",
+            voices_dir=tmp_path,
+            plugins={"csm": {"model_id": str(broken), "mimi": str(csm_checkpoint.mimi_file), "backend": "mlx"}},
+        )
+    )
     loading.load_mimi = recording
     try:
         with pytest.raises(ProviderUnavailable):

@@ -28,7 +28,9 @@ def _frames(step, core, text_tokens, sampler, count: int, seed: int | None) -> n
         mx.eval(sample)
         frames.append(np.array(sample)[0])
         tokens = mx.concatenate([sample, mx.zeros((1, 1), dtype=mx.int32)], axis=1)[:, None, :]
-        mask = mx.concatenate([mx.ones_like(sample).astype(mx.bool_), mx.zeros((1, 1), dtype=mx.bool_)], axis=1)[:, None]
+        mask = mx.concatenate([mx.ones_like(sample).astype(mx.bool_), mx.zeros((1, 1), dtype=mx.bool_)], axis=1)[
+            :, None
+        ]
     return np.stack(frames)
 
 
@@ -71,8 +73,13 @@ def one_frame_provider(tmp_path_factory, csm_checkpoint):
 
     root = tmp_path_factory.mktemp("csm-eos")
     model = write_model(root / "model", speaks_one_frame=True)
-    provider = CsmProvider(Settings(cache_dir=root / "cache", voices_dir=root,
-                                    plugins={"csm": {"model_id": str(model), "mimi": str(csm_checkpoint.mimi_file), "first_chunk_frames": 4}}))
+    provider = CsmProvider(
+        Settings(
+            cache_dir=root / "cache",
+            voices_dir=root,
+            plugins={"csm": {"model_id": str(model), "mimi": str(csm_checkpoint.mimi_file), "first_chunk_frames": 4}},
+        )
+    )
     provider.ensure_loaded()
     yield provider
     provider.close()
@@ -112,8 +119,13 @@ def test_mlx_audio_internals_the_provider_relies_on_keep_their_shape(csm_provide
     core = csm_provider.backend.generator.core
     assert list(inspect.signature(SesameModel._embed_tokens).parameters) == ["self", "tokens"]
     assert list(inspect.signature(SesameModel._embed_audio).parameters) == ["self", "codebook", "tokens"]
-    assert list(inspect.signature(SesameModel.generate_frame).parameters) == ["self", "tokens", "tokens_mask",
-                                                                               "input_pos", "sampler"]
+    assert list(inspect.signature(SesameModel.generate_frame).parameters) == [
+        "self",
+        "tokens",
+        "tokens_mask",
+        "input_pos",
+        "sampler",
+    ]
     assert core.audio_head.shape[0] == core.args.audio_num_codebooks - 1
     conv = ConvTranspose1d(4, 4, 4, stride=2)
     fields = convtr_fields(conv)

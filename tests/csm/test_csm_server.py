@@ -32,8 +32,13 @@ async def test_openai_sse_stream_carries_csm_chunks_as_they_are_generated(start_
         provider = await loaded_csm(server)
         assert provider.status() == {"state": "ready", "loaded": True, "backend": "mlx", "device": "cpu"}
         url = f"http://127.0.0.1:{server.http_port}/v1/audio/speech"
-        body = {"model": "csm-1b", "voice": "professional", "input": "Hi.", "response_format": "pcm",
-                "stream_format": "sse"}
+        body = {
+            "model": "csm-1b",
+            "voice": "professional",
+            "input": "Hi.",
+            "response_format": "pcm",
+            "stream_format": "sse",
+        }
         worker = server.engine.workers["csm"]
         busy_at_first_audio = []
 
@@ -57,8 +62,9 @@ async def test_empty_model_folder_falls_back_to_piper(start_server, tmp_path):
     async with start_server(plugin_settings={"csm": {"model_id": str(empty)}}) as server:
         url = f"http://127.0.0.1:{server.http_port}/v1/audio/speech"
         async with aiohttp.ClientSession() as session:
-            async with session.post(url, json={"model": "csm-1b", "voice": "conversational", "input": "Hello.",
-                                               "response_format": "wav"}) as response:
+            async with session.post(
+                url, json={"model": "csm-1b", "voice": "conversational", "input": "Hello.", "response_format": "wav"}
+            ) as response:
                 assert response.status == 200
                 assert response.headers["X-Sesame-Provider"] == "piper"
                 assert response.headers.get("X-Sesame-Fallback-From") == "csm"

@@ -19,8 +19,9 @@ async def test_csm_speed_divides_the_duration(start_server, csm_checkpoint, monk
     async with start_server(env={**env, "MODEL_ID": str(csm_checkpoint.model_dir)}) as server:
         provider = await loaded_csm(server)
         assert provider.state == "ready"
-        client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="sk-test", max_retries=0,
-                             timeout=300)
+        client = AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="sk-test", max_retries=0, timeout=300
+        )
 
         async def duration(speed: float) -> float:
             response = await client.audio.speech.with_raw_response.create(

@@ -66,7 +66,9 @@ def test_fast_mimi_decodes_like_stock_mimi(csm_checkpoint):
     from sesame_voice_csm.mlx.speedups import install_fast_convtr
 
     stock, fast = load_mimi(csm_checkpoint.mimi_file), load_mimi(csm_checkpoint.mimi_file)
-    assert install_fast_convtr(fast) == 5  # 4 decoder upsamplers + the codec-rate upsampler: none left on mlx-audio's path
+    assert (
+        install_fast_convtr(fast) == 5
+    )  # 4 decoder upsamplers + the codec-rate upsampler: none left on mlx-audio's path
     codes = mx.array(np.random.default_rng(0).integers(0, 2048, (1, 32, 3)).astype(np.uint32))
     a = np.array(MimiStreamingDecoder(stock).decode_frames(codes))
     b = np.array(MimiStreamingDecoder(fast).decode_frames(codes))
@@ -80,9 +82,19 @@ def test_compiled_frame_step_runs_and_is_repeatable(csm_checkpoint, tmp_path, ma
 
     from .csm_helpers import collect
 
-    settings = Settings(cache_dir=tmp_path, voices_dir=tmp_path,
-                        plugins={"csm": {"model_id": str(csm_checkpoint.model_dir), "mimi": str(csm_checkpoint.mimi_file), "compile": True,
-                                         "frame_budget_base_ms": 240, "frame_budget_per_char_ms": 0}})
+    settings = Settings(
+        cache_dir=tmp_path,
+        voices_dir=tmp_path,
+        plugins={
+            "csm": {
+                "model_id": str(csm_checkpoint.model_dir),
+                "mimi": str(csm_checkpoint.mimi_file),
+                "compile": True,
+                "frame_budget_base_ms": 240,
+                "frame_budget_per_char_ms": 0,
+            }
+        },
+    )
     provider = CsmProvider(settings)
     provider.ensure_loaded()
     first = collect(provider, make_job(seed=5))
@@ -101,8 +113,13 @@ def test_mlx_config_reads_rope_parameters_as_rope_scaling_and_theta():
     from sesame_voice_csm.mlx.config import mlx_config
 
     config = _union_config()
-    rope = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-            "original_max_position_embeddings": 8192}
+    rope = {
+        "rope_type": "llama3",
+        "factor": 32.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192,
+    }
     for part in (config, config["depth_decoder_config"]):
         part.pop("rope_scaling"), part.pop("rope_theta")
         part["rope_parameters"] = {**rope, "rope_theta": 250_000.0}
@@ -142,10 +159,14 @@ def test_default_rotary_is_llama3_with_factor_one_which_changes_no_frequency():
     np.testing.assert_array_equal(np.array(rope._apply_scaling(freqs)), np.array(freqs))
 
 
-@pytest.mark.parametrize(("scaling", "message"), [
-    ({"rope_type": "yarn", "factor": 4.0}, "rotary scaling 'yarn' is not supported"),
-    ({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 2.0}, "low_freq_factor"),
-], ids=["yarn", "llama3-other-factors"])
+@pytest.mark.parametrize(
+    ("scaling", "message"),
+    [
+        ({"rope_type": "yarn", "factor": 4.0}, "rotary scaling 'yarn' is not supported"),
+        ({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 2.0}, "low_freq_factor"),
+    ],
+    ids=["yarn", "llama3-other-factors"],
+)
 def test_a_rotary_scheme_mlx_cannot_run_is_refused_by_name(scaling, message):
     from sesame_voice_csm.common.checkpoint import CheckpointError
     from sesame_voice_csm.mlx.config import mlx_config

@@ -28,16 +28,25 @@ def hf_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def torch_plugin_config() -> dict[str, Any]:
-    return {"backend": "torch", "dtype": "float32", "first_chunk_frames": 2, "chunk_frames": 3, "max_batch": 4,
-            **FAST_BUDGET}
+    return {
+        "backend": "torch",
+        "dtype": "float32",
+        "first_chunk_frames": 2,
+        "chunk_frames": 3,
+        "max_batch": 4,
+        **FAST_BUDGET,
+    }
 
 
 @pytest.fixture(scope="session")
 def torch_settings(hf_checkpoint, torch_plugin_config, tmp_path_factory) -> Settings:
     root = tmp_path_factory.mktemp("csm-torch-run")
     (root / "voices").mkdir()
-    return Settings(cache_dir=root / "cache", voices_dir=root / "voices",
-                    plugins={"csm": {"model_id": str(hf_checkpoint), **torch_plugin_config}})
+    return Settings(
+        cache_dir=root / "cache",
+        voices_dir=root / "voices",
+        plugins={"csm": {"model_id": str(hf_checkpoint), **torch_plugin_config}},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -40,7 +40,9 @@ def test_the_checkpoint_is_what_transformers_writes_today(saved_checkpoint):
     assert "rope_parameters" in config["depth_decoder_config"]
     assert not {"audio_vocab_size", "audio_num_codebooks", "backbone_flavor"} & set(config)
     assert sorted(p.name for p in saved_checkpoint.glob("*.safetensors")) == [
-        "transformers-00001-of-00002.safetensors", "transformers-00002-of-00002.safetensors"]
+        "transformers-00001-of-00002.safetensors",
+        "transformers-00002-of-00002.safetensors",
+    ]
 
 
 def _settings(tmp_path: Path, backend: str, environ: dict, real_mimi: Path | None) -> Settings:
@@ -50,8 +52,7 @@ def _settings(tmp_path: Path, backend: str, environ: dict, real_mimi: Path | Non
 
 @pytest.mark.parametrize("backend", ["mlx", "torch"])
 @pytest.mark.parametrize("source", ["model_id_folder", "hf_cache"])
-def test_loads_and_speaks_on_both_backends(saved_checkpoint, tmp_path, monkeypatch, make_job, backend, source,
-                                           request):
+def test_loads_and_speaks_on_both_backends(saved_checkpoint, tmp_path, monkeypatch, make_job, backend, source, request):
     from sesame_voice_csm import CsmProvider
 
     mimi = request.getfixturevalue("real_mimi") if backend == "mlx" else None

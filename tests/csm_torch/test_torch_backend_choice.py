@@ -10,12 +10,15 @@ from sesame_voice_csm.common.backend import choose_backend
 from sesame_voice_csm.common.options import CsmOptions
 
 
-@pytest.mark.parametrize("apple, has_torch, has_mlx, expected", [
-    (True, True, True, "mlx"),     # Apple Silicon: MLX is native
-    (True, True, False, "torch"),
-    (False, True, True, "torch"),  # Linux with torch installed: PyTorch (CUDA when present, else CPU)
-    (False, False, True, "mlx"),   # no torch: MLX's CPU build
-])
+@pytest.mark.parametrize(
+    "apple, has_torch, has_mlx, expected",
+    [
+        (True, True, True, "mlx"),  # Apple Silicon: MLX is native
+        (True, True, False, "torch"),
+        (False, True, True, "torch"),  # Linux with torch installed: PyTorch (CUDA when present, else CPU)
+        (False, False, True, "mlx"),  # no torch: MLX's CPU build
+    ],
+)
 def test_auto_backend(apple, has_torch, has_mlx, expected):
     backend, why = choose_backend("auto", apple=apple, has_torch=has_torch, has_mlx=has_mlx)
     assert backend == expected and why.startswith("auto")
@@ -43,8 +46,13 @@ def test_original_layout_weights_fall_back_to_mlx_under_auto(tmp_path, caplog):
     from sesame_voice_csm.mlx.testing import write_checkpoint
 
     model_dir, mimi = write_checkpoint(tmp_path / "original", size="tiny")
-    provider = CsmProvider(Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                                    plugins={"csm": {"model_id": str(model_dir), "mimi": str(mimi)}}))
+    provider = CsmProvider(
+        Settings(
+            cache_dir=tmp_path / "cache",
+            voices_dir=tmp_path,
+            plugins={"csm": {"model_id": str(model_dir), "mimi": str(mimi)}},
+        )
+    )
     assert provider.backend_name == "torch" and provider.concurrency == 8  # auto on Linux with torch installed
     caplog.set_level("INFO", logger="sesame_voice_csm")
     provider.ensure_loaded()
@@ -59,8 +67,13 @@ def test_original_layout_with_torch_forced_says_how_to_fix(tmp_path):
     from sesame_voice_csm.mlx.testing import write_checkpoint
 
     model_dir, _ = write_checkpoint(tmp_path / "original", size="tiny")
-    provider = CsmProvider(Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path,
-                                    plugins={"csm": {"model_id": str(model_dir), "backend": "torch"}}))
+    provider = CsmProvider(
+        Settings(
+            cache_dir=tmp_path / "cache",
+            voices_dir=tmp_path,
+            plugins={"csm": {"model_id": str(model_dir), "backend": "torch"}},
+        )
+    )
     provider.reset_failure()
     with pytest.raises(Exception, match="CSM_BACKEND=mlx"):
         provider.ensure_loaded()

@@ -53,9 +53,23 @@ def test_a_torch_to_mlx_fallback_admits_one_request_at_a_time_in_arrival_order(t
     from sesame_voice_csm.mlx.testing import write_checkpoint
 
     model_dir, mimi = write_checkpoint(tmp_path / "original", size="tiny")
-    provider = CsmProvider(Settings(cache_dir=tmp_path / "cache", voices_dir=tmp_path, plugins={"csm": {
-        "model_id": str(model_dir), "mimi": str(mimi), "max_batch": 4, "first_chunk_frames": 1, "chunk_frames": 1,
-        "frame_budget_base_ms": 480, "frame_budget_per_char_ms": 0}}))
+    provider = CsmProvider(
+        Settings(
+            cache_dir=tmp_path / "cache",
+            voices_dir=tmp_path,
+            plugins={
+                "csm": {
+                    "model_id": str(model_dir),
+                    "mimi": str(mimi),
+                    "max_batch": 4,
+                    "first_chunk_frames": 1,
+                    "chunk_frames": 1,
+                    "frame_budget_base_ms": 480,
+                    "frame_budget_per_char_ms": 0,
+                }
+            },
+        )
+    )
     assert provider.backend_name == "torch" and provider.concurrency == 4  # what the engine reads before loading
     provider.ensure_loaded()
     assert provider.status()["backend"] == "mlx" and provider.admission.limit == 1
@@ -75,7 +89,7 @@ def test_a_torch_to_mlx_fallback_admits_one_request_at_a_time_in_arrival_order(t
         others = []
         for count, text in enumerate(["Second.", "Third."], start=2):
             others.append(_consume(provider, make_job([text], seed=count), log, text))
-            _wait(lambda: provider.admission.inside == count, f"{text} waits for its turn")
+            _wait(lambda count=count: provider.admission.inside == count, f"{text} waits for its turn")
         assert started == ["First."]  # the others wait while the first one holds the model
         release.set()
         for thread in [first, *others]:
@@ -95,10 +109,16 @@ def test_two_concurrent_requests_each_get_their_own_stats(torch_provider, make_j
     sizes = torch_provider.backend.generator.loop.batch_sizes
     before = len(sizes)
     log: list = []
-    threads = [_consume(torch_provider, make_job(["A sentence with room for many frames, more than seven."],
-                                                 seed=seed, max_ms=frames * 80), log, str(frames),
-                        after_first=both_started.wait)
-               for seed, frames in ((1, 3), (2, 7))]
+    threads = [
+        _consume(
+            torch_provider,
+            make_job(["A sentence with room for many frames, more than seven."], seed=seed, max_ms=frames * 80),
+            log,
+            str(frames),
+            after_first=both_started.wait,
+        )
+        for seed, frames in ((1, 3), (2, 7))
+    ]
     for thread in threads:
         thread.join(120)
     lengths = {name: len(audio) // FRAME for name, audio in log}
@@ -110,7 +130,9 @@ def test_two_concurrent_requests_each_get_their_own_stats(torch_provider, make_j
 
 def test_start_gives_each_request_its_own_stats_object(torch_provider, make_job):
     first = torch_provider.start(make_job(["One."], seed=1, max_ms=160))
-    second = torch_provider.start(make_job(["Two, a sentence long enough for five frames or more."], seed=2, max_ms=400))
+    second = torch_provider.start(
+        make_job(["Two, a sentence long enough for five frames or more."], seed=2, max_ms=400)
+    )
     assert first.stats is not second.stats
     list(first), list(second)
     assert (first.stats.frames, second.stats.frames) == (2, 5)

@@ -40,7 +40,7 @@ def test_backbone_step_matches_transformers_own_forward(torch_provider):
         embeds = fresh.embed(rows)
         fresh.slots.acquire()
         fresh.forward([0], embeds[None, :-3])  # a prefill, then three single-row steps
-        ours = [fresh.forward([0], embeds[None, i:i + 1])[0] for i in range(len(rows) - 3, len(rows))]
+        ours = [fresh.forward([0], embeds[None, i : i + 1])[0] for i in range(len(rows) - 3, len(rows))]
         reference = csm.backbone(inputs_embeds=embeds[None]).last_hidden_state[0, -3:]
     torch.testing.assert_close(torch.stack(ours), reference, rtol=1e-4, atol=1e-4)
 
@@ -97,8 +97,9 @@ def test_context_is_honoured(torch_provider, make_job):
     before = torch_provider.prompts.encode_calls
     rng = np.random.default_rng(0)
     audio = (0.2 * rng.standard_normal(RATE)).astype(np.float32)
-    spoken = [ContextSegment(text="Earlier the other speaker said something.", speaker=1, audio=audio,
-                             sample_rate=RATE)]
+    spoken = [
+        ContextSegment(text="Earlier the other speaker said something.", speaker=1, audio=audio, sample_rate=RATE)
+    ]
     with_audio, _ = _codes(torch_provider, make_job(["Reply to that."], context=spoken, temperature=0))
     assert torch_provider.prompts.encode_calls == before + 1  # the turn's audio went through Mimi's encoder
     assert not np.array_equal(with_text, with_audio)
@@ -150,8 +151,7 @@ def test_cancellation_takes_the_request_out_within_one_frame(torch_provider, mak
     assert rest == []
 
 
-@pytest.mark.parametrize("params", [{"temperature": 0}, {"temperature": 0.9, "top_k": 50}],
-                         ids=["greedy", "sampled"])
+@pytest.mark.parametrize("params", [{"temperature": 0}, {"temperature": 0.9, "top_k": 50}], ids=["greedy", "sampled"])
 def test_a_request_joining_a_running_batch_gets_what_it_would_get_alone(torch_provider, make_job, params):
     """Continuous batching: B joins A at a frame boundary; they share forward passes; neither output changes."""
     from sesame_voice_csm.common.plan import Stats
@@ -196,8 +196,10 @@ def test_batch_never_exceeds_max_batch(torch_provider, make_job):
 
     csm = torch_provider.backend.generator.csm
     loop = BatchLoop(TorchCsm(csm.model, csm.tokenizer, max_batch=2), max_batch=2, start=False)
-    streams = [loop.submit(torch_provider.plan(make_job(["Three at once."], seed=i)), threading.Event(), Stats())
-               for i in range(3)]
+    streams = [
+        loop.submit(torch_provider.plan(make_job(["Three at once."], seed=i)), threading.Event(), Stats())
+        for i in range(3)
+    ]
     loop.tick()
     assert loop.running == 2
     while loop.busy:

@@ -18,8 +18,11 @@ def test_mlx_and_torch_pick_the_same_greedy_codes(hf_checkpoint, make_job, tmp_p
     options = {"frame_budget_base_ms": 800, "frame_budget_per_char_ms": 0, "dtype": "float32"}
 
     def provider(backend: str) -> CsmProvider:
-        settings = Settings(cache_dir=tmp_path / backend, voices_dir=tmp_path,
-                            plugins={"csm": {**options, "model_id": str(hf_checkpoint), "backend": backend, "mimi": str(mimi)}})
+        settings = Settings(
+            cache_dir=tmp_path / backend,
+            voices_dir=tmp_path,
+            plugins={"csm": {**options, "model_id": str(hf_checkpoint), "backend": backend, "mimi": str(mimi)}},
+        )
         loaded = CsmProvider(settings)
         loaded.ensure_loaded()
         return loaded

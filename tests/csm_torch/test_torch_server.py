@@ -32,11 +32,13 @@ async def test_two_clients_speaking_at_once_share_forward_passes(start_server, h
 
         async def speak(text: str) -> tuple[str, bytes]:
             async with client.audio.speech.with_streaming_response.create(
-                    model="csm-1b", voice="professional", input=text, response_format="pcm") as response:
+                model="csm-1b", voice="professional", input=text, response_format="pcm"
+            ) as response:
                 return response.headers["x-sesame-provider"], await response.read()
 
-        results = await asyncio.gather(speak("Hello there, how are you today?"),
-                                       speak("I am fine, thank you for asking."))
+        results = await asyncio.gather(
+            speak("Hello there, how are you today?"), speak("I am fine, thank you for asking.")
+        )
         batch_sizes = list(provider.backend.generator.loop.batch_sizes)
     for provider_name, pcm in results:
         assert provider_name == "csm"

@@ -10,7 +10,8 @@ SMALL_LIMITS = {"max_context_segments": 3, "max_segment_seconds": 2.0, "max_cont
 
 @pytest.fixture
 def start_legacy(start_server):
-    """``async with start_legacy(legacy={...}, plugin_settings={...}, **settings) as server`` with the test providers."""
+    """``async with start_legacy(legacy={...}, plugin_settings={...}, **settings) as server``, with the test
+    providers."""
 
     def start(legacy: dict | None = None, plugin_settings: dict | None = None, plugins: tuple = (), **overrides):
         config = {"legacy": {"voice": "recorder", **(legacy or {})}, **(plugin_settings or {})}

@@ -13,9 +13,9 @@ import pytest
 pytest.importorskip("mlx.core", reason="mlx is not installed (pip install 'sesame-voice[csm]')")
 pytest.importorskip("mlx_audio", reason="mlx-audio is not installed (pip install 'sesame-voice[csm]')")
 
-from conversation_fakes import sine, wav_b64  # noqa: E402
+from conversation_fakes import sine, wav_b64
 
-from sesame_voice import ContextSegment  # noqa: E402
+from sesame_voice import ContextSegment
 from sesame_voice.engine.context import fit_context
 
 FAST = {"first_chunk_frames": 2, "chunk_frames": 3, "frame_budget_base_ms": 160, "frame_budget_per_char_ms": 8}
@@ -32,8 +32,10 @@ def tiny_csm(tmp_path_factory):
 @pytest.fixture
 async def csm_server(start_legacy, tiny_csm):
     model_dir, mimi_file = tiny_csm
-    async with start_legacy(plugin_settings={"csm": {"model_id": str(model_dir), "mimi": str(mimi_file), **FAST}},
-                            legacy={"voice": "professional"}) as server:
+    async with start_legacy(
+        plugin_settings={"csm": {"model_id": str(model_dir), "mimi": str(mimi_file), **FAST}},
+        legacy={"voice": "professional"},
+    ) as server:
         provider = server.providers["csm"]
         for _ in range(600):
             if provider.state in ("ready", "failed"):
@@ -74,10 +76,15 @@ async def test_context_audio_reaches_csm_and_is_encoded_with_mimi(csm_server):
     provider = csm_server.providers["csm"]
     url = f"http://127.0.0.1:{csm_server.http_port}"
     before = provider.prompts.encode_calls
-    body = {"text": "Next.", "voice": "professional", "max_audio_length_ms": 400, "context_segments": [
-        {"text": "First earlier turn.", "speaker": 1, "audio": wav_b64(sine(0.6, 16000, 300), 16000)},
-        {"text": "Second earlier turn.", "speaker": 0, "audio": wav_b64(sine(0.4, 44100, 500), 44100)},
-    ]}
+    body = {
+        "text": "Next.",
+        "voice": "professional",
+        "max_audio_length_ms": 400,
+        "context_segments": [
+            {"text": "First earlier turn.", "speaker": 1, "audio": wav_b64(sine(0.6, 16000, 300), 16000)},
+            {"text": "Second earlier turn.", "speaker": 0, "audio": wav_b64(sine(0.4, 44100, 500), 44100)},
+        ],
+    }
     async with aiohttp.ClientSession() as client:
         async with client.post(f"{url}/tts", json=body) as response:
             assert response.status == 200 and response.headers["X-Sesame-Provider"] == "csm"
@@ -97,13 +104,15 @@ async def test_csm_fitted_context_is_never_trimmed_again_by_the_exact_plan(csm_s
 
     provider = csm_server.providers["csm"]
     # Mostly text-only turns (Mimi encoding on a CPU is slow), the newest with audio.
-    turns = [ContextSegment(text=f"The quick brown fox jumps over the lazy dog, turn {i}.", speaker=i % 2)
-             for i in range(200)]
+    turns = [
+        ContextSegment(text=f"The quick brown fox jumps over the lazy dog, turn {i}.", speaker=i % 2)
+        for i in range(200)
+    ]
     turns += [ContextSegment(text="Hello there.", speaker=1, audio=sine(0.5, 16000), sample_rate=16000)]
     params = dict(csm_server.voices.get("professional").params)
     fitted = fit_context(provider, turns, params)
     assert 0 < len(fitted) < len(turns)
-    assert [s.text for s in fitted] == [s.text for s in turns[-len(fitted):]]  # newest kept, oldest dropped
+    assert [s.text for s in fitted] == [s.text for s in turns[-len(fitted) :]]  # newest kept, oldest dropped
     assert fitted[-1].sample_rate == 24000 and len(fitted[-1].audio) == 12000  # resampled for CSM
     request = SynthesisRequest(text="Now.", context=fitted)
     job = ProviderJob(sentences=["Now."], voice=Voice(name="t", provider="csm"), params=params, request=request)

@@ -25,9 +25,11 @@ async def _post(url: str, **kwargs) -> tuple[int, dict, bytes]:
 
 
 async def test_persona_server_request_from_the_seed_notes_works_unchanged(server, base_url, transcribe, wer):
-    # curl -X POST http://localhost:8000/api/v1/generate -H "Content-Type: application/json" -d '{"text": "Hello from Maya"}'
-    status, headers, body = await _post(f"{base_url}/api/v1/generate", data='{"text": "Hello from Maya"}',
-                                        headers={"Content-Type": "application/json"})
+    # curl -X POST http://localhost:8000/api/v1/generate -H "Content-Type: application/json" \
+    #      -d '{"text": "Hello from Maya"}'
+    status, headers, body = await _post(
+        f"{base_url}/api/v1/generate", data='{"text": "Hello from Maya"}', headers={"Content-Type": "application/json"}
+    )
     assert status == 200, body
     assert headers["Content-Type"] == "audio/wav" and headers["X-Sesame-Voice"] == "maya"
     samples, rate = read_audio(body)
@@ -46,8 +48,12 @@ async def test_each_persona_is_a_preset(server, base_url, persona):
 
 
 async def test_persona_bad_input(url):
-    for body, code in [({"voice": "maya"}, "missing_required_parameter"), ({"text": "hi", "voice": "oracle"},
-                       "voice_not_found"), ({"text": 5}, "invalid_request"), ([1, 2], "invalid_json")]:
+    for body, code in [
+        ({"voice": "maya"}, "missing_required_parameter"),
+        ({"text": "hi", "voice": "oracle"}, "voice_not_found"),
+        ({"text": 5}, "invalid_request"),
+        ([1, 2], "invalid_json"),
+    ]:
         status, _, data = await _post(f"{url}/api/v1/generate", json=body)
         assert status == 400 and json.loads(data)["code"] == code, data
 
@@ -59,10 +65,16 @@ def _pcm(answer: dict) -> np.ndarray:
 async def test_sidecar_request_shape_from_the_seed_notes(url, recorder):
     """{text, speaker?, context?: [{text?, speaker?, audio?: base64}], max_audio_length_ms?} → either answer."""
     raw_context = base64.b64encode(sine(0.5, 24000, 300).astype("<f4").tobytes()).decode()
-    request = {"text": "One. Two. Three.", "speaker": 1, "max_audio_length_ms": 10000,
-               "context": [{"text": "Raw float32 context.", "speaker": 0, "audio": raw_context},
-                           {"text": "WAV context.", "audio": wav_b64(sine(0.5, 48000, 500), 48000)},
-                           {"text": "No audio."}]}
+    request = {
+        "text": "One. Two. Three.",
+        "speaker": 1,
+        "max_audio_length_ms": 10000,
+        "context": [
+            {"text": "Raw float32 context.", "speaker": 0, "audio": raw_context},
+            {"text": "WAV context.", "audio": wav_b64(sine(0.5, 48000, 500), 48000)},
+            {"text": "No audio."},
+        ],
+    }
     for path in ("/csm/generate", "/generate"):
         status, headers, body = await _post(f"{url}{path}", json=request)
         assert status == 200, body
@@ -90,13 +102,20 @@ async def test_sidecar_output_choice_and_errors(url, start_legacy):
     assert status == 400 and json.loads(body)["code"] == "codes_unavailable"
     bad = [
         ({"text": "Hi.", "output": "opus"}, "invalid_request"),
-        ({"text": "Hi.", "context": [{"speaker": 0, "audio": wav_b64(sine(0.2, 16000), 16000)}]},
-         "transcript_required"),
+        (
+            {"text": "Hi.", "context": [{"speaker": 0, "audio": wav_b64(sine(0.2, 16000), 16000)}]},
+            "transcript_required",
+        ),
         ({"text": "Hi.", "context": [{"speaker": 1}]}, "invalid_request"),
         ({"text": "Hi.", "context": [{"text": "t", "audio": base64.b64encode(b"abcde").decode()}]}, "invalid_audio"),
         ({"text": "Hi.", "context": [{"text": "t", "audio": "!!"}]}, "invalid_base64"),
-        ({"text": "Hi.", "context": [{"text": "t", "audio": base64.b64encode(
-            np.full(4, np.nan, "<f4").tobytes()).decode()}]}, "invalid_audio"),
+        (
+            {
+                "text": "Hi.",
+                "context": [{"text": "t", "audio": base64.b64encode(np.full(4, np.nan, "<f4").tobytes()).decode()}],
+            },
+            "invalid_audio",
+        ),
         ({"text": "Hi.", "speaker": -1}, "unknown_speaker"),
         ({"text": "Hi.", "max_audio_length_ms": 10}, "invalid_request"),
         ({"speaker": 0}, "missing_required_parameter"),
@@ -135,4 +154,6 @@ async def test_sidecar_audio_only_context_is_transcribed_by_the_speech_to_text_s
         assert status == 200, body
         recorder = server.providers["recorder"]
         assert [(s.text, s.speaker) for s in recorder.jobs[-1].request.context] == [
-            ("words heard in the audio", 0), ("Typed turn.", 1)]
+            ("words heard in the audio", 0),
+            ("Typed turn.", 1),
+        ]

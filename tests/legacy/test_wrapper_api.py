@@ -43,12 +43,17 @@ async def test_spiralogic_request_from_the_seed_notes_works_unchanged(server, ba
     assert len(samples) / rate > 0.5
     assert wer("Hello, I am Maya", transcribe(samples, rate)) <= 0.5
     # The seed's curl: form /generate, then its health check expecting {"status": "healthy", "model_loaded": ...}.
-    status, headers, body = await _post(f"{base_url}/generate", data="text=Hello Maya&speaker=0",
-                                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, headers, body = await _post(
+        f"{base_url}/generate",
+        data="text=Hello Maya&speaker=0",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 200 and headers["Content-Type"] == "audio/wav" and len(read_audio(body)[0]) > 10000
-    status, headers, body = await _post(f"{base_url}/generate",
-                                        data="text=The patterns are revealing themselves to you now.",
-                                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    status, headers, body = await _post(
+        f"{base_url}/generate",
+        data="text=The patterns are revealing themselves to you now.",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert status == 200
     samples, rate = read_audio(body)
     assert wer("The patterns are revealing themselves to you now.", transcribe(samples, rate)) <= 0.35
@@ -65,8 +70,15 @@ async def test_tts_hands_context_audio_to_the_provider_resampled(url, recorder):
         {"text": "An earlier turn at eight kilohertz.", "speaker": 1, "audio": wav_b64(sine(1.0, 8000, 440), 8000)},
         {"text": "A text-only turn.", "speaker": 0},
     ]
-    body = {"text": "Now speak.", "speaker": 2, "format": "mp3", "temperature": 0.5, "top_k": 7,
-            "max_audio_length_ms": 4000, "context_segments": context}
+    body = {
+        "text": "Now speak.",
+        "speaker": 2,
+        "format": "mp3",
+        "temperature": 0.5,
+        "top_k": 7,
+        "max_audio_length_ms": 4000,
+        "context_segments": context,
+    }
     status, headers, data = await _post(f"{url}/tts", json=body)
     assert status == 200, data
     assert headers["Content-Type"] == "audio/mpeg" and headers["X-Sesame-Provider"] == "recorder"
@@ -77,7 +89,11 @@ async def test_tts_hands_context_audio_to_the_provider_resampled(url, recorder):
     assert job.request.max_audio_length_ms == 4000
     first, second = job.request.context
     assert (first.text, first.speaker, second.text, second.audio) == (
-        "An earlier turn at eight kilohertz.", 1, "A text-only turn.", None)
+        "An earlier turn at eight kilohertz.",
+        1,
+        "A text-only turn.",
+        None,
+    )
     assert first.sample_rate == 16000 and abs(len(first.audio) - 16000) < 20
     assert abs(dominant_frequency(first.audio, 16000) - 440) < 3
 
@@ -103,8 +119,10 @@ async def test_generate_voices_and_root(url):
     # Browsers get the studio (its plugin answers HTML on GET /); the legacy page shows with --disable studio.
     assert page[0].startswith("text/html") and "sesame-voice studio" in page[1]
     assert {"/tts", "/generate", "/api/v1/generate", "/csm/generate", "/v1/sessions/{session_id}/ws"} <= set(paths)
-    assert "session" in paths["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"]["schema"][
-        "properties"]
+    assert (
+        "session"
+        in paths["/v1/audio/speech"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    )
 
 
 async def test_health_fields_follow_the_legacy_voice(start_legacy):
@@ -125,16 +143,22 @@ async def test_health_fields_follow_the_legacy_voice(start_legacy):
 
 BAD_TTS = [
     ({"text": "x", "context_segments": [{"text": "t", "audio": "%%%not base64%%%"}]}, "invalid_base64"),
-    ({"text": "x", "context_segments": [{"text": "t", "audio": base64.b64encode(b"ID3 mp3 bytes").decode()}]},
-     "invalid_audio"),
+    (
+        {"text": "x", "context_segments": [{"text": "t", "audio": base64.b64encode(b"ID3 mp3 bytes").decode()}]},
+        "invalid_audio",
+    ),
     ({"text": "x", "context_segments": [{"text": "t", "audio": wav_b64(sine(2.5, 8000), 8000)}]}, "audio_too_long"),
-    ({"text": "x", "context_segments": [{"text": "t", "audio": wav_b64(sine(0.5, 2000), 2000)}]},
-     "invalid_sample_rate"),
+    (
+        {"text": "x", "context_segments": [{"text": "t", "audio": wav_b64(sine(0.5, 2000), 2000)}]},
+        "invalid_sample_rate",
+    ),
     ({"text": "x", "speaker": 7}, "unknown_speaker"),
     ({"text": "x", "context_segments": [{"text": "t", "speaker": 9}]}, "unknown_speaker"),
     ({"text": "x", "context_segments": [{"text": "t"}] * 4}, "too_many_segments"),
-    ({"text": "x", "context_segments": [{"text": "t", "audio": wav_b64(sine(1.8, 8000), 8000)}] * 2},
-     "segment_too_large"),
+    (
+        {"text": "x", "context_segments": [{"text": "t", "audio": wav_b64(sine(1.8, 8000), 8000)}] * 2},
+        "segment_too_large",
+    ),
     ({"text": "x", "context_segments": [{"text": "t" * 5000}]}, "segment_too_large"),
     ({"text": "x", "context_segments": [{"speaker": 0}]}, "invalid_request"),
     ({"text": "x", "context_segments": "not a list"}, "invalid_request"),
@@ -158,8 +182,9 @@ async def test_bad_tts_requests_get_clear_400s_and_the_server_keeps_serving(url,
     assert status == 400 and b"invalid_json" in data
     status, _, data = await _post(f"{url}/tts", data=b"text=hi", headers={"Content-Type": "text/plain"})
     assert status == 415 and b"unsupported_media_type" in data
-    status, _, data = await _post(f"{url}/tts", data=b"[" + b"1," * (3 * 1024 * 1024) + b"1]",
-                                  headers={"Content-Type": "application/json"})
+    status, _, data = await _post(
+        f"{url}/tts", data=b"[" + b"1," * (3 * 1024 * 1024) + b"1]", headers={"Content-Type": "application/json"}
+    )
     assert status == 413 and b"request_too_large" in data
     status, _, data = await _post(f"{url}/generate", data={"text": "hi", "speaker": "five"})
     assert status == 400 and b"unknown_speaker" in data
@@ -178,7 +203,6 @@ async def test_api_key_guards_the_legacy_routes(start_legacy):
         assert status == 200
         status, _, _ = await _post(f"{url}/api/v1/generate", json={"text": "hi"}, headers={"X-API-Key": "local"})
         assert status == 200
-
 
 
 async def test_repeated_bad_requests_leave_no_memory_behind(start_legacy):

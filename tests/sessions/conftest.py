@@ -12,8 +12,11 @@ def start_sessions(start_server):
     providers; ``sessions`` is the ``plugins: sessions:`` table (its voice is ``recorder`` unless given)."""
 
     def start(sessions: dict | None = None, plugin_settings: dict | None = None, plugins: tuple = (), **overrides):
-        config = {"legacy": {"voice": "recorder"}, "sessions": {"voice": "recorder", **(sessions or {})},
-                  **(plugin_settings or {})}
+        config = {
+            "legacy": {"voice": "recorder"},
+            "sessions": {"voice": "recorder", **(sessions or {})},
+            **(plugin_settings or {}),
+        }
         return start_server(plugins=[legacy_plugin(), *plugins], plugin_settings=config, **overrides)
 
     return start

@@ -13,10 +13,20 @@ from conversation_fakes import GatedProvider
 from sesame_voice.config import Settings, load_settings
 from sesame_voice_sessions import SessionService, SessionSettings
 
-UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
-           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
-SESSION_ENV = {"SESSION_IDLE_SECONDS": "10", "MAX_SESSIONS": "5", "SESSION_MAX_TURNS": "7",
-               "SESSION_MAX_AUDIO_SECONDS": "9.5", "SESSION_OVERFLOW": "refuse", "SESSIONS_PERSIST": "yes"}
+UPGRADE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
+SESSION_ENV = {
+    "SESSION_IDLE_SECONDS": "10",
+    "MAX_SESSIONS": "5",
+    "SESSION_MAX_TURNS": "7",
+    "SESSION_MAX_AUDIO_SECONDS": "9.5",
+    "SESSION_OVERFLOW": "refuse",
+    "SESSIONS_PERSIST": "yes",
+}
 
 
 async def _call(method: str, url: str, **kwargs) -> tuple[int, dict[str, str], bytes]:
@@ -59,12 +69,14 @@ async def test_without_the_plugin_sessions_answer_a_clear_400_and_speech_still_w
         assert status == 200 and "sessions" not in health
         async with AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
             with pytest.raises(BadRequestError) as caught:
-                await client.audio.speech.create(model="csm-1b", voice="recorder", input="Hi.",
-                                                 extra_body={"session": "any"})
+                await client.audio.speech.create(
+                    model="csm-1b", voice="recorder", input="Hi.", extra_body={"session": "any"}
+                )
             assert caught.value.body["code"] == "sessions_not_enabled"
             assert "sessions plugin" in caught.value.body["message"]
             spoken = await client.audio.speech.with_raw_response.create(
-                model="csm-1b", voice="recorder", input="Plain speech still works.", response_format="wav")
+                model="csm-1b", voice="recorder", input="Plain speech still works.", response_format="wav"
+            )
             assert spoken.headers["X-Sesame-Provider"] == "recorder"
         for path in ("/ws", "/ws/some-id"):  # the legacy plugin's routes, in its error shape
             status, error = await _json("GET", f"{url}{path}", headers=UPGRADE)
@@ -85,8 +97,9 @@ async def test_session_errors_have_one_status_on_every_surface(url, sessions):
             status, error = await _json("GET", f"{url}{path}", headers=UPGRADE)
             assert (status, error["code"]) == (404, "session_not_found"), path
         with pytest.raises(NotFoundError) as unknown:
-            await client.audio.speech.create(model="csm-1b", voice="recorder", input="x",
-                                             extra_body={"session": "nope"})
+            await client.audio.speech.create(
+                model="csm-1b", voice="recorder", input="x", extra_body={"session": "nope"}
+            )
         assert unknown.value.status_code == 404 and unknown.value.body["code"] == "session_not_found"
 
         # Busy: 409 over REST and the OpenAI extension while the session speaks elsewhere.
@@ -98,8 +111,9 @@ async def test_session_errors_have_one_status_on_every_surface(url, sessions):
             status, error = await _json("POST", f"{url}/v1/sessions/{session.id}/speak", json={"text": "Me too."})
             assert (status, error["code"]) == (409, "session_busy")
             with pytest.raises(ConflictError) as busy:
-                await client.audio.speech.create(model="csm-1b", voice="gated", input="Me too.",
-                                                 extra_body={"session": session.id})
+                await client.audio.speech.create(
+                    model="csm-1b", voice="gated", input="Me too.", extra_body={"session": session.id}
+                )
             assert busy.value.status_code == 409 and busy.value.body["code"] == "session_busy"
         finally:
             GatedProvider.gate.set()
@@ -122,11 +136,26 @@ def test_settings_keep_their_environment_names_and_take_the_table_and_set(monkey
     from sesame_voice.app.cli import _settings, build_parser
 
     core = {f.name for f in dataclasses.fields(Settings)}
-    assert not {"session_idle_seconds", "max_sessions", "session_max_turns", "session_max_audio_seconds",
-                "session_overflow", "sessions_persist"} & core  # no longer core settings
+    assert (
+        not {
+            "session_idle_seconds",
+            "max_sessions",
+            "session_max_turns",
+            "session_max_audio_seconds",
+            "session_overflow",
+            "sessions_persist",
+        }
+        & core
+    )  # no longer core settings
     options = SessionSettings.from_settings(load_settings(env=SESSION_ENV, dotenv_file=None))
-    assert (options.idle_seconds, options.max_sessions, options.max_turns, options.max_audio_seconds,
-            options.overflow, options.persist) == (10.0, 5, 7, 9.5, "refuse", True)
+    assert (
+        options.idle_seconds,
+        options.max_sessions,
+        options.max_turns,
+        options.max_audio_seconds,
+        options.overflow,
+        options.persist,
+    ) == (10.0, 5, 7, 9.5, "refuse", True)
     for name in (*SESSION_ENV, "SESAME_CONFIG"):
         monkeypatch.delenv(name, raising=False)
     args = build_parser().parse_args(["serve", "--set", "sessions.max_sessions=3", "--set", "sessions.persist=on"])

@@ -26,8 +26,11 @@ async def test_session_lifecycle_and_speaking_conditions_on_history(url, recorde
     status, session = await _json("POST", f"{url}/v1/sessions", json={"speaker": 1})
     assert status == 201 and session["turns"] == [] and session["voice"] == "recorder"
     sid = session["id"]
-    status, turn = await _json("POST", f"{url}/v1/sessions/{sid}/turns",
-                               json={"text": "Hi there.", "speaker": 0, "audio": wav_b64(sine(1.0, 8000, 440), 8000)})
+    status, turn = await _json(
+        "POST",
+        f"{url}/v1/sessions/{sid}/turns",
+        json={"text": "Hi there.", "speaker": 0, "audio": wav_b64(sine(1.0, 8000, 440), 8000)},
+    )
     assert status == 201 and turn["audio_seconds"] == 1.0 and turn["sample_rate"] == 8000
     status, headers, audio = await _call("POST", f"{url}/v1/sessions/{sid}/speak", json={"text": "Hello back."})
     assert status == 200 and headers["Content-Type"] == "audio/wav"
@@ -55,8 +58,11 @@ async def test_history_is_trimmed_oldest_first_to_the_providers_window(url, reco
     status, session = await _json("POST", f"{url}/v1/sessions", json={"voice": "small-window"})
     sid = session["id"]
     for index in range(6):
-        await _json("POST", f"{url}/v1/sessions/{sid}/turns",
-                    json={"text": f"Turn {index}.", "audio": wav_b64(sine(1.0, 16000), 16000)})
+        await _json(
+            "POST",
+            f"{url}/v1/sessions/{sid}/turns",
+            json={"text": f"Turn {index}.", "audio": wav_b64(sine(1.0, 16000), 16000)},
+        )
     await _call("POST", f"{url}/v1/sessions/{sid}/speak", json={"text": "Now."})
     assert [s.text for s in recorder.jobs[-1].request.context] == ["Turn 3.", "Turn 4.", "Turn 5."]  # 3 s window
     status, info = await _json("GET", f"{url}/v1/sessions/{sid}")
@@ -79,15 +85,20 @@ async def test_openai_endpoint_speaks_within_a_session(url, recorder):
     await _json("POST", f"{url}/v1/sessions/{sid}/turns", json={"text": "What time is it?", "speaker": 1})
     async with AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as client:
         response = await client.audio.speech.with_raw_response.create(
-            model="csm-1b", voice="recorder", input="It is noon.", response_format="wav",
-            extra_body={"session": sid, "speaker": 0})
+            model="csm-1b",
+            voice="recorder",
+            input="It is noon.",
+            response_format="wav",
+            extra_body={"session": sid, "speaker": 0},
+        )
         assert len(read_audio(response.content)[0]) == 4000
         assert [s.text for s in recorder.jobs[-1].request.context] == ["What time is it?"]
         status, info = await _json("GET", f"{url}/v1/sessions/{sid}")
         assert [(t["text"], t["speaker"]) for t in info["turns"]] == [("What time is it?", 1), ("It is noon.", 0)]
         with pytest.raises(NotFoundError) as caught:  # 404, as over REST
-            await client.audio.speech.create(model="csm-1b", voice="recorder", input="x",
-                                             extra_body={"session": "nope"})
+            await client.audio.speech.create(
+                model="csm-1b", voice="recorder", input="x", extra_body={"session": "nope"}
+            )
     assert caught.value.body["code"] == "session_not_found"
 
 
@@ -102,16 +113,18 @@ async def test_audio_only_turns_need_a_speech_to_text_service(url, server, start
     async with start_sessions(plugins=(WordsSttPlugin(),)) as other_server:  # a speech-to-text provider installed
         other = f"http://127.0.0.1:{other_server.http_port}"
         status, session = await _json("POST", f"{other}/v1/sessions")
-        status, turn = await _json("POST", f"{other}/v1/sessions/{session['id']}/turns",
-                                   json={"audio": audio, "speaker": 1})
+        status, turn = await _json(
+            "POST", f"{other}/v1/sessions/{session['id']}/turns", json={"audio": audio, "speaker": 1}
+        )
         assert status == 201 and turn["text"] == "words heard in the audio" and turn["transcribed"] is True
     assert WordsStt.calls == [(8000, 16000)]
 
 
 async def test_session_bad_input_and_bounds(start_sessions):
     clock = [1000.0]
-    async with start_sessions(sessions={"max_sessions": 2, "max_turns": 3, "max_audio_seconds": 2.0,
-                                        "idle_seconds": 60}) as server:
+    async with start_sessions(
+        sessions={"max_sessions": 2, "max_turns": 3, "max_audio_seconds": 2.0, "idle_seconds": 60}
+    ) as server:
         server.service("sessions").store.clock = lambda: clock[0]
         url = f"http://127.0.0.1:{server.http_port}"
         _, first = await _json("POST", f"{url}/v1/sessions")
@@ -138,15 +151,19 @@ async def test_session_bad_input_and_bounds(start_sessions):
         assert status == 400
         status, error = await _json("POST", f"{url}/v1/sessions", json={"voice": "ghost"})
         assert status == 400 and error["code"] == "voice_not_found"
-        status, error = await _json("POST", f"{url}/v1/sessions/{sid}/speak", json={"text": "x",
-                                                                                   "max_audio_length_ms": 5})
+        status, error = await _json(
+            "POST", f"{url}/v1/sessions/{sid}/speak", json={"text": "x", "max_audio_length_ms": 5}
+        )
         assert status == 400 and "max_audio_length_ms" in error["detail"]
         status, error = await _json("POST", f"{url}/v1/sessions/nope/turns", json={"text": "t"})
         assert status == 404 and error["code"] == "session_not_found"
         # Rolling history: the oldest turns make room, within 3 turns and 2 s of audio.
         for index in range(5):
-            await _json("POST", f"{url}/v1/sessions/{sid}/turns",
-                        json={"text": f"t{index}", "audio": wav_b64(sine(0.75, 8000), 8000)})
+            await _json(
+                "POST",
+                f"{url}/v1/sessions/{sid}/turns",
+                json={"text": f"t{index}", "audio": wav_b64(sine(0.75, 8000), 8000)},
+            )
         _, info = await _json("GET", f"{url}/v1/sessions/{sid}")
         assert [t["text"] for t in info["turns"]] == ["t3", "t4"] and info["audio_seconds"] == 1.5
         assert info["dropped_turns"] == 3
@@ -182,8 +199,11 @@ async def test_sessions_persist_to_the_cache_dir_across_a_restart(start_sessions
     async with start_sessions(sessions={"persist": True}, cache_dir=cache) as server:
         url = f"http://127.0.0.1:{server.http_port}"
         _, session = await _json("POST", f"{url}/v1/sessions", json={"id": "kept", "speaker": 2})
-        await _json("POST", f"{url}/v1/sessions/kept/turns", json={"text": "Remember me.",
-                                                                   "audio": wav_b64(sine(0.5, 16000, 250), 16000)})
+        await _json(
+            "POST",
+            f"{url}/v1/sessions/kept/turns",
+            json={"text": "Remember me.", "audio": wav_b64(sine(0.5, 16000, 250), 16000)},
+        )
         await _call("POST", f"{url}/v1/sessions/kept/speak", json={"text": "I will."})
     assert (cache / "sessions" / "kept.npz").is_file()
     async with start_sessions(env={"SESSIONS_PERSIST": "true"}, cache_dir=cache) as server:  # the env name too

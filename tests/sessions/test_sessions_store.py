@@ -13,8 +13,15 @@ from sesame_voice_sessions.models import SessionBusy, SessionLimitReached, Unkno
 
 def _store(**limits) -> tuple[MemorySessionStore, list[float]]:
     clock = [1000.0]
-    values = {"idle_seconds": 60.0, "max_sessions": 2, "max_turns": 3, "max_audio_seconds": 2.0,
-              "overflow": "drop_oldest", "persist": False, **limits}
+    values = {
+        "idle_seconds": 60.0,
+        "max_sessions": 2,
+        "max_turns": 3,
+        "max_audio_seconds": 2.0,
+        "overflow": "drop_oldest",
+        "persist": False,
+        **limits,
+    }
     return MemorySessionStore(SessionLimits(**values), clock=lambda: clock[0]), clock
 
 

@@ -10,8 +10,12 @@ import aiohttp
 import numpy as np
 from conversation_fakes import GatedProvider, allocated, sine, wav_b64
 
-UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
-           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+UPGRADE = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+}
 """Headers of a WebSocket handshake, to see the HTTP answer to a refused one."""
 
 
@@ -42,8 +46,15 @@ async def test_conversation_over_a_websocket(url, recorder):
             assert welcome["type"] == "welcome" and welcome["audio"]["frame_samples"] == 1920
             assert welcome["audio"]["encoding"] == "f32le" and welcome["audio"]["sample_rate"] == 24000
             sid = welcome["session_id"]
-            await ws.send_json({"type": "add_turn", "text": "I feel calm today.", "speaker": 1,
-                                "audio": wav_b64(sine(0.5, 16000), 16000), "request_id": 7})
+            await ws.send_json(
+                {
+                    "type": "add_turn",
+                    "text": "I feel calm today.",
+                    "speaker": 1,
+                    "audio": wav_b64(sine(0.5, 16000), 16000),
+                    "request_id": 7,
+                }
+            )
             added = await _next_json(ws)
             assert added["type"] == "turn_added" and added["request_id"] == 7 and added["turn"]["speaker"] == 1
             start, frames, done = await _speak(ws, text="That is good to hear. Tell me more.", speaker=0)
@@ -136,8 +147,9 @@ async def test_wrong_messages_get_error_messages_and_the_socket_stays_open(url, 
 
 async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(start_sessions):
     # No CSM or Wyoming: their start-up imports would land inside the measured interval.
-    async with start_sessions(sessions={"max_turns": 40, "max_audio_seconds": 10.0},
-                              disabled_plugins=("csm", "wyoming")) as server:
+    async with start_sessions(
+        sessions={"max_turns": 40, "max_audio_seconds": 10.0}, disabled_plugins=("csm", "wyoming")
+    ) as server:
         url = f"http://127.0.0.1:{server.http_port}"
         audio = wav_b64(sine(0.5, 16000), 16000)
         async with aiohttp.ClientSession() as client:

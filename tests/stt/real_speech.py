@@ -91,12 +91,20 @@ def clips() -> list[Clip]:
     for folder, listing in (("librivox", "transcription"), ("cards", "cards.transcription")):
         for ident, text in _transcriptions(SPHINX / folder / listing).items():
             text = text.replace("a a amiable", "amiable").replace("mister", "mr")  # a stumble; Whisper's spelling
-            found.append(Clip(f"{folder}/{ident}", text, *_read(SPHINX / folder / f"{ident}.wav"),
-                              "pocketsphinx-testdata (LibriVox, public domain)" if folder == "librivox"
-                              else "pocketsphinx-testdata"))
+            found.append(
+                Clip(
+                    f"{folder}/{ident}",
+                    text,
+                    *_read(SPHINX / folder / f"{ident}.wav"),
+                    "pocketsphinx-testdata (LibriVox, public domain)"
+                    if folder == "librivox"
+                    else "pocketsphinx-testdata",
+                )
+            )
     for name, reference in CODEC2_CLIPS.items():
         found.append(Clip(name, reference, *_read(CODEC2 / "wav" / f"{name}.wav"), "codec2-examples"))
     whole, rate = _read(CODEC2 / "wav" / "all.wav")
-    found.append(Clip("all.wav from 33.6 s", LONG_REFERENCE, whole[int(LONG_CLIP_START * rate):], rate,
-                      "codec2-examples"))
+    found.append(
+        Clip("all.wav from 33.6 s", LONG_REFERENCE, whole[int(LONG_CLIP_START * rate) :], rate, "codec2-examples")
+    )
     return sorted(found, key=lambda clip: clip.duration)

@@ -28,7 +28,12 @@ def pcm16(samples: np.ndarray) -> bytes:
 
 
 async def transcribe_like_home_assistant(
-    port: int, audio: bytes, rate: int = 16000, width: int = 2, channels: int = 1, language: str | None = "en",
+    port: int,
+    audio: bytes,
+    rate: int = 16000,
+    width: int = 2,
+    channels: int = 1,
+    language: str | None = "en",
     chunk_bytes: int = 2048,
 ) -> list[Event]:
     """Every event the server sends for one utterance, sent exactly as Home Assistant's wyoming stt does."""

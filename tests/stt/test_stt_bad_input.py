@@ -189,7 +189,9 @@ async def test_wyoming_unsupported_sample_format_is_refused(start_wyoming):
             await client.write_event(Transcribe().event())
             await client.write_event(AudioStart(rate=16000, width=3, channels=1).event())
             event = await client.read_event()
-    assert event.type == "error" and event.data["code"] == "unsupported_audio_format" and "width 3" in event.data["text"]
+    assert (
+        event.type == "error" and event.data["code"] == "unsupported_audio_format" and "width 3" in event.data["text"]
+    )
 
 
 async def test_wyoming_client_that_never_stops_is_timed_out(start_wyoming):

@@ -32,8 +32,11 @@ async def test_any_format_pyav_decodes_is_accepted(openai_client, speak, wer, fm
 async def test_verbose_json_has_segments_and_words(openai_client, speak, wer):
     audio = await speak(SENTENCES[0], "flac")
     result = await openai_client.audio.transcriptions.create(
-        model="whisper-1", file=("fox.flac", audio), response_format="verbose_json",
-        timestamp_granularities=["word", "segment"], language="en",
+        model="whisper-1",
+        file=("fox.flac", audio),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        language="en",
     )
     assert result.language == "english" and wer(SENTENCES[0], result.text) <= 0.1
     assert 1.5 < result.duration < 6
@@ -49,8 +52,12 @@ async def test_srt_and_vtt_cues_cover_the_speech(openai_client, speak, wer):
     tiny.en hears is tested elsewhere: alone, this sentence is always heard "with the light breeze".)"""
     audio = await speak(SENTENCES[2], "mp3")
     plain = await openai_client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", audio))
-    srt = await openai_client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", audio), response_format="srt")
-    vtt = await openai_client.audio.transcriptions.create(model="whisper-1", file=("a.mp3", audio), response_format="vtt")
+    srt = await openai_client.audio.transcriptions.create(
+        model="whisper-1", file=("a.mp3", audio), response_format="srt"
+    )
+    vtt = await openai_client.audio.transcriptions.create(
+        model="whisper-1", file=("a.mp3", audio), response_format="vtt"
+    )
     cue = re.compile(r"(\d\d):(\d\d):(\d\d)[,.](\d\d\d) --> (\d\d):(\d\d):(\d\d)[,.](\d\d\d)")
     srt_lines = srt.strip().splitlines()
     assert srt_lines[0] == "1" and cue.fullmatch(srt_lines[1]) and "," in srt_lines[1]

@@ -55,7 +55,9 @@ async def test_third_party_provider_serves_every_frontend(start_server, echo_plu
         from stt_helpers import pcm16
 
         wav = _wav(np.full(32000, 0.2, np.float32), 16000)
-        verbose = await client.audio.transcriptions.create(model="echo-1", file=("a.wav", wav), response_format="verbose_json")
+        verbose = await client.audio.transcriptions.create(
+            model="echo-1", file=("a.wav", wav), response_format="verbose_json"
+        )
         assert verbose.text == "16000 samples at 8000 hertz second 2"
         assert [(s.start, s.end) for s in verbose.segments] == [(0.0, 1.0), (1.0, 2.0)]
         assert "echo-1" in [m.id for m in (await client.models.list()).data]
@@ -102,8 +104,21 @@ def test_transcribe_command_prints_text_and_json(tmp_path, capsys, wer):
     from sesame_voice.app.cli import main as cli
 
     audio = tmp_path / "fox.ogg"
-    assert cli(["say", "The quick brown fox jumps over the lazy dog.", "-o", str(audio), "--voice", "joe",
-                "--disable", "csm"]) == 0
+    assert (
+        cli(
+            [
+                "say",
+                "The quick brown fox jumps over the lazy dog.",
+                "-o",
+                str(audio),
+                "--voice",
+                "joe",
+                "--disable",
+                "csm",
+            ]
+        )
+        == 0
+    )
     assert cli(["transcribe", str(audio), "--disable", "csm"]) == 0
     text = capsys.readouterr().out.strip()
     assert wer("The quick brown fox jumps over the lazy dog.", text) <= 0.1

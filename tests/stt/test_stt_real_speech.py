@@ -83,7 +83,7 @@ def test_short_window_is_as_accurate_as_the_full_window_on_real_speech(providers
 
 @pytest.mark.parametrize("name", ["cards/004", "vk5qi"])
 def test_real_commands_are_answered_from_the_short_window_alone(providers, corpus, name, monkeypatch, wer):
-    """"five five" once ran into a loop to Whisper's 448 tokens, was rejected and decoded again."""
+    """ "five five" once ran into a loop to Whisper's 448 tokens, was rejected and decoded again."""
     provider = providers[True]
     monkeypatch.setattr(provider._model, "transcribe", lambda *a, **k: pytest.fail("decoded a second time"))
     clip = corpus[name]

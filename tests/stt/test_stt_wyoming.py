@@ -18,7 +18,9 @@ async def piper_samples(server, text: str) -> tuple[np.ndarray, int]:
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="x", max_retries=0)
-    audio = await client.audio.speech.with_raw_response.create(model="tts-1", voice="joe", input=text, response_format="wav")
+    audio = await client.audio.speech.with_raw_response.create(
+        model="tts-1", voice="joe", input=text, response_format="wav"
+    )
     return read_audio(audio.content)
 
 

@@ -74,16 +74,39 @@ class StudioServer:
         (root / "no-csm-weights").mkdir()
         self.port = _free_port()
         self.api_key = api_key
-        env = {**os.environ, "MODEL_ID": str(root / "no-csm-weights"), "CACHE_DIR": str(root / "cache"),
-               "HF_HUB_OFFLINE": "1", "VOICES_POLL_INTERVAL": "0.2", "LOG_LEVEL": "info"}
+        env = {
+            **os.environ,
+            "MODEL_ID": str(root / "no-csm-weights"),
+            "CACHE_DIR": str(root / "cache"),
+            "HF_HUB_OFFLINE": "1",
+            "VOICES_POLL_INTERVAL": "0.2",
+            "LOG_LEVEL": "info",
+        }
         env.pop("API_KEY", None)
         if api_key:
             env["API_KEY"] = api_key
         self.log = open(root / "server.log", "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sesame_voice", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--no-zeroconf", "--voices-dir", str(self.voices), "--disable", "wyoming"],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root)
+            [
+                sys.executable,
+                "-m",
+                "sesame_voice",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-zeroconf",
+                "--voices-dir",
+                str(self.voices),
+                "--disable",
+                "wyoming",
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
         _wait_http(f"{self.url}health", self.process)
         self._wait_ready()
 
@@ -109,10 +132,14 @@ class StudioServer:
         import json
 
         request = urllib.request.Request(
-            f"{self.url}v1/audio/speech", method="POST",
+            f"{self.url}v1/audio/speech",
+            method="POST",
             data=json.dumps({"model": "tts-1", "input": text, "voice": voice, "response_format": fmt}).encode(),
-            headers={"Content-Type": "application/json",
-                     **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
+            },
+        )
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.read()
 
@@ -179,9 +206,15 @@ class PrefixProxy:
         if request.headers.get("Upgrade", "").lower() == "websocket":
             client = web.WebSocketResponse()
             await client.prepare(request)
-            async with self.session.ws_connect(url, headers={k: v for k, v in headers.items()
-                                                             if not k.lower().startswith("sec-websocket")
-                                                             and k.lower() not in ("upgrade", "connection")}) as upstream:
+            async with self.session.ws_connect(
+                url,
+                headers={
+                    k: v
+                    for k, v in headers.items()
+                    if not k.lower().startswith("sec-websocket") and k.lower() not in ("upgrade", "connection")
+                },
+            ) as upstream:
+
                 async def pump(source, sink):
                     async for message in source:
                         if message.type == aiohttp.WSMsgType.TEXT:
@@ -191,13 +224,20 @@ class PrefixProxy:
                         else:
                             break
                     await sink.close()
+
                 await asyncio.gather(pump(client, upstream), pump(upstream, client), return_exceptions=True)
             return client
-        async with self.session.request(request.method, url, headers=headers, data=await request.read(),
-                                        allow_redirects=False) as upstream:
-            response = web.StreamResponse(status=upstream.status, headers={
-                k: v for k, v in upstream.headers.items()
-                if k.lower() not in ("transfer-encoding", "content-length", "connection")})
+        async with self.session.request(
+            request.method, url, headers=headers, data=await request.read(), allow_redirects=False
+        ) as upstream:
+            response = web.StreamResponse(
+                status=upstream.status,
+                headers={
+                    k: v
+                    for k, v in upstream.headers.items()
+                    if k.lower() not in ("transfer-encoding", "content-length", "connection")
+                },
+            )
             await response.prepare(request)
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
@@ -233,14 +273,25 @@ def browser(chromium_paths, fake_microphone, tmp_path_factory):
     binary, driver_path = chromium_paths
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 "--disable-default-apps", "--disable-extensions", "--window-size=1280,2200",
-                 "--autoplay-policy=no-user-gesture-required",
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={fake_microphone}",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--window-size=1280,2200",
+        "--autoplay-policy=no-user-gesture-required",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={fake_microphone}",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(driver_path))

@@ -56,8 +56,11 @@ def _api_voices(server: StudioServer) -> set[str]:
 
 
 def _listed_voices(driver) -> set[str]:
-    return set(driver.execute_script(  # one snapshot: the table is rebuilt whenever the voices change
-        "return [...document.querySelectorAll('#voices-table tbody tr')].map(r => r.dataset.voice)"))
+    return set(
+        driver.execute_script(  # one snapshot: the table is rebuilt whenever the voices change
+            "return [...document.querySelectorAll('#voices-table tbody tr')].map(r => r.dataset.voice)"
+        )
+    )
 
 
 def _console_errors(driver) -> list[dict]:
@@ -95,7 +98,8 @@ def _last_speech(driver) -> tuple[np.ndarray, int]:
            const blob = window.studioLastSpeech();
            const reader = new FileReader();
            reader.onload = () => done(reader.result.split(",")[1]);
-           reader.readAsDataURL(blob);""")
+           reader.readAsDataURL(blob);"""
+    )
     samples, rate = sf.read(io.BytesIO(base64.b64decode(encoded)), dtype="float32")
     return samples, rate
 
@@ -136,8 +140,9 @@ def test_page_loads_clean_lists_every_voice_and_speaks(browser, studio_server, s
     assert _requested_hosts(browser) == {port}
 
 
-def test_a_clone_from_an_uploaded_clip_appears_and_speaks(browser, studio_server, studio_url, transcribe, wer,
-                                                          tmp_path):
+def test_a_clone_from_an_uploaded_clip_appears_and_speaks(
+    browser, studio_server, studio_url, transcribe, wer, tmp_path
+):
     _open(browser, studio_url)
     name = "uploaded" + ("p" if "voice/studio" in studio_url else "d")
     clip = tmp_path / "clip.mp3"
@@ -220,10 +225,14 @@ def test_axe_finds_no_serious_accessibility_violations(browser, studio_url):
     browser.execute_script(AXE.read_text(encoding="utf-8"))
     result = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations), e => done(String(e)));")
+        "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations), e => done(String(e)));"
+    )
     assert isinstance(result, list), result
-    serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result
-               if v["impact"] in ("serious", "critical")]
+    serious = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result
+        if v["impact"] in ("serious", "critical")
+    ]
     assert serious == []
 
 
@@ -237,8 +246,9 @@ def test_a_protected_server_asks_for_the_key(browser, chromium_paths, tmp_path):
         _el(browser, "key-form").submit()
         _wait(lambda: _listed_voices(browser), what="the voice list")
         assert _listed_voices(browser) == _api_voices_with_key(server, "studio-key")
-        stored = browser.execute_script("return [sessionStorage.getItem('sesame-voice-api-key'), "
-                                        "localStorage.getItem('sesame-voice-api-key')]")
+        stored = browser.execute_script(
+            "return [sessionStorage.getItem('sesame-voice-api-key'), localStorage.getItem('sesame-voice-api-key')]"
+        )
         assert stored == ["studio-key", None]  # kept in the tab only: "remember" was not ticked
     finally:
         browser.execute_script("sessionStorage.clear(); localStorage.clear();")

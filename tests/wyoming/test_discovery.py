@@ -101,8 +101,12 @@ async def test_both_services_are_found_updated_and_withdrawn(start_server, watch
         assert txt(wyoming)["voices"] == str(count)
 
         (voices_dir / "added.yaml").write_text("provider: tone\ndescription: Added while advertising\n")
-        await watcher.wait_for(lambda: server.discovery.services[(WYOMING_TYPE, zeroconf_name)].properties
-                               .get(b"voices") == str(count + 1).encode())
+        await watcher.wait_for(
+            lambda: (
+                server.discovery.services[(WYOMING_TYPE, zeroconf_name)].properties.get(b"voices")
+                == str(count + 1).encode()
+            )
+        )
         deadline = time.monotonic() + 10
         while txt(await watcher.resolve(WYOMING_TYPE, wyoming_name))["voices"] != str(count + 1):
             assert time.monotonic() < deadline, "browser never saw the new TXT record"

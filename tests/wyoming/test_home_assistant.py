@@ -54,6 +54,7 @@ def ha_voices(info: Info) -> dict[str, list[tuple[str, str]]]:
 
 def ha_language(supported: list[str], language: str, country: str) -> str | None:
     """language_util.matches(...)[0]: same language; its country's region first, then no region."""
+
     def parse(tag: str) -> tuple[str, str | None]:
         base, _, region = tag.replace("_", "-").partition("-")
         return base.lower(), region.upper() or None
@@ -111,7 +112,16 @@ async def test_home_assistant_picks_the_default_voice_and_shows_names(piper_wyom
     assert language == "en_US"
     shown = [name for _, name in voices[language]]
     assert [voice_id for voice_id, _ in voices[language]] == [
-        "conversational", "fast", "joe", "maya", "mystic", "neutral", "professional", "warm", "whisper"]
+        "conversational",
+        "fast",
+        "joe",
+        "maya",
+        "mystic",
+        "neutral",
+        "professional",
+        "warm",
+        "whisper",
+    ]
     assert shown[0] == "conversational: Natural, warm, unhurried conversation (default)"
     assert all(name.startswith(f"{voice_id}: ") for voice_id, name in voices[language])
     picked = voices[language][0][0]  # the pipeline's tts_voice

@@ -290,8 +290,9 @@ async def test_unknown_voice_gives_error_and_server_keeps_serving(fake_wyoming):
 
 
 async def test_too_long_or_empty_text_gives_an_error_in_the_protocols_shape(start_wyoming):
-    async with start_wyoming(plugins=[PLUGIN], default_voice="tone", disabled_plugins=("piper",),
-                             max_input_length=100) as (_, frontend):
+    async with start_wyoming(
+        plugins=[PLUGIN], default_voice="tone", disabled_plugins=("piper",), max_input_length=100
+    ) as (_, frontend):
         async with AsyncTcpClient("127.0.0.1", frontend.port) as client:
             await client.write_event(Synthesize(text="   ").event())
             reply = await read_reply(client, ("audio-stop",))
@@ -401,7 +402,9 @@ async def test_four_clients_at_once(fake_wyoming):
 
 async def test_frontend_can_be_disabled(start_server):
     plugins = [PLUGIN]
-    async with start_server(plugins=plugins, default_voice="tone", plugin_settings={"wyoming": {"enabled": False}}) as server:
+    async with start_server(
+        plugins=plugins, default_voice="tone", plugin_settings={"wyoming": {"enabled": False}}
+    ) as server:
         assert "wyoming" in server.frontend_classes and not server.frontends
 
 

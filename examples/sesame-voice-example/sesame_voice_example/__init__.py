@@ -41,10 +41,15 @@ def register_routes(app: web.Application, server):
     async def beep(request: web.Request) -> web.StreamResponse:
         body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("text"), str):
-            return error_response(400, "send {\"text\": ..., \"voice\": ...}", param="text")
+            return error_response(400, 'send {"text": ..., "voice": ...}', param="text")
         server.plugin_state(PLUGIN)["requests"] = server.plugin_state(PLUGIN).get("requests", 0) + 1
-        speech = SynthesisRequest(text=body["text"], voice=body.get("voice") or "beeper", response_format="wav",
-                                  sampling=body.get("sampling") or {}, frontend="beep-http")
+        speech = SynthesisRequest(
+            text=body["text"],
+            voice=body.get("voice") or "beeper",
+            response_format="wav",
+            sampling=body.get("sampling") or {},
+            frontend="beep-http",
+        )
         return await speech_response(request, server, speech)
 
     async def status(request: web.Request) -> web.Response:

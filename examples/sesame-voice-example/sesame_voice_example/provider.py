@@ -30,8 +30,11 @@ class BeepProvider(Provider):
 
     def default_voices(self):
         self.threads.add(_thread())
-        return [Voice(name="beeper", provider=self.name, params={"pitch": DEFAULT_PITCH},
-                      description="Example plugin voice")]
+        return [
+            Voice(
+                name="beeper", provider=self.name, params={"pitch": DEFAULT_PITCH}, description="Example plugin voice"
+            )
+        ]
 
     def discover_voices(self, files):
         """``NAME.beep`` holding a pitch in Hz (20-8000) becomes voice NAME; anything else is rejected."""
@@ -46,8 +49,13 @@ class BeepProvider(Provider):
             if not 20 <= pitch <= 8000:
                 yield RejectedFile(path, f"pitch {pitch:g} Hz is outside 20-8000 Hz")
                 continue
-            yield Voice(name=Path(path).stem, provider=self.name, params={"pitch": pitch},
-                        description=f"Beeps at {pitch:g} Hz", source=Path(path))
+            yield Voice(
+                name=Path(path).stem,
+                provider=self.name,
+                params={"pitch": pitch},
+                description=f"Beeps at {pitch:g} Hz",
+                source=Path(path),
+            )
 
     def synthesize(self, job):
         try:

@@ -82,8 +82,10 @@ def test_command_writes_beeps_with_the_global_options(tmp_path, capsys):
     voices.mkdir()
     (voices / "low.beep").write_text("200")
     out = tmp_path / "out.wav"
-    assert main(["beep", "one two", "-o", str(out), "--voice", "low", "--voices-dir", str(voices),
-                 "--disable", "csm"]) == 0
+    assert (
+        main(["beep", "one two", "-o", str(out), "--voice", "low", "--voices-dir", str(voices), "--disable", "csm"])
+        == 0
+    )
     samples, rate = decode(out.read_bytes(), "wav")
     assert rate == 16000 and len(samples) == 2 * WORD
     assert "from beep" in capsys.readouterr().out

@@ -13,8 +13,9 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -67,8 +68,10 @@ class Backend(Protocol):
 
 
 MLX_ADVICE = "install it with: pip install 'sesame-voice[csm]'"
-NEEDS = {"mlx": ("mlx and mlx-audio", ("mlx", "mlx_audio"), MLX_ADVICE),
-         "torch": ("torch and transformers", ("torch", "transformers"), TORCH_ADVICE)}
+NEEDS = {
+    "mlx": ("mlx and mlx-audio", ("mlx", "mlx_audio"), MLX_ADVICE),
+    "torch": ("torch and transformers", ("torch", "transformers"), TORCH_ADVICE),
+}
 
 
 def import_backend(name: str):
@@ -81,8 +84,10 @@ def import_backend(name: str):
             if not all(installed(package) for package in packages):
                 raise ProviderUnavailable(f"the {name} CSM backend needs {what} ({err}); {advice}") from None
             if attempt == 2:
-                raise ProviderUnavailable(f"the {name} CSM backend cannot import {what} although they are "
-                                          f"installed ({type(err).__name__}: {err}); reinstall them: {advice}") from None
+                raise ProviderUnavailable(
+                    f"the {name} CSM backend cannot import {what} although they are "
+                    f"installed ({type(err).__name__}: {err}); reinstall them: {advice}"
+                ) from None
             time.sleep(0.5)  # transformers' lazy imports fail while another thread is importing it
     raise AssertionError("unreachable")
 
@@ -103,8 +108,9 @@ def apple_silicon() -> bool:
     return sys.platform == "darwin" and platform.machine() == "arm64"
 
 
-def choose_backend(option: str, *, apple: bool | None = None, has_torch: bool | None = None,
-                   has_mlx: bool | None = None) -> tuple[str, str]:
+def choose_backend(
+    option: str, *, apple: bool | None = None, has_torch: bool | None = None, has_mlx: bool | None = None
+) -> tuple[str, str]:
     """(backend, why) for the configured ``option``."""
     option = (option or "auto").strip().lower()
     if option in ("mlx", "torch"):

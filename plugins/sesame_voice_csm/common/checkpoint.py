@@ -35,8 +35,15 @@ TRANSFORMERS_INDEX = "transformers.safetensors.index.json"
 MANIFEST = "manifest.json"
 MIMI_FILE = "mimi.safetensors"
 _TRANSFORMERS_MARKERS = ("backbone_model.", "depth_decoder.", "embed_text_tokens.", "lm_head.", "codec_model.")
-_ORIGINAL_MARKERS = ("backbone.", "decoder.layers.", "text_embeddings.", "codebook0_head.", "audio_head",
-                     "model.backbone.", "model.decoder.")
+_ORIGINAL_MARKERS = (
+    "backbone.",
+    "decoder.layers.",
+    "text_embeddings.",
+    "codebook0_head.",
+    "audio_head",
+    "model.backbone.",
+    "model.decoder.",
+)
 _CODEC_MARKERS = ("encoder.model.", "quantizer.rvq_first.", "encoder_transformer.")
 _RENAMES = [
     (r"^backbone_model\.layers\.", "backbone.layers."),
@@ -61,18 +68,28 @@ _TIED_AUDIO_EMBEDDING = "depth_decoder.model.embed_tokens.weight"
 MIMI_TO_TRANSFORMERS = [
     # transformers' convert_mimi_checkpoint_to_pytorch.py ``convert_list``: Kyutai name -> transformers name,
     # applied in order as plain substring replacements (q/k/v are split out of in_proj_weight separately).
-    ("conv.conv.conv", "conv"), ("convtr.convtr.convtr", "conv"), ("conv.conv", "conv"), ("convtr.convtr", "conv"),
+    ("conv.conv.conv", "conv"),
+    ("convtr.convtr.convtr", "conv"),
+    ("conv.conv", "conv"),
+    ("convtr.convtr", "conv"),
     ("quantizer.rvq_first.vq", "quantizer.semantic_residual_vector_quantizer"),
     ("quantizer.rvq_first", "quantizer.semantic_residual_vector_quantizer"),
     ("quantizer.rvq_rest.vq", "quantizer.acoustic_residual_vector_quantizer"),
     ("quantizer.rvq_rest", "quantizer.acoustic_residual_vector_quantizer"),
-    ("_codebook", "codebook"), ("_initialized", "initialized"), ("embedding_sum", "embed_sum"),
-    ("encoder.model", "encoder.layers"), ("decoder.model", "decoder.layers"),
+    ("_codebook", "codebook"),
+    ("_initialized", "initialized"),
+    ("embedding_sum", "embed_sum"),
+    ("encoder.model", "encoder.layers"),
+    ("decoder.model", "decoder.layers"),
     ("encoder_transformer.transformer", "encoder_transformer"),
     ("decoder_transformer.transformer", "decoder_transformer"),
-    ("linear1", "mlp.fc1"), ("linear2", "mlp.fc2"), ("self_attn.out_proj", "self_attn.o_proj"),
-    ("norm1", "input_layernorm"), ("norm2", "post_attention_layernorm"),
-    ("layer_scale_1", "self_attn_layer_scale"), ("layer_scale_2", "mlp_layer_scale"),
+    ("linear1", "mlp.fc1"),
+    ("linear2", "mlp.fc2"),
+    ("self_attn.out_proj", "self_attn.o_proj"),
+    ("norm1", "input_layernorm"),
+    ("norm2", "post_attention_layernorm"),
+    ("layer_scale_1", "self_attn_layer_scale"),
+    ("layer_scale_2", "mlp_layer_scale"),
 ]
 
 
@@ -135,8 +152,9 @@ def select_weights(folder: Path) -> Selection:
             raise CheckpointError(f"{index} is unreadable ({err}); download it again") from None
         files = [folder / name for name in shards]
         missing = [name for name in shards if not (folder / name).is_file()]
-        return Selection(folder, TRANSFORMERS, [f for f in files if f.is_file()], missing,
-                         [p for p in candidates if p not in files])
+        return Selection(
+            folder, TRANSFORMERS, [f for f in files if f.is_file()], missing, [p for p in candidates if p not in files]
+        )
     by_format: dict[str | None, list[Path]] = {}
     for path in candidates:
         by_format.setdefault(file_format(path), []).append(path)
@@ -146,8 +164,10 @@ def select_weights(folder: Path) -> Selection:
             return Selection(folder, wanted, chosen, [], [p for p in candidates if p not in chosen])
     unknown = by_format.get(None, []) + by_format.get(CODEC, [])
     if unknown:
-        raise CheckpointError(f"{', '.join(p.name for p in unknown)} in {folder} hold no CSM weights "
-                              "(neither transformers' nor Sesame's names)")
+        raise CheckpointError(
+            f"{', '.join(p.name for p in unknown)} in {folder} hold no CSM weights "
+            "(neither transformers' nor Sesame's names)"
+        )
     return Selection(folder, None, [], ["*.safetensors"])
 
 
@@ -165,8 +185,9 @@ def mlx_name(key: str) -> str:
     key = key.removeprefix("model.")
     key = re.sub(r"\.attn\.", ".self_attn.", key).replace(".output_proj.", ".o_proj.")
     key = key.replace(".w1.", ".gate_proj.").replace(".w2.", ".down_proj.").replace(".w3.", ".up_proj.")
-    key = key.replace(".sa_norm.scale", ".input_layernorm.weight").replace(".mlp_norm.scale",
-                                                                              ".post_attention_layernorm.weight")
+    key = key.replace(".sa_norm.scale", ".input_layernorm.weight").replace(
+        ".mlp_norm.scale", ".post_attention_layernorm.weight"
+    )
     return re.sub(r"^(backbone|decoder)\.norm\.scale$", r"\1.norm.weight", key)
 
 
@@ -272,8 +293,9 @@ def convert_transformers(selection: Selection, out_root: Path) -> Path:
     (partial / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(partial, target)
-    _LOGGER.info("Converted transformers-format CSM weights (%s) into %s",
-                 ", ".join(p.name for p in selection.files), target)
+    _LOGGER.info(
+        "Converted transformers-format CSM weights (%s) into %s", ", ".join(p.name for p in selection.files), target
+    )
     return target
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .checkpoint import TRANSFORMERS_INDEX, CheckpointError, select_weights
 from .errors import (
@@ -29,11 +29,23 @@ _LOGGER = logging.getLogger(__name__)
 ProgressCallback = Callable[[str], None]
 CONFIG_FILES = ["config.json"]
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
-TRANSFORMERS_PATTERNS = [*CONFIG_FILES, *TOKENIZER_FILES, TRANSFORMERS_INDEX, "transformers-*.safetensors",
-                         "prompts/*.wav", "prompts/*.txt"]
+TRANSFORMERS_PATTERNS = [
+    *CONFIG_FILES,
+    *TOKENIZER_FILES,
+    TRANSFORMERS_INDEX,
+    "transformers-*.safetensors",
+    "prompts/*.wav",
+    "prompts/*.txt",
+]
 """The one format downloaded from a repo that has the transformers shards (sesame/csm-1b): CSM and Mimi in ~7.1 GB."""
-SINGLE_FORMAT_PATTERNS = [*CONFIG_FILES, *TOKENIZER_FILES, "tokenizer.model", "*.safetensors",
-                          "prompts/*.wav", "prompts/*.txt"]
+SINGLE_FORMAT_PATTERNS = [
+    *CONFIG_FILES,
+    *TOKENIZER_FILES,
+    "tokenizer.model",
+    "*.safetensors",
+    "prompts/*.wav",
+    "prompts/*.txt",
+]
 """Repos with one format only (mlx-community conversions, a user's own upload)."""
 
 
@@ -72,8 +84,9 @@ def missing_model_files(folder: Path | None) -> list[str]:
     missing = [name for name in CONFIG_FILES if not (folder / name).is_file()]
     selection = select_weights(folder)
     missing += selection.missing
-    if selection.format is not None and not any((folder / name).is_file() for name in ("tokenizer.json",
-                                                                                       "tokenizer.model")):
+    if selection.format is not None and not any(
+        (folder / name).is_file() for name in ("tokenizer.json", "tokenizer.model")
+    ):
         if (folder / TRANSFORMERS_INDEX).is_file():  # sesame/csm-1b ships its tokenizer: it is part of the format
             missing.append("tokenizer.json")
     return missing
@@ -96,8 +109,10 @@ def resolve_model_repo(repo_id: str, progress: ProgressCallback) -> Path:
     folder = download(repo_id, patterns, "CSM weights", progress)
     missing = _missing_or_broken(folder)
     if missing:
-        raise DownloadFailed(f"the download of {repo_id!r} into {folder} is incomplete: missing "
-                                  f"{', '.join(missing)}; start the server again to resume it")
+        raise DownloadFailed(
+            f"the download of {repo_id!r} into {folder} is incomplete: missing "
+            f"{', '.join(missing)}; start the server again to resume it"
+        )
     return folder
 
 
@@ -105,8 +120,9 @@ def _missing_or_broken(folder: Path | None) -> list[str]:
     try:
         return missing_model_files(folder)
     except CheckpointError as err:
-        raise WeightsUnreadable(f"the cached CSM weights in {folder} are broken ({err}). "
-                                + unreadable_advice(str(folder))) from None
+        raise WeightsUnreadable(
+            f"the cached CSM weights in {folder} are broken ({err}). " + unreadable_advice(str(folder))
+        ) from None
 
 
 def resolve_files(repo_id: str, filenames: list[str], label: str, progress: ProgressCallback) -> Path:
@@ -115,8 +131,10 @@ def resolve_files(repo_id: str, filenames: list[str], label: str, progress: Prog
     if folder is not None and all((folder / name).is_file() for name in filenames):
         return folder
     if offline():
-        raise WeightsMissing(f"{label} {repo_id!r} is not in the Hugging Face cache ({folder or hub_cache()}): "
-                                  f"missing {', '.join(filenames)}; HF_HUB_OFFLINE is set, so nothing was downloaded")
+        raise WeightsMissing(
+            f"{label} {repo_id!r} is not in the Hugging Face cache ({folder or hub_cache()}): "
+            f"missing {', '.join(filenames)}; HF_HUB_OFFLINE is set, so nothing was downloaded"
+        )
     folder = download(repo_id, filenames, label, progress)
     missing = [name for name in filenames if not (folder / name).is_file()]
     if missing:
@@ -143,8 +161,10 @@ def download_error(repo_id: str, label: str, err: BaseException) -> Exception:
     reason = f"{type(err).__name__}: {first_line(err)}"
     if isinstance(err, (GatedRepoError, RepositoryNotFoundError)) or "401" in reason or "403" in reason:
         return AccessDenied(f"{label} {repo_id!r} cannot be downloaded ({reason}). " + access_advice(repo_id))
-    return DownloadFailed(f"{label} {repo_id!r} could not be downloaded into {hub_cache()} ({reason}); check the "
-                          "network connection and start the server again (the download resumes)")
+    return DownloadFailed(
+        f"{label} {repo_id!r} could not be downloaded into {hub_cache()} ({reason}); check the "
+        "network connection and start the server again (the download resumes)"
+    )
 
 
 def _patterns_for(repo_id: str) -> list[str]:
@@ -173,7 +193,7 @@ def progress_bar(callback: ProgressCallback, label: str) -> type:
             kwargs.setdefault("mininterval", 1.0)
             super().__init__(*args, **kwargs)
 
-        def display(self, *args, **kwargs):  # noqa: D401 - tqdm hook
+        def display(self, *args, **kwargs):
             if not self.total:
                 return True
             percent = 100.0 * self.n / self.total

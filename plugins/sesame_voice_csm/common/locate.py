@@ -7,9 +7,9 @@ never imports torch or MLX; the backend is imported once :func:`locate` has foun
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .checkpoint import CheckpointError, Selection, select_weights
 from .download import missing_model_files, resolve_files, resolve_model_repo
@@ -51,8 +51,9 @@ def locate(model_id: str, tokenizer: str | None, progress: ProgressCallback) -> 
     try:
         selection = select_weights(model_dir)
     except CheckpointError as err:
-        raise WeightsUnreadable(f"CSM weights in {model_dir} could not be read ({err}). "
-                                + unreadable_advice(model_id)) from None
+        raise WeightsUnreadable(
+            f"CSM weights in {model_dir} could not be read ({err}). " + unreadable_advice(model_id)
+        ) from None
     tokenizer_dir, llama_template = resolve_tokenizer(tokenizer, model_dir, config, progress)
     return Checkpoint(model_id, model_dir, hub_id, config, selection, tokenizer_dir, llama_template)
 
@@ -64,15 +65,19 @@ def resolve_model_dir(model_id: str, progress: ProgressCallback) -> tuple[Path, 
         try:
             missing = missing_model_files(path)
         except CheckpointError as err:
-            raise WeightsUnreadable(f"CSM weights in {path} could not be read ({err}). "
-                                    + unreadable_advice(model_id)) from None
+            raise WeightsUnreadable(
+                f"CSM weights in {path} could not be read ({err}). " + unreadable_advice(model_id)
+            ) from None
         if missing:
-            raise WeightsMissing(f"CSM weights {model_id!r}: {path} lacks {', '.join(missing)}. "
-                                 + missing_advice(model_id))
+            raise WeightsMissing(
+                f"CSM weights {model_id!r}: {path} lacks {', '.join(missing)}. " + missing_advice(model_id)
+            )
         return path, None
     if not is_hub_id(model_id):
-        raise WeightsMissing(f"CSM weights: MODEL_ID {model_id!r} is neither a folder nor a hub id (owner/name). "
-                             + missing_advice(model_id))
+        raise WeightsMissing(
+            f"CSM weights: MODEL_ID {model_id!r} is neither a folder nor a hub id (owner/name). "
+            + missing_advice(model_id)
+        )
     return resolve_model_repo(model_id, progress), model_id
 
 
@@ -82,8 +87,9 @@ def read_config(model_dir: Path, model_id: str) -> dict:
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except OSError as err:
-        raise WeightsMissing(f"{config_file} cannot be read ({err.strerror or err}). "
-                             + missing_advice(model_id)) from None
+        raise WeightsMissing(
+            f"{config_file} cannot be read ({err.strerror or err}). " + missing_advice(model_id)
+        ) from None
     except ValueError as err:
         raise WeightsUnreadable(f"{config_file} is not valid JSON ({err}). " + unreadable_advice(model_id)) from None
     if not isinstance(config, dict):
@@ -91,7 +97,9 @@ def read_config(model_dir: Path, model_id: str) -> dict:
     return config
 
 
-def resolve_tokenizer(option: str | None, model_dir: Path, config: dict, progress: ProgressCallback) -> tuple[Path, bool]:
+def resolve_tokenizer(
+    option: str | None, model_dir: Path, config: dict, progress: ProgressCallback
+) -> tuple[Path, bool]:
     """Local tokenizer folder, and whether it gets the Llama 3 bos/eos template (mlx-audio's default)."""
     source = option or config.get("text_tokenizer")
     llama_template = not config.get("text_tokenizer") or bool(option)
@@ -102,13 +110,19 @@ def resolve_tokenizer(option: str | None, model_dir: Path, config: dict, progres
     if path.is_dir():
         return path, llama_template
     if not is_hub_id(source):
-        raise WeightsMissing(f"CSM tokenizer {source!r} is neither a folder nor a hub id; set CSM_TOKENIZER "
-                             "(plugins.csm.tokenizer) to a local folder with tokenizer.json")
+        raise WeightsMissing(
+            f"CSM tokenizer {source!r} is neither a folder nor a hub id; set CSM_TOKENIZER "
+            "(plugins.csm.tokenizer) to a local folder with tokenizer.json"
+        )
     try:
         return resolve_files(source, TOKENIZER_FILES, "Llama tokenizer", progress), llama_template
     except AccessDenied as err:
-        raise AccessDenied(f"cannot get the CSM text tokenizer: {err} (the Llama 3.2 licence), or set CSM_TOKENIZER "
-                           "(plugins.csm.tokenizer) to a local folder with tokenizer.json") from None
+        raise AccessDenied(
+            f"cannot get the CSM text tokenizer: {err} (the Llama 3.2 licence), or set CSM_TOKENIZER "
+            "(plugins.csm.tokenizer) to a local folder with tokenizer.json"
+        ) from None
     except (WeightsMissing, DownloadFailed) as err:
-        raise type(err)(f"cannot get the CSM text tokenizer: {err}. Set CSM_TOKENIZER (plugins.csm.tokenizer) to "
-                        "a local folder with tokenizer.json") from None
+        raise type(err)(
+            f"cannot get the CSM text tokenizer: {err}. Set CSM_TOKENIZER (plugins.csm.tokenizer) to "
+            "a local folder with tokenizer.json"
+        ) from None

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from sesame_voice.config import ConfigError
 from sesame_voice_csm.common.backend import BACKENDS
 
 DEFAULT_MODEL_ID = "sesame/csm-1b"
-ENV_OVERRIDES = {"model_id": "MODEL_ID", "tokenizer": "CSM_TOKENIZER", "mimi": "CSM_MIMI", "backend": "CSM_BACKEND", "device": "CSM_DEVICE",
-                 "dtype": "CSM_DTYPE", "max_batch": "CSM_MAX_BATCH"}
+ENV_OVERRIDES = {
+    "model_id": "MODEL_ID",
+    "tokenizer": "CSM_TOKENIZER",
+    "mimi": "CSM_MIMI",
+    "backend": "CSM_BACKEND",
+    "device": "CSM_DEVICE",
+    "dtype": "CSM_DTYPE",
+    "max_batch": "CSM_MAX_BATCH",
+}
 
 
 @dataclass(frozen=True)

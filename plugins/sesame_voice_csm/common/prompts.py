@@ -7,9 +7,9 @@ import logging
 import os
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -49,8 +49,13 @@ class PromptStore:
     for clips never seen before (``encode_calls`` counts them).
     """
 
-    def __init__(self, encode: Callable[[np.ndarray], np.ndarray], folder: Path, max_seconds: float = 30.0,
-                 memory_items: int = 32) -> None:
+    def __init__(
+        self,
+        encode: Callable[[np.ndarray], np.ndarray],
+        folder: Path,
+        max_seconds: float = 30.0,
+        memory_items: int = 32,
+    ) -> None:
         self._encode = encode
         self.folder = Path(folder)
         self.max_seconds = max_seconds
@@ -67,8 +72,11 @@ class PromptStore:
         path = Path(path)
         name = path.name
         if not text or not str(text).strip():
-            raise InvalidRequest(f"voice prompt {name} has no transcript: add {path.with_suffix('.txt').name} "
-                                 "with the words spoken in the clip", param="voice")
+            raise InvalidRequest(
+                f"voice prompt {name} has no transcript: add {path.with_suffix('.txt').name} "
+                "with the words spoken in the clip",
+                param="voice",
+            )
         try:
             data = path.read_bytes()
         except OSError as err:
@@ -101,11 +109,15 @@ class PromptStore:
             raise InvalidRequest(f"voice prompt {name} is not a readable audio file ({err})", param="voice") from None
         seconds = len(samples) / float(rate) if rate else 0.0
         if seconds < MIN_SECONDS:
-            raise InvalidRequest(f"voice prompt {name} is {seconds:.2f} s long; use at least {MIN_SECONDS} s "
-                                 "of speech", param="voice")
+            raise InvalidRequest(
+                f"voice prompt {name} is {seconds:.2f} s long; use at least {MIN_SECONDS} s of speech", param="voice"
+            )
         if seconds > self.max_seconds:
-            raise InvalidRequest(f"voice prompt {name} is {seconds:.1f} s long; the limit is "
-                                 f"{self.max_seconds:.0f} s (5-15 s of clean speech works best)", param="voice")
+            raise InvalidRequest(
+                f"voice prompt {name} is {seconds:.1f} s long; the limit is "
+                f"{self.max_seconds:.0f} s (5-15 s of clean speech works best)",
+                param="voice",
+            )
         if not np.isfinite(samples).all() or float(np.sqrt(np.mean(np.square(samples)))) < SILENCE_RMS:
             raise InvalidRequest(f"voice prompt {name} is silent; record the speaker again", param="voice")
         return to_mono_24k(samples, rate)

@@ -11,8 +11,9 @@ import hashlib
 import logging
 import math
 import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -44,8 +45,7 @@ class CsmProvider(Provider):
 
     name = "csm"
     description = "Sesame CSM-1B: expressive, conversational, clones a voice from a short clip"
-    sampling_params = ("temperature", "top_k", "seed", "speaker", "max_audio_length_ms", "volume",
-                       "first_chunk_frames")
+    sampling_params = ("temperature", "top_k", "seed", "speaker", "max_audio_length_ms", "volume", "first_chunk_frames")
     supports_context = True
     context_sample_rate = SAMPLE_RATE
     CONTEXT_SHARE = 0.5
@@ -56,8 +56,9 @@ class CsmProvider(Provider):
     def __init__(self, settings) -> None:
         super().__init__(settings)
         self.options = CsmOptions.from_settings(settings)
-        self.clip_policy = ClipPolicy(min_seconds=MIN_SECONDS, max_seconds=self.options.max_prompt_seconds,
-                                      clones=True, priority=10)
+        self.clip_policy = ClipPolicy(
+            min_seconds=MIN_SECONDS, max_seconds=self.options.max_prompt_seconds, clones=True, priority=10
+        )
         self.backend_name, why = choose_backend(self.options.backend)
         self._auto = self.options.backend == "auto"
         self.concurrency = self.options.max_batch if self.backend_name == "torch" else 1
@@ -86,8 +87,7 @@ class CsmProvider(Provider):
         try:
             checkpoint = locate(self.options.model_id, self.options.tokenizer, self._progress)
         except ProviderUnavailable as err:
-            _LOGGER.info("CSM: no usable weights, so neither torch nor MLX was imported (%s)",
-                         type(err).__name__)
+            _LOGGER.info("CSM: no usable weights, so neither torch nor MLX was imported (%s)", type(err).__name__)
             raise
         name = self._backend_for(checkpoint)
         try:
@@ -97,11 +97,20 @@ class CsmProvider(Provider):
             raise
         self.backend, self.backend_name, self.device = backend, backend.name, backend.device
         self.admission.resize(backend.concurrency)
-        self.prompts = PromptStore(backend.encode, cache_dir / "csm" / "prompts" / backend.codec_tag,
-                                   max_seconds=self.options.max_prompt_seconds)
+        self.prompts = PromptStore(
+            backend.encode,
+            cache_dir / "csm" / "prompts" / backend.codec_tag,
+            max_seconds=self.options.max_prompt_seconds,
+        )
         self.progress = None
-        _LOGGER.info("CSM ready from %s on %s (%s, %d at once, watermark %s)", backend.model_dir, backend.name,
-                     backend.device, backend.concurrency, "on" if backend.watermarks else "off")
+        _LOGGER.info(
+            "CSM ready from %s on %s (%s, %d at once, watermark %s)",
+            backend.model_dir,
+            backend.name,
+            backend.device,
+            backend.concurrency,
+            "on" if backend.watermarks else "off",
+        )
 
     def _progress(self, message: str) -> None:
         self.progress = message
@@ -116,7 +125,8 @@ class CsmProvider(Provider):
             return "mlx"
         raise OriginalLayout(
             f"{checkpoint.model_dir} holds CSM weights in Sesame's original layout; the torch backend loads the "
-            "transformers layout that sesame/csm-1b ships (set MODEL_ID=sesame/csm-1b), or set CSM_BACKEND=mlx")
+            "transformers layout that sesame/csm-1b ships (set MODEL_ID=sesame/csm-1b), or set CSM_BACKEND=mlx"
+        )
 
     def _release(self) -> None:
         """Drop what a failed load left behind, so its memory goes back before the next attempt."""
@@ -130,8 +140,9 @@ class CsmProvider(Provider):
         for cancelled in list(self._jobs):
             cancelled.set()
         if not self.admission.wait_empty(CLOSE_WAIT_SECONDS):
-            _LOGGER.warning("CSM: %d requests still running after %.0f s; closing anyway",
-                            self.admission.inside, CLOSE_WAIT_SECONDS)
+            _LOGGER.warning(
+                "CSM: %d requests still running after %.0f s; closing anyway", self.admission.inside, CLOSE_WAIT_SECONDS
+            )
         if self.backend is not None:
             self.backend.close()
         self._release()
@@ -158,11 +169,15 @@ class CsmProvider(Provider):
             prompt_seconds = self.BUILTIN_PROMPT_SECONDS
         prompt_positions = math.ceil(prompt_seconds * 1000 / FRAME_MS) + 60 if prompt_seconds else 0
         return float(max(0, int(WINDOW * self.CONTEXT_SHARE) - prompt_positions))
+
     def status(self) -> dict:
         """Base status plus the backend in use (``torch (cuda, bfloat16)``, ``mlx``)."""
         info = super().status()
-        info["backend"] = f"{self.backend_name} ({self.device})" if self.device and self.backend_name == "torch" \
+        info["backend"] = (
+            f"{self.backend_name} ({self.device})"
+            if self.device and self.backend_name == "torch"
             else self.backend_name
+        )
         return info
 
     # -- work --------------------------------------------------------------
@@ -179,8 +194,12 @@ class CsmProvider(Provider):
                 yield from self.chunks(generation, job)
                 stats = generation.stats
                 if stats.frames:
-                    _LOGGER.debug("CSM: %d frames, %.0f ms/frame, first audio after %.2f s", stats.frames,
-                                  1000 * stats.frame_seconds / stats.frames, stats.first_audio or 0.0)
+                    _LOGGER.debug(
+                        "CSM: %d frames, %.0f ms/frame, first audio after %.2f s",
+                        stats.frames,
+                        1000 * stats.frame_seconds / stats.frames,
+                        stats.first_audio or 0.0,
+                    )
         finally:
             self._jobs.discard(job.cancelled)
 
@@ -211,8 +230,13 @@ class CsmProvider(Provider):
         top_k = _number(params, "top_k", int, 0, 100_000)
         limit_ms = job.request.max_audio_length_ms or _number(params, "max_audio_length_ms", int, 80, 3_600_000)
         seed = _number(params, "seed", int, 0, 2**63) if params.get("seed") is not None else None
-        first_chunk = _number({"first_chunk_frames": params.get("first_chunk_frames", self.options.first_chunk_frames)},
-                              "first_chunk_frames", int, 1, 100)
+        first_chunk = _number(
+            {"first_chunk_frames": params.get("first_chunk_frames", self.options.first_chunk_frames)},
+            "first_chunk_frames",
+            int,
+            1,
+            100,
+        )
         backend = self.backend
         prefix, prefix_key = self._prompt(params, speaker)
         context = self._context(job)
@@ -234,10 +258,20 @@ class CsmProvider(Provider):
         runs = sentence_runs(job.sentences)
         groups = plan_groups(next(runs, []), count, fixed, budget)
         later = (group for run in runs for group in plan_groups(run, count, fixed, budget))
-        return Plan(groups=groups, later_groups=later, speaker=speaker, prefix=prefix, prefix_key=prefix_key, context=context,
-                    temperature=temperature, top_k=top_k, seed=seed, first_chunk_frames=first_chunk,
-                    chunk_frames=options.chunk_frames,
-                    max_samples=limit_ms * SAMPLE_RATE // 1000 if job.request.max_audio_length_ms else None)
+        return Plan(
+            groups=groups,
+            later_groups=later,
+            speaker=speaker,
+            prefix=prefix,
+            prefix_key=prefix_key,
+            context=context,
+            temperature=temperature,
+            top_k=top_k,
+            seed=seed,
+            first_chunk_frames=first_chunk,
+            chunk_frames=options.chunk_frames,
+            max_samples=limit_ms * SAMPLE_RATE // 1000 if job.request.max_audio_length_ms else None,
+        )
 
     def _prompt(self, params: Mapping[str, Any], speaker: int):
         """Prefix rows of the voice prompt (clip + transcript) and a key for its cached KV state."""

@@ -9,8 +9,8 @@ leaves free, so "previous + current" always fits.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from sesame_voice.api.errors import InvalidRequest
 

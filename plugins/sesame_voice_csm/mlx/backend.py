@@ -64,6 +64,7 @@ class MlxBackend:
 def load(checkpoint: Checkpoint, options, cache_dir: Path, progress) -> MlxBackend:
     """Build ``checkpoint`` on MLX with the plugin's ``options``."""
     loaded = load_csm(checkpoint, cache_dir, options.mimi, progress, quantize_bits=options.quantize_bits)
-    generator = Generator(loaded.model, prefix_cache_size=options.prefix_cache_size, watermark=options.watermark,
-                          compiled=options.compile)
+    generator = Generator(
+        loaded.model, prefix_cache_size=options.prefix_cache_size, watermark=options.watermark, compiled=options.compile
+    )
     return MlxBackend(loaded, generator, options.watermark)

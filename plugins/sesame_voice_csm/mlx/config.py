@@ -38,8 +38,9 @@ def mlx_config(config: dict) -> dict:
     _rope(depth, "depth_decoder_config")
     depth.setdefault("backbone_hidden_size", config.get("hidden_size"))
     depth.setdefault("num_codebooks", config.get("audio_num_codebooks"))
-    missing = [key for key in ("text_vocab_size", "audio_vocab_size", "audio_num_codebooks", *_SIZES)
-               if key not in config]
+    missing = [
+        key for key in ("text_vocab_size", "audio_vocab_size", "audio_num_codebooks", *_SIZES) if key not in config
+    ]
     missing += [f"depth_decoder_config.{key}" for key in ("vocab_size", *_SIZES) if key not in depth]
     if missing:
         raise CheckpointError(f"config.json lacks {', '.join(missing)}")
@@ -65,13 +66,18 @@ def _rope(part: dict, where: str) -> None:
     if kind == "default":
         scaling = {"rope_type": "llama3", "factor": 1.0, **LLAMA3_FIXED}  # factor 1: Llama 3 scaling is the identity
     elif kind == "llama3":
-        odd = {key: scaling[key] for key, value in LLAMA3_FIXED.items()
-               if key in scaling and float(scaling[key]) != value}
+        odd = {
+            key: scaling[key] for key, value in LLAMA3_FIXED.items() if key in scaling and float(scaling[key]) != value
+        }
         if odd:
-            raise CheckpointError(f"{where}: llama3 rotary scaling with {odd} is not supported by the MLX backend "
-                                  f"(it uses {LLAMA3_FIXED}); use the torch backend (CSM_BACKEND=torch)")
+            raise CheckpointError(
+                f"{where}: llama3 rotary scaling with {odd} is not supported by the MLX backend "
+                f"(it uses {LLAMA3_FIXED}); use the torch backend (CSM_BACKEND=torch)"
+            )
         scaling.setdefault("factor", 1.0)
     else:
-        raise CheckpointError(f"{where}: rotary scaling {kind!r} is not supported by the MLX backend "
-                              "(default and llama3 are); use the torch backend (CSM_BACKEND=torch)")
+        raise CheckpointError(
+            f"{where}: rotary scaling {kind!r} is not supported by the MLX backend "
+            "(default and llama3 are); use the torch backend (CSM_BACKEND=torch)"
+        )
     part["rope_scaling"] = scaling

@@ -14,8 +14,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import mlx.core as mx
 import numpy as np
@@ -114,8 +114,9 @@ class Generator:
         cache = self._make_cache(self.core.backbone)
         if plan.prefix:
             self._prefill(Tokens.cat(plan.prefix), cache, stats)
-        snapshot = [(c.keys[..., : c.offset, :], c.values[..., : c.offset, :], c.offset) if c.offset else None
-                    for c in cache]
+        snapshot = [
+            (c.keys[..., : c.offset, :], c.values[..., : c.offset, :], c.offset) if c.offset else None for c in cache
+        ]
         mx.eval([s[:2] for s in snapshot if s])
         if key is not None:
             self._prefixes[key] = snapshot
@@ -143,8 +144,9 @@ class Generator:
         tokens = mx.concatenate([sample, mx.zeros((1, 1), dtype=mx.int32)], axis=1).astype(mx.int32)
         return Tokens(tokens, self._frame_mask)
 
-    def run(self, plan: Plan, cancelled: threading.Event | None = None,
-            stats: Stats | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def run(
+        self, plan: Plan, cancelled: threading.Event | None = None, stats: Stats | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (float32 24 kHz PCM, Mimi codes codebooks × frames) chunks for ``plan``; returns within one
         frame of ``cancelled``. ``stats`` (this request's own) is filled as it goes."""
         cancelled = cancelled or threading.Event()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -106,8 +106,9 @@ def resolve_mimi(option: str | None, bundled: Path | None, progress: ProgressCal
     try:
         return resolve_files(source, [MIMI_FILENAME], "Mimi codec", progress) / MIMI_FILENAME
     except ProviderUnavailable as err:
-        raise type(err)(f"cannot get the Mimi codec: {err}. Set CSM_MIMI (plugins.csm.mimi) to a local "
-                                  f"copy of {MIMI_FILENAME}") from None
+        raise type(err)(
+            f"cannot get the Mimi codec: {err}. Set CSM_MIMI (plugins.csm.mimi) to a local copy of {MIMI_FILENAME}"
+        ) from None
 
 
 def load_mimi(path: Path):
@@ -119,8 +120,10 @@ def load_mimi(path: Path):
     try:
         mimi.load_pytorch_weights(str(path), strict=True)
     except Exception as err:  # noqa: BLE001 - any parse/shape error means a bad file
-        raise WeightsUnreadable(f"Mimi weights {path} are not a Mimi checkpoint: {first_line(err)}; set CSM_MIMI "
-                                "to a Mimi .safetensors file") from None
+        raise WeightsUnreadable(
+            f"Mimi weights {path} are not a Mimi checkpoint: {first_line(err)}; set CSM_MIMI "
+            "to a Mimi .safetensors file"
+        ) from None
     mx.eval(mimi.parameters())
     mimi.eval()
     return mimi
@@ -134,8 +137,10 @@ def load_tokenizer(folder: Path, llama_template: bool):
     try:
         return load_llama3_tokenizer(str(folder)) if llama_template else AutoTokenizer.from_pretrained(str(folder))
     except Exception as err:  # noqa: BLE001 - transformers raises many kinds
-        raise WeightsUnreadable(f"cannot load the CSM tokenizer from {folder}: {first_line(err)}; set CSM_TOKENIZER "
-                                "(plugins.csm.tokenizer) to a folder with a working tokenizer.json") from None
+        raise WeightsUnreadable(
+            f"cannot load the CSM tokenizer from {folder}: {first_line(err)}; set CSM_TOKENIZER "
+            "(plugins.csm.tokenizer) to a folder with a working tokenizer.json"
+        ) from None
 
 
 def build_core(config: dict, files: list[Path]):
@@ -150,8 +155,12 @@ def build_core(config: dict, files: list[Path]):
         weights.update({mlx_name(key): value for key, value in mx.load(str(path)).items()})
     quantization = config.get("quantization") or config.get("quantization_config")
     if quantization:
-        nn.quantize(core, group_size=quantization.get("group_size", 64), bits=quantization["bits"],
-                    class_predicate=lambda path, module: hasattr(module, "to_quantized") and f"{path}.scales" in weights)
+        nn.quantize(
+            core,
+            group_size=quantization.get("group_size", 64),
+            bits=quantization["bits"],
+            class_predicate=lambda path, module: hasattr(module, "to_quantized") and f"{path}.scales" in weights,
+        )
     core.load_weights(list(weights.items()), strict=True)
     mx.eval(core.parameters())
     core.eval()
@@ -164,14 +173,20 @@ def load_watermarker(config: dict) -> tuple[object | None, object | None]:
     try:
         from mlx_audio.tts.models.sesame.watermarking import CSM_1B_GH_WATERMARK
         from mlx_audio.tts.models.sesame.watermarking import load_watermarker as load
+
         return load(), config.get("watermark_key", CSM_1B_GH_WATERMARK)
     except Exception as err:  # noqa: BLE001 - silentcipher and torch are optional
         _LOGGER.debug("No CSM watermarker: %s", err)
         return None, None
 
 
-def load_csm(checkpoint: Checkpoint, cache_dir: Path, mimi: str | None, progress: ProgressCallback,
-             quantize_bits: int | None = None) -> LoadedCsm:
+def load_csm(
+    checkpoint: Checkpoint,
+    cache_dir: Path,
+    mimi: str | None,
+    progress: ProgressCallback,
+    quantize_bits: int | None = None,
+) -> LoadedCsm:
     """Build the located ``checkpoint`` on MLX, converting the transformers format once if needed."""
     import_mlx()
     from mlx_audio.codec.models.mimi.mimi import MimiStreamingDecoder
@@ -193,20 +208,35 @@ def load_csm(checkpoint: Checkpoint, cache_dir: Path, mimi: str | None, progress
         core = build_core(config, files)
     except ProviderUnavailable:
         raise
-    except Exception as err:  # noqa: BLE001 - corrupt / mismatched files surface in many ways
+    except Exception as err:
         _LOGGER.debug("CSM load failed", exc_info=True)
         detail = str(err) if isinstance(err, CheckpointError) else f"{type(err).__name__}: {first_line(err)}"
-        raise WeightsUnreadable(f"CSM weights in {model_dir} could not be loaded ({detail}). "
-                                + unreadable_advice(checkpoint.model_id)) from None
+        raise WeightsUnreadable(
+            f"CSM weights in {model_dir} could not be loaded ({detail}). " + unreadable_advice(checkpoint.model_id)
+        ) from None
     if quantize_bits:
         quantize(core, quantize_bits)
     watermarker, key = load_watermarker(config)
-    model = CsmModel(core=core, tokenizer=text_tokenizer, codec=codec, streaming_decoder=MimiStreamingDecoder(codec),
-                     watermarker=watermarker, watermark_key=key, sample_rate=int(codec.cfg.sample_rate))
-    _LOGGER.info("CSM weights: %s format from %s", selection.format or ORIGINAL,
-                 ", ".join(p.name for p in selection.files))
-    return LoadedCsm(model=model, model_dir=model_dir, mimi_file=mimi_file, hub_id=checkpoint.hub_id,
-                     weight_format=selection.format, weight_files=tuple(selection.files))
+    model = CsmModel(
+        core=core,
+        tokenizer=text_tokenizer,
+        codec=codec,
+        streaming_decoder=MimiStreamingDecoder(codec),
+        watermarker=watermarker,
+        watermark_key=key,
+        sample_rate=int(codec.cfg.sample_rate),
+    )
+    _LOGGER.info(
+        "CSM weights: %s format from %s", selection.format or ORIGINAL, ", ".join(p.name for p in selection.files)
+    )
+    return LoadedCsm(
+        model=model,
+        model_dir=model_dir,
+        mimi_file=mimi_file,
+        hub_id=checkpoint.hub_id,
+        weight_format=selection.format,
+        weight_files=tuple(selection.files),
+    )
 
 
 def quantize(core, bits: int, group_size: int = 64) -> None:
@@ -215,8 +245,11 @@ def quantize(core, bits: int, group_size: int = 64) -> None:
     import mlx.nn as nn
 
     def wanted(path: str, module) -> bool:
-        return (isinstance(module, nn.Linear) and path.startswith(("backbone", "decoder"))
-                and module.weight.shape[-1] % group_size == 0)
+        return (
+            isinstance(module, nn.Linear)
+            and path.startswith(("backbone", "decoder"))
+            and module.weight.shape[-1] % group_size == 0
+        )
 
     nn.quantize(core, group_size=group_size, bits=bits, class_predicate=wanted)
     mx.eval(core.parameters())

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -88,8 +88,12 @@ def install_fast_convtr(mimi) -> int:
 
 def convtr_fields(module) -> dict:
     """The private fields of mlx-audio's ``ConvTranspose1d`` this module relies on (see the internals test)."""
-    return {"weight": module._expanded_weight, "groups": module._expanded_groups, "stride": module._stride,
-            "padding": module._padding}
+    return {
+        "weight": module._expanded_weight,
+        "groups": module._expanded_groups,
+        "stride": module._stride,
+        "padding": module._padding,
+    }
 
 
 class OverlapAddConvTranspose1d(nn.Module):

@@ -28,20 +28,62 @@ _ROPE = {
     "original_max_position_embeddings": 8192,
     "rope_type": "llama3",
 }
-_LLAMA_1B = dict(num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, head_dim=64,
-                 hidden_size=2048, intermediate_size=8192)
-_LLAMA_100M = dict(num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2, head_dim=128,
-                   hidden_size=1024, intermediate_size=8192)
+_LLAMA_1B = dict(
+    num_hidden_layers=16,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=64,
+    hidden_size=2048,
+    intermediate_size=8192,
+)
+_LLAMA_100M = dict(
+    num_hidden_layers=4,
+    num_attention_heads=8,
+    num_key_value_heads=2,
+    head_dim=128,
+    hidden_size=1024,
+    intermediate_size=8192,
+)
 SIZES = {
     # (backbone, depth decoder, text vocabulary)
-    "tiny": (dict(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                  hidden_size=64, intermediate_size=128),
-             dict(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                  hidden_size=64, intermediate_size=128), 512),
-    "small": (dict(num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2, head_dim=64,
-                   hidden_size=512, intermediate_size=1536),
-              dict(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
-                   hidden_size=256, intermediate_size=1024), 8192),
+    "tiny": (
+        dict(
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            hidden_size=64,
+            intermediate_size=128,
+        ),
+        dict(
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            hidden_size=64,
+            intermediate_size=128,
+        ),
+        512,
+    ),
+    "small": (
+        dict(
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            head_dim=64,
+            hidden_size=512,
+            intermediate_size=1536,
+        ),
+        dict(
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=64,
+            hidden_size=256,
+            intermediate_size=1024,
+        ),
+        8192,
+    ),
     "full": (_LLAMA_1B, _LLAMA_100M, 128_256),
 }
 _CORPUS = (
@@ -53,9 +95,18 @@ _CORPUS = (
 def model_config(size: str = "tiny") -> dict:
     """A ``config.json`` for a CSM of ``size`` (tiny, small or full), in the union format of sesame/csm-1b."""
     backbone, decoder, text_vocab = SIZES[size]
-    common = dict(attention_bias=False, attention_dropout=0.0, hidden_act="silu", initializer_range=0.02,
-                  max_position_embeddings=2048, mlp_bias=False, rms_norm_eps=1e-5, rope_scaling=dict(_ROPE),
-                  rope_theta=500_000, use_cache=True)
+    common = dict(
+        attention_bias=False,
+        attention_dropout=0.0,
+        hidden_act="silu",
+        initializer_range=0.02,
+        max_position_embeddings=2048,
+        mlp_bias=False,
+        rms_norm_eps=1e-5,
+        rope_scaling=dict(_ROPE),
+        rope_theta=500_000,
+        use_cache=True,
+    )
     return {
         "model_type": "csm",
         "architectures": ["CsmForConditionalGeneration"],
@@ -76,9 +127,16 @@ def model_config(size: str = "tiny") -> dict:
         "tie_word_embeddings": False,
         **common,
         **backbone,
-        **({} if size == "full" else {  # ids inside the small vocabulary keep transformers' config checks quiet
-            "audio_eos_token_id": text_vocab - 1, "audio_token_id": text_vocab - 2, "bos_token_id": text_vocab - 3,
-            "pad_token_id": text_vocab - 2}),
+        **(
+            {}
+            if size == "full"
+            else {  # ids inside the small vocabulary keep transformers' config checks quiet
+                "audio_eos_token_id": text_vocab - 1,
+                "audio_token_id": text_vocab - 2,
+                "bos_token_id": text_vocab - 3,
+                "pad_token_id": text_vocab - 2,
+            }
+        ),
         "depth_decoder_config": {
             "model_type": "csm_depth_decoder_model",
             "backbone_hidden_size": backbone["hidden_size"],
@@ -111,17 +169,25 @@ def write_tokenizer(folder: Path, vocab_size: int = 400) -> None:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     specials = ["<|begin_of_text|>", "<|end_of_text|>"]
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator([_CORPUS], trainer=trainer)
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": specials[0],
-        "eos_token": specials[1],
-        "model_max_length": 131072,
-    }))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "bos_token": specials[0],
+                "eos_token": specials[1],
+                "model_max_length": 131072,
+            }
+        )
+    )
 
 
 def _torchtune_name(key: str) -> str:
@@ -133,8 +199,9 @@ def _torchtune_name(key: str) -> str:
     return re.sub(r"^(backbone|decoder)\.norm\.weight$", r"\1.norm.scale", key)
 
 
-def write_model(folder: Path, size: str = "tiny", seed: int = 0, dtype: str = "float32",
-                speaks_one_frame: bool = False) -> Path:
+def write_model(
+    folder: Path, size: str = "tiny", seed: int = 0, dtype: str = "float32", speaks_one_frame: bool = False
+) -> Path:
     """Write config, random weights and tokenizer of a CSM of ``size`` into ``folder``.
 
     ``speaks_one_frame``: weights that, sampled greedily, say one frame (codebook 0 = 5, the rest 0)
@@ -242,7 +309,9 @@ def transformers_weights(model_dir: Path, mimi_file: Path) -> dict:
             part = config if name.startswith("backbone") else config["depth_decoder_config"]
             value = permute_rope(value, part["num_attention_heads" if ".q_proj." in name else "num_key_value_heads"])
         weights[name] = value
-    weights["depth_decoder.model.embed_tokens.weight"] = weights["backbone_model.embed_tokens.embed_audio_tokens.weight"]
+    weights["depth_decoder.model.embed_tokens.weight"] = weights[
+        "backbone_model.embed_tokens.embed_audio_tokens.weight"
+    ]
     for key, value in mx.load(str(mimi_file)).items():
         name = "codec_model." + mimi_transformers_name(key)
         if name.endswith("in_proj_weight"):
@@ -265,15 +334,16 @@ def write_hub_repo(folder: Path, size: str = "tiny", seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "model.safetensors", *TOKENIZER_FILES):
         shutil.copy(original / name, folder / name)
-    (folder / "special_tokens_map.json").write_text(json.dumps({"bos_token": "<|begin_of_text|>",
-                                                                "eos_token": "<|end_of_text|>"}))
+    (folder / "special_tokens_map.json").write_text(
+        json.dumps({"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"})
+    )
     (folder / "generation_config.json").write_text(json.dumps({"do_sample": True}))
     (folder / "preprocessor_config.json").write_text(json.dumps({"sampling_rate": 24000}))
     (folder / "README.md").write_text("random-weight stand-in for sesame/csm-1b\n")
     (folder / "ckpt.pt").write_bytes(b"stand-in: a PyTorch pickle is never read")
     weights = transformers_weights(original, mimi_file)
     names = sorted(weights)
-    halves = (names[: len(names) // 2], names[len(names) // 2:])
+    halves = (names[: len(names) // 2], names[len(names) // 2 :])
     weight_map = {}
     for shard, part in zip(SHARDS, halves):
         mx.save_safetensors(str(folder / shard), {name: weights[name] for name in part})
@@ -291,8 +361,9 @@ def _write_prompts(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     t = np.arange(24_000) / 24_000
     for index, name in enumerate(PROMPTS):
-        sf.write(str(folder / f"{name}.wav"), (0.3 * np.sin(2 * np.pi * (150 + 40 * index) * t)).astype(np.float32),
-                 24_000)
+        sf.write(
+            str(folder / f"{name}.wav"), (0.3 * np.sin(2 * np.pi * (150 + 40 * index) * t)).astype(np.float32), 24_000
+        )
 
 
 def write_hf_cache(hub_cache: Path, repo_id: str, source: Path, skip: tuple[str, ...] = ()) -> Path:

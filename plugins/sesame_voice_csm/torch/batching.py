@@ -19,8 +19,8 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -80,8 +80,9 @@ class BatchLoop:
         if plan.temperature > 0:
             generator = torch.Generator(device=self.csm.device.type if self.csm.device.type == "cuda" else "cpu")
             generator.manual_seed(int(plan.seed) if plan.seed is not None else int(torch.seed()) % 2**63)
-        stream = Stream(plan=plan, cancelled=cancelled, stats=stats,
-                        sampling=Sampling(plan.temperature, plan.top_k, generator))
+        stream = Stream(
+            plan=plan, cancelled=cancelled, stats=stats, sampling=Sampling(plan.temperature, plan.top_k, generator)
+        )
         self._waiting.put(stream)
         self._wake.set()
         return stream
@@ -117,7 +118,7 @@ class BatchLoop:
                 continue
             try:
                 self.tick()
-            except Exception as err:  # noqa: BLE001 - every caller learns why, the loop survives
+            except Exception as err:
                 _LOGGER.exception("CSM batch step failed")
                 for stream in self._running:
                     self._finish(stream, err)
@@ -211,8 +212,9 @@ class BatchLoop:
             stream.total += 1
             stream.stats.frames += 1
             stream.out.put(frame)
-            stream.pending = Rows(np.r_[frame, 0][None].astype(np.int64),
-                                  np.r_[np.ones(csm.codebooks, bool), False][None])
+            stream.pending = Rows(
+                np.r_[frame, 0][None].astype(np.int64), np.r_[np.ones(csm.codebooks, bool), False][None]
+            )
         cap = None if plan.max_samples is None else -(-plan.max_samples // SAMPLES_PER_FRAME)
         capped = cap is not None and stream.total >= cap  # the engine trims the last chunk to the sample
         if not ended and len(stream.group_frames) < group.max_frames and not capped:
@@ -278,8 +280,9 @@ class TorchGenerator:
         return codes[: self.codebooks].cpu().numpy().astype(np.int32)
 
     # -- generation ----------------------------------------------------------
-    def run(self, plan: Plan, cancelled: threading.Event | None = None, stats: Stats | None = None,
-            on_frame=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def run(
+        self, plan: Plan, cancelled: threading.Event | None = None, stats: Stats | None = None, on_frame=None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(float32 24 kHz PCM, Mimi codes codebooks × frames) chunks of ``plan``; the request leaves the
         batch within a frame of ``cancelled``. ``stats`` (this request's own) is filled as it goes;
         ``on_frame(codes)`` sees every sampled frame as it arrives (benchmarks time them)."""

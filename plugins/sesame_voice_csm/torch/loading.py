@@ -7,9 +7,9 @@ provider sends Sesame's original layout to MLX (or says why it cannot) before th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from sesame_voice.api.errors import ProviderUnavailable
 from sesame_voice_csm.common.errors import WeightsUnreadable, unreadable_advice
@@ -58,19 +58,27 @@ def load_torch_generator(checkpoint: Checkpoint, options, progress: Callable[[st
         tokenizer = llama3_tokenizer(checkpoint.tokenizer_dir, checkpoint.llama_template)
     except ProviderUnavailable:
         raise
-    except Exception as err:  # noqa: BLE001 - corrupt / mismatched files surface in many ways
+    except Exception as err:
         _LOGGER.debug("CSM torch load failed", exc_info=True)
         raise WeightsUnreadable(
             f"CSM weights in {model_dir} could not be loaded by transformers ({type(err).__name__}: "
-            f"{_first_line(err)}). " + unreadable_advice(checkpoint.model_id)) from None
-    csm = TorchCsm(model, tokenizer, options.max_batch,
-                   speaker_prefix_space=bool(checkpoint.config.get("speaker_prefix_space")))
+            f"{_first_line(err)}). " + unreadable_advice(checkpoint.model_id)
+        ) from None
+    csm = TorchCsm(
+        model, tokenizer, options.max_batch, speaker_prefix_space=bool(checkpoint.config.get("speaker_prefix_space"))
+    )
     watermarker = load_watermarker() if options.watermark else None
-    generator = TorchGenerator(csm, max_batch=options.max_batch, prefix_cache_size=options.prefix_cache_size,
-                               watermarker=watermarker)
-    loaded = LoadedTorchCsm(model=model, model_dir=model_dir, hub_id=checkpoint.hub_id,
-                            codec_tag=checkpoint_tag(model_dir), device=str(device),
-                            dtype=str(dtype).removeprefix("torch."))
+    generator = TorchGenerator(
+        csm, max_batch=options.max_batch, prefix_cache_size=options.prefix_cache_size, watermarker=watermarker
+    )
+    loaded = LoadedTorchCsm(
+        model=model,
+        model_dir=model_dir,
+        hub_id=checkpoint.hub_id,
+        codec_tag=checkpoint_tag(model_dir),
+        device=str(device),
+        dtype=str(dtype).removeprefix("torch."),
+    )
     return generator, loaded
 
 

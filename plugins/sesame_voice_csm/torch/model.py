@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -66,8 +66,14 @@ def pick_dtype(option: str | None, device: torch.device) -> torch.dtype:
     """bf16 on a GPU and on CPUs with native bf16 matmuls (AVX512-BF16, AMX), else fp32 (docs/csm.md measures both)."""
     if option and option != "auto":
         try:
-            return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-                    "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[option]
+            return {
+                "float32": torch.float32,
+                "fp32": torch.float32,
+                "bfloat16": torch.bfloat16,
+                "bf16": torch.bfloat16,
+                "float16": torch.float16,
+                "fp16": torch.float16,
+            }[option]
         except KeyError:
             raise ProviderUnavailable(f"plugins.csm.dtype {option!r} is not float32, bfloat16 or float16") from None
     return torch.bfloat16 if device.type == "cuda" or cpu_has_bf16() else torch.float32
@@ -84,7 +90,9 @@ def load_transformers_csm(model_dir: Path, device: torch.device, dtype: torch.dt
     try:
         from transformers import CsmForConditionalGeneration
     except ImportError as err:
-        raise ProviderUnavailable(f"the torch CSM backend needs transformers with CSM ({err}); {TORCH_ADVICE}") from None
+        raise ProviderUnavailable(
+            f"the torch CSM backend needs transformers with CSM ({err}); {TORCH_ADVICE}"
+        ) from None
     model = CsmForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype)
     return model.to(device).eval()
 
@@ -101,14 +109,18 @@ def llama3_tokenizer(folder: Path, llama_template: bool):
     if llama_template:
         bos, eos = tokenizer.bos_token, tokenizer.eos_token
         tokenizer._tokenizer.post_processor = TemplateProcessing(
-            single=f"{bos}:0 $A:0 {eos}:0", pair=f"{bos}:0 $A:0 {eos}:0 {bos}:1 $B:1 {eos}:1",
-            special_tokens=[(bos, tokenizer.bos_token_id), (eos, tokenizer.eos_token_id)])
+            single=f"{bos}:0 $A:0 {eos}:0",
+            pair=f"{bos}:0 $A:0 {eos}:0 {bos}:1 $B:1 {eos}:1",
+            special_tokens=[(bos, tokenizer.bos_token_id), (eos, tokenizer.eos_token_id)],
+        )
     return tokenizer
 
 
 def checkpoint_tag(model_dir: Path) -> str:
     """Fingerprint of the checkpoint (its bundled Mimi encodes prompts): prompt caches are per codec."""
-    parts = [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(model_dir.glob("*.safetensors"))]
+    parts = [
+        f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sorted(model_dir.glob("*.safetensors"))
+    ]
     return "torch-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
@@ -136,7 +148,7 @@ class KvSlots:
         for store in (self.keys, self.values):
             for layer in range(self.layers):
                 fresh = torch.zeros((slots, heads, capacity, dim), device=self.device, dtype=self.dtype)
-                if store[layer:layer + 1]:
+                if store[layer : layer + 1]:
                     fresh[:, :, : self.capacity] = store[layer]
                     store[layer] = fresh
                 else:
@@ -188,7 +200,9 @@ class TorchCsm:
         self.heads = int(config.num_attention_heads)
         self.kv_heads = int(config.num_key_value_heads)
         self.head_dim = int(attention.head_dim)
-        self.slots = KvSlots(len(self.backbone.layers), max_batch, self.kv_heads, self.head_dim, self.device, self.dtype)
+        self.slots = KvSlots(
+            len(self.backbone.layers), max_batch, self.kv_heads, self.head_dim, self.device, self.dtype
+        )
 
     # -- tokens --------------------------------------------------------------
     def text_rows(self, text: str, speaker: int) -> Rows:
@@ -252,7 +266,10 @@ class TorchCsm:
             keys[index[:, None], :, positions] = k.transpose(1, 2)
             values[index[:, None], :, positions] = v.transpose(1, 2)
             if contiguous:
-                past_k, past_v = keys[slots[0]:slots[0] + batch, :, :end], values[slots[0]:slots[0] + batch, :, :end]
+                past_k, past_v = (
+                    keys[slots[0] : slots[0] + batch, :, :end],
+                    values[slots[0] : slots[0] + batch, :, :end],
+                )
             else:
                 past_k, past_v = keys[index, :, :end], values[index, :, :end]
             out = F.scaled_dot_product_attention(q, past_k, past_v, attn_mask=allowed, enable_gqa=True)
@@ -273,8 +290,9 @@ class TorchCsm:
         codes = [c0]
         cache = DynamicCache(config=self.depth.config)
         inputs = torch.stack([torch.zeros_like(c0), c0], dim=1)
-        out = self.depth(input_ids=inputs, backbone_last_hidden_state=last, cache=cache, use_cache=True,
-                         logits_to_keep=1)
+        out = self.depth(
+            input_ids=inputs, backbone_last_hidden_state=last, cache=cache, use_cache=True, logits_to_keep=1
+        )
         for _ in range(1, self.codebooks):
             code = sample(out.logits[:, -1, :bins], samplers)
             codes.append(code)

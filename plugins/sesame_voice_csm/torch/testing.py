@@ -13,9 +13,18 @@ from pathlib import Path
 
 from sesame_voice_csm.mlx.testing import model_config, write_tokenizer
 
-TINY_MIMI = dict(hidden_size=32, num_filters=4, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                 head_dim=16, intermediate_size=64, codebook_dim=32, vector_quantization_hidden_dimension=32,
-                 upsample_groups=32)
+TINY_MIMI = dict(
+    hidden_size=32,
+    num_filters=4,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    num_key_value_heads=2,
+    head_dim=16,
+    intermediate_size=64,
+    codebook_dim=32,
+    vector_quantization_hidden_dimension=32,
+    upsample_groups=32,
+)
 """A Mimi with the real frame rate (1920 samples per frame) and 32 codebooks of 2048, but few channels."""
 
 
@@ -47,14 +56,21 @@ def write_transformers_checkpoint(folder: Path, size: str = "tiny", seed: int = 
     model = build_model(size, seed)
     model.save_pretrained(str(folder))
     config = transformers_config(size)
-    (folder / "config.json").write_text(json.dumps({**json.loads((folder / "config.json").read_text()), **config},
-                                                   indent=1))
+    (folder / "config.json").write_text(
+        json.dumps({**json.loads((folder / "config.json").read_text()), **config}, indent=1)
+    )
     write_tokenizer(folder, vocab_size=min(400, config["text_vocab_size"]))
     return folder
 
 
-SAVED_ROPE = {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-              "original_max_position_embeddings": 8192, "rope_theta": 500_000.0}
+SAVED_ROPE = {
+    "rope_type": "llama3",
+    "factor": 32.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+    "rope_theta": 500_000.0,
+}
 """sesame/csm-1b's rotary embedding, as transformers 5 spells it (``rope_parameters``, theta inside)."""
 
 
@@ -72,8 +88,14 @@ def saved_config(size: str = "tiny", rope: dict | None = None):
         return {key: value for key, value in values.items() if key in names}
 
     depth = {**own(CsmDepthDecoderConfig, union["depth_decoder_config"]), "rope_parameters": dict(rope)}
-    return CsmConfig(**{**own(CsmConfig, union), "rope_parameters": dict(rope), "depth_decoder_config": depth,
-                        "codec_config": union["codec_config"]})
+    return CsmConfig(
+        **{
+            **own(CsmConfig, union),
+            "rope_parameters": dict(rope),
+            "depth_decoder_config": depth,
+            "codec_config": union["codec_config"],
+        }
+    )
 
 
 def write_saved_checkpoint(folder: Path, size: str = "tiny", seed: int = 0, rope: dict | None = None) -> Path:
