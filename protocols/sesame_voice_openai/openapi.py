@@ -42,7 +42,7 @@ _ERROR = {
 
 SPOKEN_TEXT_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]"
 """``input`` must hold a character that is not white space, a control character or a lone surrogate
-(the characters ``sesame_voice.text.normalize`` removes)."""
+(the characters ``sesame_voice.api.text.normalize`` removes)."""
 
 
 def _session_properties(server) -> dict:

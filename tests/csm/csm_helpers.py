@@ -81,7 +81,7 @@ def load_without(modules: list[str], cache_dir: Path, backend: str, model_id: Pa
     code = (
         f"import sys\n{hidden}\n"
         "from sesame_voice.config import Settings\n"
-        "from sesame_voice.types import ProviderUnavailable\n"
+        "from sesame_voice import ProviderUnavailable\n"
         "import sesame_voice_csm\n"
         f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(cache_dir)!r}, plugins={{'csm': {plugin!r}}}))\n"
         "try:\n"

@@ -22,7 +22,7 @@ def _load_in_a_fresh_interpreter(tmp_path, plugin: dict, env: dict) -> dict:
         "import json, logging, sys\n"
         "logging.basicConfig(level=logging.INFO, stream=sys.stderr)\n"
         "from sesame_voice.config import Settings\n"
-        "from sesame_voice.types import ProviderUnavailable\n"
+        "from sesame_voice import ProviderUnavailable\n"
         "import sesame_voice_csm\n"
         f"p = sesame_voice_csm.CsmProvider(Settings(cache_dir={str(tmp_path / 'cache')!r}, "
         f"plugins={{'csm': {plugin!r}}}))\n"

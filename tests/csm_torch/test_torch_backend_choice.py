@@ -74,7 +74,6 @@ def test_original_layout_with_torch_forced_says_how_to_fix(tmp_path):
             plugins={"csm": {"model_id": str(model_dir), "backend": "torch"}},
         )
     )
-    provider.reset_failure()
     with pytest.raises(Exception, match="CSM_BACKEND=mlx"):
         provider.ensure_loaded()
     assert provider.status()["state"] == "failed"
