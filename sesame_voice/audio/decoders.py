@@ -63,7 +63,8 @@ def _check_allowed(container, data: bytes) -> None:
     name = container.format.name
     if uploads.container_refused(name):
         raise InvalidRequest(
-            f"audio files in the {name} container are not accepted; send WAV, MP3, FLAC, OGG, WebM, M4A, AIFF or CAF",
+            f"audio files in the {name} container are not accepted; "
+            "send WAV, MP3, FLAC, OGG, WebM, M4A, AAC, AIFF or CAF",
             param="file",
             code="unsupported_audio_format",
         )

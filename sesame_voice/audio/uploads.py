@@ -1,7 +1,8 @@
 """What client uploads may be: an allow-list of containers and codecs, and truncation checks per container.
 
 FFmpeg reads hundreds of formats; uploads are limited to the audio files people send (WAV, MP3,
-FLAC, OGG/Opus/Vorbis, WebM/Matroska, MP4/M4A, AIFF, CAF) so a crafted file cannot reach rarely
+FLAC, OGG/Opus/Vorbis, WebM/Matroska, MP4/M4A, AIFF, CAF, and ADTS AAC as the speech API writes
+it) so a crafted file cannot reach rarely
 used demuxers. Truncation is checked from each container's own bookkeeping, since FFmpeg decodes
 what is there without complaint: the WAV/AIFF data size, Ogg's end-of-stream page, the MP4 index.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import struct
 
 ALLOWED_CONTAINERS = frozenset(
-    {"wav", "w64", "mp3", "flac", "ogg", "matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2", "aiff", "caf"}
+    {"wav", "w64", "mp3", "flac", "ogg", "matroska,webm", "mov,mp4,m4a,3gp,3g2,mj2", "aiff", "caf", "aac"}
 )
 """PyAV ``container.format.name`` values accepted for uploads."""
 ALLOWED_CODEC_PREFIXES = ("pcm_", "mp3", "flac", "vorbis", "opus", "aac", "alac")
