@@ -16,13 +16,11 @@ from sesame_voice.api.errors import SesameVoiceError
 from sesame_voice.api.version import __version__
 from sesame_voice.app.audio_commands import say, transcribe
 from sesame_voice.app.commands import CommandContext
+from sesame_voice.app.listings import plugins_command, voices_command
 from sesame_voice.app.plugins import (
     PluginClash,
     collect_frontends,
-    collect_providers,
-    collect_stt_providers,
     make_plugin_manager,
-    plugin_rows,
 )
 from sesame_voice.config import RESPONSE_FORMATS, ConfigError, Settings, load_settings
 
@@ -215,72 +213,6 @@ def _announce_ready(server, settings: Settings) -> None:
         _LOGGER.info("Reachable: %s", line)
 
 
-def _voices(settings: Settings, as_json: bool, pm=None) -> int:
-    return asyncio.run(_list_voices(settings, as_json, pm))
-
-
-async def _list_voices(settings: Settings, as_json: bool, pm) -> int:
-    from sesame_voice.app.server import Server
-
-    async with Server(settings, pm=pm).prepared() as server:
-        voices = server.voices.list()
-    if as_json:
-        rows = [
-            {
-                "name": v.name,
-                "provider": v.provider,
-                "fallbacks": [f["provider"] for f in v.fallbacks],
-                "aliases": list(v.aliases),
-                "description": v.description,
-                "source": str(v.source or ""),
-            }
-            for v in voices
-        ]
-        print(json.dumps({"voices": rows, "errors": server.voices.errors}, indent=2))
-    else:
-        for v in voices:
-            chain = " → ".join([v.provider, *(f["provider"] for f in v.fallbacks)])
-            default = " (default)" if v.name.lower() == settings.default_voice.lower() else ""
-            aliases = f"  aliases: {', '.join(v.aliases)}" if v.aliases else ""
-            print(f"{v.name}{default}  [{chain}]  {v.description}{aliases}")
-        for name, error in server.voices.errors.items():
-            print(f"SKIPPED {name}: {error}", file=sys.stderr)
-    return 0
-
-
-def _plugins(settings: Settings, as_json: bool, pm=None) -> int:
-    pm = pm or make_plugin_manager(disabled=settings.disabled_plugins)
-    rows = plugin_rows(pm)
-    providers = {n: r.plugin for n, r in collect_providers(pm).items()}
-    frontends = {n: r.plugin for n, r in collect_frontends(pm).items()}
-    stt = {n: r.plugin for n, r in collect_stt_providers(pm).items()}
-    if as_json:
-        print(
-            json.dumps(
-                {
-                    "plugins": rows,
-                    "providers": providers,
-                    "stt_providers": stt,
-                    "frontends": frontends,
-                    "failed": pm.failed,
-                    "disabled": list(settings.disabled_plugins),
-                },
-                indent=2,
-            )
-        )
-        return 0
-    for row in rows:
-        print(f"{row['name']}  {row['distribution'] or '-'} {row['version'] or ''}  hooks: {', '.join(row['hooks'])}")
-    print(f"providers: {', '.join(f'{n} ({p})' for n, p in providers.items()) or 'none'}")
-    print(f"speech to text: {', '.join(f'{n} ({p})' for n, p in stt.items()) or 'none'}")
-    print(f"frontends: {', '.join(f'{n} ({p})' for n, p in frontends.items()) or 'none'}")
-    for name, error in pm.failed.items():
-        print(f"FAILED {name}: {error}", file=sys.stderr)
-    for name in settings.disabled_plugins:
-        print(f"disabled: {name}")
-    return 0
-
-
 async def _discover(args: argparse.Namespace, pm) -> int:
     from sesame_voice.app.discovery import browse
 
@@ -352,13 +284,13 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_serve(settings, pm))
             return 0
         if args.command == "voices":
-            return _voices(settings, args.json, pm)
+            return voices_command(settings, args.json, pm)
         if args.command == "say":
             return asyncio.run(say(settings, args, pm))
         if args.command == "transcribe":
             return asyncio.run(transcribe(settings, args, pm))
         if args.command == "plugins":
-            return _plugins(settings, args.json, pm)
+            return plugins_command(settings, args.json, pm)
         if args.command == "discover":
             return asyncio.run(_discover(args, pm))
         if args.command == "service":
