@@ -17,7 +17,7 @@ from sesame_voice import (
 )
 
 from .options import ENV_OVERRIDES, WhisperOptions
-from .window import fits, transcribe_short
+from .short_window import fits, transcribe_short
 
 _LOGGER = logging.getLogger(__name__)
 EMBEDDED_MODEL = "tiny.en"

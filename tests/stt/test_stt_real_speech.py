@@ -46,7 +46,7 @@ def test_the_corpus_is_real_speech_of_1_to_30_seconds(corpus):
 
 
 def test_a_phrase_said_twice_is_speech_three_times_a_loop():
-    from sesame_voice_whisper.window import repetitive
+    from sesame_voice_whisper.short_window import repetitive
 
     said = "This is Victor kilo 5, Quebec Italy, Victor kilo 5, Quebec Italy, testing 1, 2, 3, 4, 5, 5, 4, 3, 2, 1."
     assert not repetitive([said.lower()])
@@ -56,7 +56,7 @@ def test_a_phrase_said_twice_is_speech_three_times_a_loop():
 
 
 def test_a_real_call_out_with_repeats_is_kept_from_the_short_window(providers, corpus, wer):
-    from sesame_voice_whisper.window import transcribe_short
+    from sesame_voice_whisper.short_window import transcribe_short
 
     clip = corpus["vk5qi"]
     segments = transcribe_short(providers[True]._model, _at_16k(clip), "en", None, 5)

@@ -59,7 +59,7 @@ def test_short_window_hears_what_the_full_window_hears(providers, spoken, monkey
 
 
 def test_short_window_segments_end_within_the_audio(providers, spoken):
-    from sesame_voice_whisper.window import transcribe_short
+    from sesame_voice_whisper.short_window import transcribe_short
 
     for samples in spoken:
         segments = transcribe_short(providers[True]._model, samples, "en", None, 5)
@@ -98,7 +98,7 @@ def test_plugin_settings_come_from_yaml_and_env(monkeypatch):
 
 def test_word_loops_and_thrice_repeated_segments_count_as_failures():
     """Said twice is how people repeat themselves (tests/stt/test_stt_real_speech.py); three times is a loop."""
-    from sesame_voice_whisper.window import repetitive
+    from sesame_voice_whisper.short_window import repetitive
 
     assert repetitive(["hello? hello? hello?"]) and repetitive(["turn it on.", "turn it on.", "turn it on."])
     assert not repetitive(["turn it on.", "turn it on."])
