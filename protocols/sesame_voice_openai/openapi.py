@@ -40,9 +40,9 @@ _ERROR = {
     },
 }
 
-SPOKEN_TEXT_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f\ud800-\udfff]"
-"""``input`` must hold a character that is not white space, a control character or a lone surrogate
-(the characters ``sesame_voice.api.text.normalize`` removes)."""
+SPOKEN_TEXT_PATTERN = r"[^\W_]"
+"""``input`` must hold a letter or digit: text of only punctuation or symbols is refused with 400
+``no_speakable_text``."""
 
 
 def _session_properties(server) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from sesame_voice import InvalidRequest, SesameVoiceError, UnknownVoice
 from sesame_voice.audio import decode_file
@@ -144,7 +145,7 @@ async def read_voice_form(request: web.Request, max_clip: int) -> VoiceForm:
                 fields[part.name] = raw.decode("utf-8", "replace").strip()
             else:
                 await _read_part(part, MAX_FIELD_BYTES, "an unknown field")  # read and ignore, bounded
-    except (ValueError, AssertionError, KeyError, UnicodeError) as err:
+    except (HttpProcessingError, ValueError, AssertionError, LookupError, TypeError, RuntimeError, UnicodeError) as err:
         if isinstance(err, InvalidRequest):
             raise
         raise InvalidRequest(f"the multipart form is malformed: {err}", code="invalid_form") from None
