@@ -46,7 +46,7 @@ async def test_spoken_turn_gets_the_llm_reply_spoken(
             assert of_type(events, "conversation.item.created")[0].item.id == committed.item_id
             heard = events[-1].transcript
             assert events[-1].item_id == committed.item_id
-            assert wer(QUESTION, heard) <= 0.2, heard
+            assert wer(QUESTION, heard) <= 0.1, heard  # Piper is deterministic in tests: measured 0.0
 
             await connection.response.create()
             events = await events_until(connection, "response.done")

@@ -67,6 +67,23 @@ class Backend(Protocol):
         """Free the model (called once no request is inside ``generate`` any more)."""
 
 
+class GeneratorBackend:
+    """What both backends do the same way: their generator encodes (one clip at a time), counts and segments."""
+
+    generator = None
+    _encode_lock: threading.Lock
+
+    def encode(self, samples: np.ndarray) -> np.ndarray:
+        with self._encode_lock:
+            return self.generator.encode(samples)
+
+    def count_text_tokens(self, text: str, speaker: int) -> int:
+        return self.generator.count_text_tokens(text, speaker)
+
+    def segment(self, text: str, speaker: int, codes: np.ndarray | None):
+        return self.generator.segment(text, speaker, codes)
+
+
 MLX_ADVICE = "install it with: pip install 'sesame-voice[csm]'"
 NEEDS = {
     "mlx": ("mlx and mlx-audio", ("mlx", "mlx_audio"), MLX_ADVICE),

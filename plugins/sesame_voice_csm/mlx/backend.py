@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 
 import mlx.core as mx
-import numpy as np
 
+from sesame_voice_csm.common.backend import GeneratorBackend
 from sesame_voice_csm.common.locate import Checkpoint
 from sesame_voice_csm.common.plan import Plan, Stats
 from sesame_voice_csm.mlx.generation import Generator
@@ -28,7 +28,7 @@ class MlxGeneration:
         return self._chunks
 
 
-class MlxBackend:
+class MlxBackend(GeneratorBackend):
     """A loaded CSM on MLX."""
 
     name = "mlx"
@@ -43,16 +43,6 @@ class MlxBackend:
         self.watermarks = watermark and loaded.model.watermarker is not None
         self.device = "metal" if mx.default_device() == mx.gpu else "cpu"
         self._encode_lock = threading.Lock()
-
-    def encode(self, samples: np.ndarray) -> np.ndarray:
-        with self._encode_lock:
-            return self.generator.encode(samples)
-
-    def count_text_tokens(self, text: str, speaker: int) -> int:
-        return self.generator.count_text_tokens(text, speaker)
-
-    def segment(self, text: str, speaker: int, codes: np.ndarray | None):
-        return self.generator.segment(text, speaker, codes)
 
     def generate(self, plan: Plan, cancelled: threading.Event) -> MlxGeneration:
         return MlxGeneration(self.generator, plan, cancelled)

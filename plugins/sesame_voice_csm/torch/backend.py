@@ -8,8 +8,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
-
+from sesame_voice_csm.common.backend import GeneratorBackend
 from sesame_voice_csm.common.locate import Checkpoint
 from sesame_voice_csm.common.plan import Plan, Stats
 from sesame_voice_csm.torch.batching import TorchGenerator
@@ -29,7 +28,7 @@ class TorchGeneration:
         return self._chunks
 
 
-class TorchBackend:
+class TorchBackend(GeneratorBackend):
     """A loaded CSM on PyTorch, batching concurrent requests."""
 
     name = "torch"
@@ -44,16 +43,6 @@ class TorchBackend:
         self.watermarks = generator.watermarks
         self.device = f"{loaded.device}, {loaded.dtype}"
         self._encode_lock = threading.Lock()
-
-    def encode(self, samples: np.ndarray) -> np.ndarray:
-        with self._encode_lock:
-            return self.generator.encode(samples)
-
-    def count_text_tokens(self, text: str, speaker: int) -> int:
-        return self.generator.count_text_tokens(text, speaker)
-
-    def segment(self, text: str, speaker: int, codes: np.ndarray | None):
-        return self.generator.segment(text, speaker, codes)
 
     def generate(self, plan: Plan, cancelled: threading.Event) -> TorchGeneration:
         return TorchGeneration(self.generator, plan, cancelled)
