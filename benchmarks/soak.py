@@ -48,7 +48,6 @@ async def serve(http_port: int, wyoming_port: int) -> None:
         port=http_port,
         zeroconf_enabled=False,
         voices_dir=REPO / "voices",
-        model_id=str(REPO / "no-csm-weights"),
         log_level="error",
         disabled_plugins=("csm",),
         plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{wyoming_port}"}},
