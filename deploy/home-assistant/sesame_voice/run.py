@@ -133,13 +133,14 @@ def announce(api: str, token: str, message: dict, timeout: float = 10.0) -> str:
     return str(answer.get("data", {}).get("uuid", ""))
 
 
-def announce_when_ready(server: subprocess.Popen, environ: Mapping[str, str], wyoming_port: int) -> None:
+def announce_when_ready(server: subprocess.Popen, environ: Mapping[str, str], host: str, wyoming_port: int) -> None:
     """Wait for the Wyoming port, then tell the Supervisor; a failure is logged, never fatal."""
     token = supervisor_token(environ)
     if token is None:
         _LOGGER.warning("No SUPERVISOR_TOKEN: not announcing the Wyoming service (add it in Home Assistant by hand)")
         return
-    if not wait_for_port("127.0.0.1", wyoming_port, time.monotonic() + DISCOVERY_WAIT, server):
+    local = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    if not wait_for_port(local, wyoming_port, time.monotonic() + DISCOVERY_WAIT, server):
         _LOGGER.error("The Wyoming port %s never opened: not announced to Home Assistant", wyoming_port)
         return
     message = discovery_message(socket.gethostname(), wyoming_port)
@@ -172,7 +173,7 @@ def main() -> int:
     server = subprocess.Popen([sys.executable, "-m", "sesame_voice", "serve"], env=env)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda received, _frame: server.send_signal(received))
-    threading.Thread(target=announce_when_ready, args=(server, environ, wyoming_port), daemon=True).start()
+    threading.Thread(target=announce_when_ready, args=(server, environ, host, wyoming_port), daemon=True).start()
     return server.wait()
 
 
