@@ -90,6 +90,9 @@ def test_config_yaml_meets_the_supervisors_schema(config, run):
     assert str(config["version"]) == importlib.metadata.version("sesame-voice")
     assert config["init"] is False  # the base image's s6-overlay /init must stay PID 1
     assert config["discovery"] == ["wyoming"]
+    # Least privilege: the Supervisor lets any add-on's token post to /discovery (api_bypass in
+    # supervisor/api/middleware/security.py), so the add-on asks for no Supervisor API access.
+    assert config["hassio_api"] is False and config["homeassistant_api"] is False
     # Ingress reaches the HTTP API, where the studio is; both ports are declared and described.
     assert config["ingress"] is True and config["ingress_port"] == run.HTTP_PORT
     ports = {f"{run.HTTP_PORT}/tcp", f"{run.WYOMING_PORT}/tcp"}
