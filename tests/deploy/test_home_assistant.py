@@ -39,13 +39,20 @@ from supervisor_schema import (
 )
 
 from sesame_voice.config import LOG_LEVELS, load_settings, setting_names
+from sesame_voice_csm.common.options import ENV_OVERRIDES as CSM_ENV
+from sesame_voice_whisper.options import ENV_OVERRIDES as WHISPER_ENV
+from sesame_voice_wyoming.options import ENV_NAMES as WYOMING_ENV
 from support import REPO
 
 ADDONS = REPO / "deploy" / "home-assistant"
 ADDON = ADDONS / "sesame_voice"
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
-PLUGIN_ENV = {"WYOMING_URI", "MODEL_ID", "STT_MODEL"}
-"""The plugins' own variables run.py sets (Wyoming, CSM, Whisper: README "Configuration")."""
+PLUGIN_ENV = {
+    *WYOMING_ENV.values(),
+    *CSM_ENV.values(),
+    *WHISPER_ENV.values(),
+}
+"""The variables the Wyoming, CSM and Whisper plugins read (README "Configuration")."""
 
 
 def _yaml(path: Path):
