@@ -19,7 +19,7 @@ from sesame_voice import InvalidRequest, SesameVoiceError
 from sesame_voice.audio import CONTENT_TYPES, encode_audio
 from sesame_voice.http.routes import authorised, error_status, public, read_json
 
-from . import fields
+from . import fields, ws_auth
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -44,8 +44,11 @@ async def read_object(request: web.Request) -> dict[str, Any]:
 
 
 def _authorised(request: web.Request, api_key: str | None) -> bool:
-    """With API_KEY set: a Bearer token or an ``X-API-Key`` header (the old clients' SESAME_API_KEY)."""
+    """With API_KEY set: a Bearer token or an ``X-API-Key`` header (the old clients' SESAME_API_KEY),
+    or, on a WebSocket upgrade, the key as a subprotocol (browsers can set no headers: ws_auth)."""
     if authorised(request, api_key):
+        return True
+    if api_key and ws_auth.key_in_protocols(request, api_key):
         return True
     return hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), (api_key or "").encode())
 

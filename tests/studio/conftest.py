@@ -204,10 +204,14 @@ class PrefixProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         headers["X-Ingress-Path"] = self.PREFIX
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            client = web.WebSocketResponse()
+            # As Home Assistant's Ingress does: the offered subprotocols go upstream, the first is answered.
+            offered = request.headers.get("Sec-WebSocket-Protocol", "")
+            protocols = [token.strip() for token in offered.split(",") if token.strip()]
+            client = web.WebSocketResponse(protocols=protocols)
             await client.prepare(request)
             async with self.session.ws_connect(
                 url,
+                protocols=protocols,
                 headers={
                     k: v
                     for k, v in headers.items()

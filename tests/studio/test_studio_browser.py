@@ -18,6 +18,7 @@ from conftest import SENTENCE, StudioServer
 
 UPLOAD_TEXT = "Today the weather is sunny with a light breeze."
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+PROTECTED_KEY = "studio-key"
 SCREENSHOT_ENV = "SESAME_STUDIO_SCREENSHOT"
 """Set to a path (docs/studio.png) to keep the screenshot the test takes."""
 
@@ -195,8 +196,8 @@ def test_the_microphone_clones_and_transcribes(browser, studio_server, studio_ur
     assert _console_errors(browser) == []
 
 
-def test_a_conversation_shows_its_turns(browser, studio_server, studio_url, fake_microphone):
-    _open(browser, studio_url)
+def _converse(browser) -> None:
+    """Open a conversation in the page, add a typed turn and have the voice speak one."""
     _select(browser, "talk-voice", "joe")
     _el(browser, "talk-open").click()
     _wait(lambda: "Session" in _el(browser, "talk-status").text, what="the session's welcome")
@@ -209,6 +210,11 @@ def test_a_conversation_shows_its_turns(browser, studio_server, studio_url, fake
     turns = [item.text for item in browser.find_elements("css selector", "#talk-history li")]
     assert turns[0].startswith("You (speaker 1): I had a long day.") and "typed" in turns[0]
     assert turns[1].startswith("Voice: Tell me about it.") and "generated" in turns[1] and "from piper" in turns[1]
+
+
+def test_a_conversation_shows_its_turns(browser, studio_server, studio_url, fake_microphone):
+    _open(browser, studio_url)
+    _converse(browser)
     # A turn from the microphone is transcribed by the server and joins the history.
     _el(browser, "talk-record").click()
     _wait(lambda: "Recording" in _el(browser, "talk-status").text, what="recording to start")
@@ -236,23 +242,77 @@ def test_axe_finds_no_serious_accessibility_violations(browser, studio_url):
     assert serious == []
 
 
-def test_a_protected_server_asks_for_the_key(browser, chromium_paths, tmp_path):
-    server = StudioServer(tmp_path, api_key="studio-key")
+def test_a_protected_server_asks_for_the_key_and_converses_with_it(browser, chromium_paths, tmp_path):
+    """The key reaches the session WebSocket too (issue 20: a subprotocol, the one thing a browser can
+    set there), directly and through a proxy that forwards subprotocols as Home Assistant's Ingress does."""
+    from conftest import PrefixProxy
+
+    server = StudioServer(tmp_path, api_key=PROTECTED_KEY)
+    proxy = PrefixProxy(server.url)
     try:
-        browser.get(server.url)
-        _wait(lambda: _el(browser, "key-form").is_displayed(), what="the key prompt")
-        assert _listed_voices(browser) == set()
-        _type(browser, "key-input", "studio-key")
-        _el(browser, "key-form").submit()
-        _wait(lambda: _listed_voices(browser), what="the voice list")
-        assert _listed_voices(browser) == _api_voices_with_key(server, "studio-key")
-        stored = browser.execute_script(
-            "return [sessionStorage.getItem('sesame-voice-api-key'), localStorage.getItem('sesame-voice-api-key')]"
-        )
-        assert stored == ["studio-key", None]  # kept in the tab only: "remember" was not ticked
+        for url in (server.url, proxy.url):
+            browser.get(url)
+            _wait(lambda: _el(browser, "key-form").is_displayed(), what="the key prompt")
+            assert _listed_voices(browser) == set()
+            _type(browser, "key-input", PROTECTED_KEY)
+            _el(browser, "key-form").submit()
+            _wait(lambda: _listed_voices(browser), what="the voice list")
+            assert _listed_voices(browser) == _api_voices_with_key(server, PROTECTED_KEY)
+            stored = browser.execute_script(
+                "return [sessionStorage.getItem('sesame-voice-api-key'), localStorage.getItem('sesame-voice-api-key')]"
+            )
+            assert stored == [PROTECTED_KEY, None]  # kept in the tab only: "remember" was not ticked
+            browser.get_log("browser")
+            _converse(browser)
+            assert _console_errors(browser) == []
+            browser.execute_script("talk.socket.close()")  # a page kept in the back/forward cache keeps it open
+            _wait(lambda: "closed" in _el(browser, "talk-status").text, what="the conversation to close")
+            browser.execute_script("sessionStorage.clear(); localStorage.clear();")
+        # A socket without the key, or with a wrong one, is refused; the right one opens.
+        assert _socket_attempts(browser, server) == ["refused", "refused", "open"]
+        # The key never reached the server's log (it is not in the URL; the handshake never echoes it).
+        log = (server.root / "server.log").read_text(errors="replace")
+        assert PROTECTED_KEY not in log and "sesame-voice-key." not in log
     finally:
         browser.execute_script("sessionStorage.clear(); localStorage.clear();")
+        proxy.close()
         server.close()
+
+
+def _socket_attempts(browser, server: StudioServer) -> list[str]:
+    """Open the session WebSocket from the page with no key, a wrong key, then the right one."""
+    session = _create_session(server, PROTECTED_KEY)
+    browser.get(server.url)
+    _wait(lambda: _el(browser, "key-form").is_displayed(), what="the key prompt")
+    return browser.execute_async_script(
+        """const done = arguments[arguments.length - 1];
+           const url = new URL("v1/sessions/" + arguments[0] + "/ws", location.href);
+           url.protocol = "ws:";
+           const token = (key) => "sesame-voice-key." + btoa(key).replace(/=+$/, "");
+           const attempt = (protocols) => new Promise((resolve) => {
+             const socket = new WebSocket(url, protocols);
+             socket.onopen = () => { socket.close(); resolve("open"); };
+             socket.onerror = () => resolve("refused");
+           });
+           (async () => done([
+             await attempt(["sesame-voice"]),
+             await attempt(["sesame-voice", token("wrong")]),
+             await attempt(["sesame-voice", token(arguments[1])]),
+           ]))();""",
+        session,
+        PROTECTED_KEY,
+    )
+
+
+def _create_session(server: StudioServer, key: str) -> str:
+    request = urllib.request.Request(
+        f"{server.url}v1/sessions",
+        method="POST",
+        data=b"{}",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)["id"]
 
 
 def _api_voices_with_key(server: StudioServer, key: str) -> set[str]:

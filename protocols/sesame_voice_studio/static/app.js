@@ -401,6 +401,17 @@ function turnItem(turn, extra) {
   $("talk-history").append(item);
 }
 
+// A browser cannot set headers on a WebSocket: the key travels as a subprotocol, base64url-encoded,
+// beside "sesame-voice", the one the server selects (never in the URL, where logs would keep it).
+function socketProtocols() {
+  if (!state.key) return ["sesame-voice"];
+  const bytes = new TextEncoder().encode(state.key);
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  const encoded = btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return ["sesame-voice", "sesame-voice-key." + encoded];
+}
+
 async function openConversation(event) {
   event.preventDefault();
   if (talk.socket) talk.socket.close();
@@ -410,12 +421,12 @@ async function openConversation(event) {
   talk.session = await response.json();
   const url = new URL("v1/sessions/" + encodeURIComponent(talk.session.id) + "/ws", location.href);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  const socket = new WebSocket(url);
+  const socket = new WebSocket(url, socketProtocols());
   socket.binaryType = "arraybuffer";
   talk.socket = socket;
   socket.addEventListener("open", () => say("talk-status", "Connected to session " + talk.session.id + "."));
   socket.addEventListener("close", () => { if (talk.socket === socket) say("talk-status", "Conversation closed."); });
-  socket.addEventListener("error", () => say("talk-status", "The conversation's connection failed" + (state.key ? " (a browser cannot send the API key on a WebSocket)" : "") + ".", true));
+  socket.addEventListener("error", () => say("talk-status", "The conversation's connection failed" + (state.key ? " (is the API key right?)" : "") + ".", true));
   socket.addEventListener("message", (message) => onTalkMessage(message.data));
   $("talk-form").hidden = false;
 }
