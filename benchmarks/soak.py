@@ -6,7 +6,7 @@ and STT through wyoming's AsyncTcpClient, and sessions over REST and WebSocket w
 those routes. Prints RSS (from /proc) at start, after warm-up and at the end, p50/p95 latency per
 kind, and counts of answers by status; anything but 2xx and documented 4xx/429/503 is an error.
 
-    python benchmarks/soak.py [--minutes 30] [--warm-up-minutes 2] [--clients 2]
+    python benchmarks/soak.py [--minutes 30] [--warm-up-minutes 2] [--clients 2] [--fuzz-examples 10] [--fuzz-only]
 """
 
 from __future__ import annotations
@@ -142,12 +142,15 @@ class Load:
         async with session.delete(f"{self.base}/v1/sessions/{session_id}") as response:
             return response.status
 
-    async def run(self, until: float) -> None:
+    async def run(self, until: float, fuzz_only: bool = False) -> None:
         import aiohttp
 
         step = 0
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
             while time.monotonic() < until:
+                if fuzz_only:
+                    await self.timed("fuzzed", lambda: self.fuzzed(session))
+                    continue
                 fmt = FORMATS[step % len(FORMATS)]
                 await self.timed(f"speech {fmt}", lambda fmt=fmt: self.speech_request(session, fmt))
                 if fmt in ("wav", "mp3", "flac"):
@@ -170,12 +173,15 @@ async def main(args) -> None:
     import schemathesis
     from hypothesis import HealthCheck, given, settings
 
+    load_at_start = f"{os.getloadavg()[0]:.1f}"
     http_port, wyoming_port = free_port(), free_port()
     child = subprocess.Popen([sys.executable, __file__, "--serve", str(http_port), str(wyoming_port)])
     base = f"http://127.0.0.1:{http_port}"
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(600):
+                if child.poll() is not None:
+                    raise SystemExit(f"the server exited with {child.returncode} before it was ready")
                 try:
                     async with session.get(f"{base}/health") as response:
                         health = await response.json()
@@ -190,7 +196,12 @@ async def main(args) -> None:
         for result in schema.get_all_operations():
 
             @given(case=result.ok().as_strategy())
-            @settings(max_examples=10, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=args.fuzz_examples,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             def collect(case) -> None:
                 cases.append(case)
 
@@ -206,7 +217,7 @@ async def main(args) -> None:
         results: dict = defaultdict(list)
         clients = [Load(base, wyoming_port, results, cases, speech) for _ in range(args.clients)]
         warm_until = time.monotonic() + args.warm_up_minutes * 60
-        await asyncio.gather(*(client.run(warm_until) for client in clients))
+        await asyncio.gather(*(client.run(warm_until, args.fuzz_only) for client in clients))
         rss["after warm-up"] = rss_mb(child.pid)
         results.clear()
         until = time.monotonic() + args.minutes * 60
@@ -217,16 +228,22 @@ async def main(args) -> None:
                 samples.append(rss_mb(child.pid))
                 await asyncio.sleep(10)
 
-        await asyncio.gather(sample_rss(), *(client.run(until) for client in clients))
+        await asyncio.gather(sample_rss(), *(client.run(until, args.fuzz_only) for client in clients))
         rss["end"] = rss_mb(child.pid)
     finally:
         child.terminate()
         child.wait(30)
-    print(f"soak: {args.minutes:g} min after {args.warm_up_minutes:g} min warm-up, {args.clients} clients")
+    mode = " (fuzzed bodies only)" if args.fuzz_only else ""
+    print(f"soak{mode}: {args.minutes:g} min after {args.warm_up_minutes:g} min warm-up, {args.clients} clients")
+    print(f"load average: {load_at_start} at start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
+    print(f"fuzz cases: {len(cases)} ({args.fuzz_examples} examples per operation)")
     for name, value in rss.items():
         print(f"RSS {name}: {value:.0f} MB")
     growth = (rss["end"] - rss["after warm-up"]) / rss["after warm-up"] * 100
     print(f"RSS growth after warm-up: {growth:+.1f}% (max sampled {max(samples or [rss['end']]):.0f} MB)")
+    if samples:
+        step = max(1, len(samples) // 10)
+        print("RSS samples (MB, evenly spaced):", " ".join(f"{value:.0f}" for value in samples[::step]))
     errors = 0
     print(f"{'kind':18} {'n':>5} {'p50 s':>7} {'p95 s':>7}  statuses")
     for kind, entries in sorted(results.items()):
@@ -248,5 +265,7 @@ if __name__ == "__main__":
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--warm-up-minutes", type=float, default=2.0)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--fuzz-examples", type=int, default=10, help="schemathesis examples per operation")
+    parser.add_argument("--fuzz-only", action="store_true", help="only fuzzed bodies (the RSS growth of issue 18)")
     os.chdir(REPO)
     asyncio.run(main(parser.parse_args()))
