@@ -6,17 +6,27 @@ turns, and keeps the store's data behind the :class:`~.store.SessionStore` inter
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
 
 from sesame_voice import InvalidRequest, SynthesisRequest
+from sesame_voice.audio import FRAME_RATE, resample
 from sesame_voice.http.context import transcribe_audio
 
 from .models import Session, Turn, UnknownSession, check_session_id, new_id
 from .store import SessionStore
+
+
+def compact_audio(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """``samples`` at ``target`` Hz as int16 PCM, the form sessions keep audio in (blocking: run in a thread)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if rate != target:
+        samples = resample(samples, rate, target)
+    return np.clip(np.rint(samples * 32767.0), -32768, 32767).astype(np.int16)
 
 
 class SpokenTurn:
@@ -86,6 +96,8 @@ class SessionService:
         voices=None,
         max_upload_seconds: float = 60.0,
         default_voice: str | None = None,
+        audio_rate: Callable[[str | None], int] | None = None,
+        keep_implicit: bool = False,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -96,6 +108,10 @@ class SessionService:
         """Longest audio one uploaded turn may have (``plugins.sessions.max_upload_seconds``)."""
         self.default_voice = default_voice
         """Voice of sessions created over REST without one (None: the server's default voice)."""
+        self.audio_rate = audio_rate or (lambda voice: FRAME_RATE)
+        """Rate uploaded turn audio is kept at for a session's voice (the serving provider's context rate)."""
+        self.keep_implicit = keep_implicit
+        """Keep sessions a WebSocket created after it closes (``plugins.sessions.ws_keep``)."""
 
     @property
     def limits(self):
@@ -113,9 +129,10 @@ class SessionService:
         self.check_voice(voice)
         return await self.store.create(voice=voice, speaker=speaker, session_id=session_id)
 
-    async def get(self, session_id: str) -> Session:
-        """The session with its turns; UnknownSession if it does not exist or expired."""
-        return await self.store.get(session_id)
+    async def get(self, session_id: str, audio: bool = True) -> Session:
+        """The session with its turns (``audio=False``: maybe without their samples, to describe it);
+        UnknownSession if it does not exist or expired."""
+        return await self.store.get(session_id, audio=audio)
 
     async def list(self) -> list[Session]:
         """Open sessions, oldest first."""
@@ -133,8 +150,11 @@ class SessionService:
         audio: np.ndarray | None = None,
         sample_rate: int | None = None,
     ) -> Turn:
-        """Append a turn; audio without text is transcribed by the server's speech-to-text service."""
-        await self.store.get(session_id)
+        """Append a turn; audio without text is transcribed by the server's speech-to-text service.
+
+        The audio is kept as 16-bit PCM at the rate of the provider serving the session's voice (never
+        above the client's), so a session's memory does not depend on the rate a client sends."""
+        session = await self.store.get(session_id, audio=False)
         transcribed = False
         if text is not None and not isinstance(text, str):
             raise InvalidRequest("text must be a string", param="text")
@@ -143,6 +163,10 @@ class SessionService:
                 raise InvalidRequest("a turn needs text, audio, or both", param="text", code="empty_turn")
             text = await transcribe_audio(self.speech_to_text, audio, int(sample_rate or 0))
             transcribed = True
+        if audio is not None:
+            target = min(int(sample_rate or FRAME_RATE), self.audio_rate(session.voice))
+            audio = await asyncio.to_thread(compact_audio, audio, int(sample_rate or target), target)
+            sample_rate = target
         turn = Turn(
             text=text.strip(),
             speaker=speaker,
@@ -184,6 +208,8 @@ class SessionService:
                 yield spoken
             if spoken.finished:
                 audio = spoken.audio()
+                if audio is not None:
+                    audio = await asyncio.to_thread(compact_audio, audio, spoken.sample_rate, spoken.sample_rate)
                 turn = Turn(
                     text=request.text,
                     speaker=speaker,
