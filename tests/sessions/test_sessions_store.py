@@ -8,11 +8,10 @@ import socket
 
 import numpy as np
 import pytest
+from redis_server import REDIS_SERVER, RedisServer
 
 from sesame_voice import Conflict, InvalidRequest, NotFound
 from sesame_voice.http.routes import error_status
-from redis_server import REDIS_SERVER, RedisServer
-
 from sesame_voice_sessions import MemorySessionStore, SessionLimits, SessionStore, Turn
 from sesame_voice_sessions.models import SessionBusy, SessionLimitReached, UnknownSession
 
