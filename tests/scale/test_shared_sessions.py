@@ -36,6 +36,9 @@ def _replica(root, name: str, redis: RedisServer, voices) -> tuple[str, object]:
         SESSION_LOCK_SECONDS="3",
         VOICES_DIR=str(voices),
         VOICES_POLL_INTERVAL="0.5",
+        # CSM enabled (it cannot load without weights here) so that the API can create cloned
+        # voices; Piper speaks them as their fallback, as for a dropped-in clip.
+        DISABLED_PLUGINS="whisper",
     )
     return f"http://127.0.0.1:{port}", process
 
@@ -51,13 +54,16 @@ def cluster(tmp_path_factory):
     processes = []
 
     def spawn(name: str) -> tuple[str, object]:
+        """Start a replica (wait for ``/health/ready`` before use)."""
         url, process = _replica(root, name, redis, voices)
         processes.append(process)
-        asyncio.run(wait_for(f"{url}/health/ready", process, timeout=180))
         return url, process
 
     try:
-        urls = {name: spawn(name)[0] for name in ("A", "B")}
+        urls = {}
+        for name in ("A", "B"):
+            urls[name], process = spawn(name)
+            asyncio.run(wait_for(f"{urls[name]}/health/ready", process, timeout=180))
         yield redis, urls, spawn
     finally:
         for process in processes:
@@ -159,6 +165,7 @@ async def test_one_speech_at_a_time_across_replicas(cluster):
 async def test_a_replica_killed_mid_session_loses_nothing_acknowledged(cluster):
     _, urls, spawn = cluster
     c, process = spawn("C")
+    await wait_for(f"{c}/health/ready", process, timeout=180)
     async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
         _, session = await _json(http, "POST", f"{c}/v1/sessions")
         sid = session["id"]
