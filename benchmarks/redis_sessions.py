@@ -3,8 +3,10 @@
 One real `sesame-voice serve` process (Piper voice) per store, both started here: `memory`, and
 `redis://` on a `redis-server` started here too. The same conversation runs on each: create a
 session, then --turns rounds of (a user turn with --seconds of 48 kHz audio over REST, the server
-speaking a sentence). For the Redis store every request's cost is read from Redis itself: commands
-executed (INFO commandstats: each EVALSHA is one round trip) and bytes in and out (INFO stats
+speaking a sentence). For the Redis store every request's cost is read from Redis itself: round
+trips (INFO commandstats: the store sends only EVALSHA scripts for these requests, one per round
+trip; a background expiry sweep, one script + one ZRANGE every 10 s, is counted apart and
+subtracted), the commands those scripts ran inside Redis, and bytes in and out (INFO stats
 total_net_input_bytes / total_net_output_bytes), minus the benchmark's own INFO calls. Every
 request's latency is timed on both stores; all cases are printed, not only means.
 
@@ -79,17 +81,20 @@ class RedisMeter:
 
         self.client = redis.Redis.from_url(url)
         self.last = self._read()
-        self.overhead = (0, 0, 0)
+        self.overhead = (0, 0, 0, 0, 0)
         for _ in range(3):  # what the meter's own INFO calls add to a delta (a few bytes of noise remain)
             self.overhead = self.take()
 
-    def _read(self) -> tuple[int, int, int]:
+    def _read(self) -> tuple[int, ...]:
+        """(scripts, sweeps, other commands, bytes in, bytes out) so far."""
         stats = self.client.info("stats")
-        commands = self.client.info("commandstats")
-        calls = sum(v["calls"] for k, v in commands.items() if k not in ("cmdstat_info",))
-        return calls, stats["total_net_input_bytes"], stats["total_net_output_bytes"]
+        commands = {k: v["calls"] for k, v in self.client.info("commandstats").items() if k != "cmdstat_info"}
+        scripts = commands.get("cmdstat_evalsha", 0) + commands.get("cmdstat_eval", 0)
+        sweeps = commands.get("cmdstat_zrange", 0)
+        other = sum(commands.values()) - scripts - sweeps
+        return scripts, sweeps, other, stats["total_net_input_bytes"], stats["total_net_output_bytes"]
 
-    def take(self) -> tuple[int, int, int]:
+    def take(self) -> tuple[int, ...]:
         now = self._read()
         delta = tuple(b - a - o for a, b, o in zip(self.last, now, self.overhead))
         self.last = self._read()
@@ -117,32 +122,39 @@ def upload(seconds: float) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-async def conversation(url: str, turns: int, seconds: float, meter: RedisMeter | None) -> list[dict]:
-    """Run the conversation; one row per request: kind, turn, latency and (Redis) commands and bytes."""
-    rows = []
+async def timed(http, url: str, kind: str, index: int, path: str, body: dict, meter: RedisMeter | None) -> dict:
+    """One request, read to the end; its latency and (with a meter) what Redis did for it."""
+    if meter:
+        meter.take()
+    start = time.perf_counter()
+    async with http.post(url + path, json=body) as response:
+        payload = await response.read()
+        assert response.status in (200, 201), payload[:300]
+    row = {"kind": kind, "turn": index, "ms": 1000 * (time.perf_counter() - start), "payload": payload}
+    if meter:
+        scripts, sweeps, inner, row["bytes_in"], row["bytes_out"] = meter.take()
+        row["round_trips"], row["sweeps"], row["inner"] = scripts - sweeps, sweeps, inner
+    return row
+
+
+async def conversations(urls: dict, turns: int, seconds: float, meter: RedisMeter | None) -> dict[str, list[dict]]:
+    """The same conversation on every server, interleaved request by request (like with like under
+    the same load); one row per request: kind, turn, latency and, on the Redis server, its cost."""
     audio = upload(seconds)
+    rows: dict[str, list[dict]] = {store: [] for store in urls}
+    sids = {}
     async with aiohttp.ClientSession() as http:
-
-        async def timed(kind: str, index: int, method: str, path: str, body: dict) -> dict:
-            if meter:
-                meter.take()
-            start = time.perf_counter()
-            async with http.request(method, url + path, json=body) as response:
-                payload = await response.read()
-                assert response.status in (200, 201), payload[:300]
-            row = {"kind": kind, "turn": index, "ms": 1000 * (time.perf_counter() - start), "payload": payload}
-            if meter:
-                row["commands"], row["bytes_in"], row["bytes_out"] = meter.take()
-            rows.append(row)
-            return row
-
-        created = await timed("create", 0, "POST", "/v1/sessions", {})
-        sid = json.loads(created["payload"])["id"]
+        for store, url in urls.items():
+            row = await timed(http, url, "create", 0, "/v1/sessions", {}, meter if store == "redis" else None)
+            rows[store].append(row)
+            sids[store] = json.loads(row["payload"])["id"]
         for index in range(1, turns + 1):
-            await timed(
-                "add_turn", index, "POST", f"/v1/sessions/{sid}/turns", {"text": "I have a plan.", "audio": audio}
-            )
-            await timed("speak", index, "POST", f"/v1/sessions/{sid}/speak", {"text": SENTENCE})
+            for kind, body in (("add_turn", {"text": "I have a plan.", "audio": audio}), ("speak", {"text": SENTENCE})):
+                for store, url in urls.items():
+                    path = f"/v1/sessions/{sids[store]}/{'turns' if kind == 'add_turn' else kind}"
+                    rows[store].append(
+                        await timed(http, url, kind, index, path, body, meter if store == "redis" else None)
+                    )
     return rows
 
 
@@ -166,12 +178,8 @@ async def main() -> None:
             for url, process in zip(urls.values(), processes):
                 await wait_ready(url, process)
             await asyncio.sleep(1)
-            results = {}
-            for url in urls.values():  # warm-up (first synthesis loads Piper), then the measured run
-                await conversation(url, 1, args.seconds, None)
-            meter = RedisMeter(redis_url)
-            results["memory"] = await conversation(urls["memory"], args.turns, args.seconds, None)
-            results["redis"] = await conversation(urls["redis"], args.turns, args.seconds, meter)
+            await conversations(urls, 1, args.seconds, None)  # warm-up: the first synthesis loads Piper
+            results = await conversations(urls, args.turns, args.seconds, RedisMeter(redis_url))
         finally:
             for process in processes:
                 process.terminate()
@@ -183,20 +191,21 @@ async def main() -> None:
 
 def report(results: dict, args) -> None:
     print(f"# {args.turns} turns, user audio {args.seconds:g} s at 48 kHz; load average {os.getloadavg()}")
-    print("kind      turn  memory_ms  redis_ms  redis_commands  redis_bytes_in  redis_bytes_out")
+    print("kind      turn  memory_ms  redis_ms  round_trips  sweeps  inside_scripts  bytes_in  bytes_out")
     for mem, red in zip(results["memory"], results["redis"]):
         print(
-            f"{red['kind']:<9} {red['turn']:>4}  {mem['ms']:9.1f}  {red['ms']:8.1f}  {red['commands']:>14}"
-            f"  {red['bytes_in']:>14}  {red['bytes_out']:>15}"
+            f"{red['kind']:<9} {red['turn']:>4}  {mem['ms']:9.1f}  {red['ms']:8.1f}  {red['round_trips']:>11}"
+            f"  {red['sweeps']:>6}  {red['inner']:>14}  {red['bytes_in']:>8}  {red['bytes_out']:>9}"
         )
     for kind in ("add_turn", "speak"):
         mem = [r["ms"] for r in results["memory"] if r["kind"] == kind]
         red = [r for r in results["redis"] if r["kind"] == kind]
         print(
             f"{kind}: median latency memory {statistics.median(mem):.1f} ms, redis "
-            f"{statistics.median([r['ms'] for r in red]):.1f} ms; redis commands per request "
-            f"{sorted({r['commands'] for r in red})}; bytes in {red[0]['bytes_in']}..{red[-1]['bytes_in']}, "
-            f"out {red[0]['bytes_out']}..{red[-1]['bytes_out']}"
+            f"{statistics.median([r['ms'] for r in red]):.1f} ms; "
+            f"round trips {sorted({r['round_trips'] for r in red})}; "
+            f"bytes in {min(r['bytes_in'] for r in red)}..{max(r['bytes_in'] for r in red)}, "
+            f"out {min(r['bytes_out'] for r in red)}..{max(r['bytes_out'] for r in red)}"
         )
 
 
