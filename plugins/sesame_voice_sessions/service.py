@@ -35,8 +35,11 @@ class SpokenTurn:
     It answers like the engine's synthesis (``provider``, ``voice``, ``sample_rate``,
     ``fell_back_from``), so it can stand in for one (e.g. in ``speech_response``)."""
 
-    def __init__(self, turn_id: str, synthesis, max_seconds: float) -> None:
+    def __init__(self, turn_id: str, synthesis, max_seconds: float, on_finished=None) -> None:
         self.id = turn_id
+        self.on_finished = on_finished
+        """``await on_finished(self)`` after the last chunk, before the iteration ends: the turn is
+        stored before a consumer can send the end of its answer."""
         self.synthesis = synthesis
         self.turn: Turn | None = None
         """The turn that joined the history (None until the audio was iterated to its end)."""
@@ -75,6 +78,8 @@ class SpokenTurn:
                 self._chunks.append(chunk.samples)
             yield chunk
         self.finished = True
+        if self.on_finished is not None:
+            await self.on_finished(self)
 
     def audio(self) -> np.ndarray | None:
         """Everything generated, or None if it was longer than a session may keep."""
@@ -190,7 +195,9 @@ class SessionService:
         """``async with sessions.speak(id, text) as spoken: async for chunk in spoken: ...``
 
         Generates ``text`` as ``speaker`` conditioned on the history; when the audio has been
-        iterated to the end, the turn (text + audio) joins the history as ``spoken.turn``. One
+        iterated to the end, the turn (text + audio) joins the history as ``spoken.turn`` (stored
+        before the iteration ends, so an answer's end means the turn is kept; a store failure
+        there raises from the iteration). One
         speech at a time per session (``SessionBusy``); errors come before any audio.
         """
         async with self.store.speaking(session_id) as session:
@@ -203,10 +210,8 @@ class SessionService:
                 frontend=frontend,
                 **request_fields,
             )
-            async with self.engine.synthesis(request) as synthesis:
-                spoken = SpokenTurn(new_id(), synthesis, self.limits.max_audio_seconds)
-                yield spoken
-            if spoken.finished:
+
+            async def keep(spoken: SpokenTurn) -> None:
                 audio = spoken.audio()
                 if audio is not None:
                     audio = await asyncio.to_thread(compact_audio, audio, spoken.sample_rate, spoken.sample_rate)
@@ -220,6 +225,9 @@ class SessionService:
                 )
                 with contextlib.suppress(UnknownSession):  # deleted while it spoke: nothing to join
                     spoken.turn = await self.store.add_turn(session.id, turn)
+
+            async with self.engine.synthesis(request) as synthesis:
+                yield SpokenTurn(new_id(), synthesis, self.limits.max_audio_seconds, keep)
 
     async def websocket(
         self, request, session_id: str | None = None, voice: str | None = None, frontend: str = "sessions"
