@@ -104,7 +104,8 @@ class RedisSessionStore:
             _LOGGER.warning("Session store %s failed (%s): %s", redacted(self.url), what, reason)
             raise SessionStoreUnavailable(
                 f"the session store ({redacted(self.url)}) is unavailable ({what}: {reason}); "
-                "nothing was changed by this request, try again"
+                "the request was not completed (a change whose answer timed out may still have been "
+                "stored: read the session before repeating it)"
             ) from None
 
     async def _script(self, name: str, session_id: str, *args):
