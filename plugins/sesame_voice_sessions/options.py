@@ -68,7 +68,7 @@ class SessionSettings:
             raise ConfigError(
                 f"{_label('overflow')} must be one of {', '.join(OVERFLOW_POLICIES)}, got {options.overflow!r}"
             )
-        if options.store != "memory" and not options.store.startswith(REDIS_SCHEMES):
+        if "://" in options.store and not options.store.startswith(REDIS_SCHEMES):
             raise ConfigError(
                 f"{_label('store')} must be memory or a Redis URL (redis://HOST:PORT/DB, rediss://…), "
                 f"got {options.store!r}"

@@ -195,3 +195,19 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_store_url_redis_cannot_serve_is_refused_at_start():
+    from sesame_voice.config import ConfigError, Settings
+    from sesame_voice_sessions import SessionSettings, make_store
+    from sesame_voice_sessions.redis_store import RedisSessionStore
+
+    def options(store: str) -> SessionSettings:
+        return SessionSettings.from_settings(Settings(plugins={"sessions": {"store": store}}))
+
+    with pytest.raises(ConfigError, match="SESSION_STORE"):
+        options("http://localhost:6379")
+    with pytest.raises(ConfigError, match="must be one of memory"):
+        make_store(options("elsewhere"), Settings())
+    store = make_store(options("rediss://:pw@cache.example:6380/2"), Settings())
+    assert isinstance(store, RedisSessionStore) and store.timeout == 2.0 and store.lock_seconds == 15.0
