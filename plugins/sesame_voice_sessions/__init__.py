@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sesame_voice import hookimpl
+from sesame_voice import SesameVoiceError, hookimpl
+from sesame_voice.audio import FRAME_RATE
 from sesame_voice.config import ConfigError
 
 from .memory import MemorySessionStore
 from .models import Session, SessionBusy, SessionLimitReached, Turn, UnknownSession
-from .options import ENV_NAMES, SessionSettings
+from .options import ENV_NAMES, REDIS_SCHEMES, SessionSettings
 from .service import SessionService, SpokenTurn
 from .store import SessionLimits, SessionStore
 
@@ -40,11 +41,32 @@ __all__ = [
 
 
 def make_store(options: SessionSettings, settings) -> SessionStore:
-    """The store ``options.store`` names, with the options' bounds."""
+    """The store ``options.store`` names (a Redis URL: the Redis store), with the options' bounds."""
+    limits = SessionLimits.from_options(options)
+    if options.store.startswith(REDIS_SCHEMES):
+        from .redis_store import RedisSessionStore
+
+        try:
+            return RedisSessionStore(limits, options.store, options.store_timeout, options.lock_seconds)
+        except ImportError as err:
+            raise ConfigError(
+                f"SESSION_STORE is a Redis URL but the redis client is missing ({err}): "
+                "pip install 'sesame-voice[redis]'"
+            ) from None
     if options.store not in STORES:
         raise ConfigError(f"plugins.sessions.store must be one of {', '.join(STORES)}, got {options.store!r}")
-    limits = SessionLimits.from_options(options)
     return STORES[options.store](limits, Path(settings.cache_dir).expanduser() / "sessions")
+
+
+def context_rate(server, voice_name: str | None) -> int:
+    """Rate a session keeps uploaded audio at: that of the context of the provider serving ``voice_name``
+    (the server's default voice when None), or the server's 24 kHz when that provider takes none."""
+    try:
+        voice = server.voices.get(voice_name or server.settings.default_voice)
+        provider = server.providers.get(server.engine.serving_provider(voice) or "")
+    except SesameVoiceError:
+        provider = None
+    return getattr(provider, "context_sample_rate", None) or FRAME_RATE
 
 
 def _service(server) -> SessionService | None:
@@ -62,6 +84,8 @@ def register_services(register, server) -> None:
         server.voices,
         options.max_upload_seconds,
         options.voice,
+        audio_rate=lambda voice: context_rate(server, voice),
+        keep_implicit=options.ws_keep,
     )
     server.plugin_state(PLUGIN)["service"] = service
     register(PLUGIN, service)

@@ -93,7 +93,7 @@ class MemorySessionStore:
         self._sessions[session.id] = session
         return session
 
-    async def get(self, session_id: str) -> Session:
+    async def get(self, session_id: str, audio: bool = True) -> Session:
         await self.expire()
         return self._get(session_id)
 
@@ -192,7 +192,7 @@ class MemorySessionStore:
 def _read_session(file: Path) -> Session:
     with np.load(file, allow_pickle=False) as data:
         meta = json.loads(bytes(data["meta"]).decode())
-        audio = {key: np.array(data[key], dtype=np.float32) for key in data.files if key != "meta"}
+        audio = {key: _as_pcm16(data[key]) for key in data.files if key != "meta"}
     session = Session(
         id=str(meta["id"]),
         voice=meta.get("voice"),
@@ -216,6 +216,13 @@ def _read_session(file: Path) -> Session:
         session.turns.append(turn)
         session.audio_seconds += turn.audio_seconds
     return session
+
+
+def _as_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Saved audio as int16 PCM (files written before sessions kept PCM16 hold float32)."""
+    if samples.dtype == np.int16:
+        return np.array(samples)
+    return np.clip(np.rint(np.asarray(samples, np.float32) * 32767.0), -32768, 32767).astype(np.int16)
 
 
 async def _nothing() -> None:

@@ -52,7 +52,7 @@ class Turn:
     text: str
     speaker: int = 0
     audio: np.ndarray | None = None
-    """Mono float32 samples, if the turn has audio."""
+    """Mono samples, if the turn has audio: int16 PCM as the stores keep it (float32 also accepted)."""
     sample_rate: int | None = None
     id: str = field(default_factory=new_id)
     created: float = field(default_factory=time.time)
@@ -60,15 +60,25 @@ class Turn:
     """True for turns the server spoke."""
     transcribed: bool = False
     """True when ``text`` came from the speech-to-text service."""
+    stored_seconds: float = 0.0
+    """Length of audio a store holds but did not load (``audio`` None); see ``audio_seconds``."""
 
     @property
     def audio_seconds(self) -> float:
         """Length of the turn's audio in seconds (0 without audio)."""
-        return len(self.audio) / float(self.sample_rate) if self.audio is not None and self.sample_rate else 0.0
+        if self.audio is not None and self.sample_rate:
+            return len(self.audio) / float(self.sample_rate)
+        return self.stored_seconds
+
+    def samples(self) -> np.ndarray | None:
+        """The audio as float32 samples (from the stored PCM16), or None."""
+        if self.audio is None or self.audio.dtype != np.int16:
+            return self.audio
+        return self.audio.astype(np.float32) / 32768.0
 
     def segment(self) -> ContextSegment:
         """The turn as context for a provider."""
-        return ContextSegment(text=self.text, speaker=self.speaker, audio=self.audio, sample_rate=self.sample_rate)
+        return ContextSegment(text=self.text, speaker=self.speaker, audio=self.samples(), sample_rate=self.sample_rate)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary (no samples)."""

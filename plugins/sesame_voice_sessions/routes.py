@@ -91,7 +91,7 @@ async def list_sessions(request: web.Request, sessions, server) -> web.Response:
 
 
 async def get_session(request: web.Request, sessions, server) -> web.Response:
-    session = await sessions.get(request.match_info["session_id"])
+    session = await sessions.get(request.match_info["session_id"], audio=False)
     return web.json_response(session.describe(with_turns=True))
 
 
@@ -102,7 +102,7 @@ async def delete_session(request: web.Request, sessions, server) -> web.Response
 
 async def add_turn(request: web.Request, sessions, server) -> web.Response:
     session_id = request.match_info["session_id"]
-    await sessions.get(session_id)  # 404 before reading a large body
+    await sessions.get(session_id, audio=False)  # 404 before reading a large body
     turn = await fields.add_turn(sessions, session_id, await read_object(request))
     return web.json_response(turn.describe(), status=201)
 

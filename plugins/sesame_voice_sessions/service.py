@@ -6,17 +6,27 @@ turns, and keeps the store's data behind the :class:`~.store.SessionStore` inter
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
 
 from sesame_voice import InvalidRequest, SynthesisRequest
+from sesame_voice.audio import FRAME_RATE, resample
 from sesame_voice.http.context import transcribe_audio
 
 from .models import Session, Turn, UnknownSession, check_session_id, new_id
 from .store import SessionStore
+
+
+def compact_audio(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """``samples`` at ``target`` Hz as int16 PCM, the form sessions keep audio in (blocking: run in a thread)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if rate != target:
+        samples = resample(samples, rate, target)
+    return np.clip(np.rint(samples * 32767.0), -32768, 32767).astype(np.int16)
 
 
 class SpokenTurn:
@@ -25,8 +35,11 @@ class SpokenTurn:
     It answers like the engine's synthesis (``provider``, ``voice``, ``sample_rate``,
     ``fell_back_from``), so it can stand in for one (e.g. in ``speech_response``)."""
 
-    def __init__(self, turn_id: str, synthesis, max_seconds: float) -> None:
+    def __init__(self, turn_id: str, synthesis, max_seconds: float, on_finished=None) -> None:
         self.id = turn_id
+        self.on_finished = on_finished
+        """``await on_finished(self)`` after the last chunk, before the iteration ends: the turn is
+        stored before a consumer can send the end of its answer."""
         self.synthesis = synthesis
         self.turn: Turn | None = None
         """The turn that joined the history (None until the audio was iterated to its end)."""
@@ -65,6 +78,8 @@ class SpokenTurn:
                 self._chunks.append(chunk.samples)
             yield chunk
         self.finished = True
+        if self.on_finished is not None:
+            await self.on_finished(self)
 
     def audio(self) -> np.ndarray | None:
         """Everything generated, or None if it was longer than a session may keep."""
@@ -86,6 +101,8 @@ class SessionService:
         voices=None,
         max_upload_seconds: float = 60.0,
         default_voice: str | None = None,
+        audio_rate: Callable[[str | None], int] | None = None,
+        keep_implicit: bool = False,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -96,6 +113,10 @@ class SessionService:
         """Longest audio one uploaded turn may have (``plugins.sessions.max_upload_seconds``)."""
         self.default_voice = default_voice
         """Voice of sessions created over REST without one (None: the server's default voice)."""
+        self.audio_rate = audio_rate or (lambda voice: FRAME_RATE)
+        """Rate uploaded turn audio is kept at for a session's voice (the serving provider's context rate)."""
+        self.keep_implicit = keep_implicit
+        """Keep sessions a WebSocket created after it closes (``plugins.sessions.ws_keep``)."""
 
     @property
     def limits(self):
@@ -113,9 +134,10 @@ class SessionService:
         self.check_voice(voice)
         return await self.store.create(voice=voice, speaker=speaker, session_id=session_id)
 
-    async def get(self, session_id: str) -> Session:
-        """The session with its turns; UnknownSession if it does not exist or expired."""
-        return await self.store.get(session_id)
+    async def get(self, session_id: str, audio: bool = True) -> Session:
+        """The session with its turns (``audio=False``: maybe without their samples, to describe it);
+        UnknownSession if it does not exist or expired."""
+        return await self.store.get(session_id, audio=audio)
 
     async def list(self) -> list[Session]:
         """Open sessions, oldest first."""
@@ -133,8 +155,11 @@ class SessionService:
         audio: np.ndarray | None = None,
         sample_rate: int | None = None,
     ) -> Turn:
-        """Append a turn; audio without text is transcribed by the server's speech-to-text service."""
-        await self.store.get(session_id)
+        """Append a turn; audio without text is transcribed by the server's speech-to-text service.
+
+        The audio is kept as 16-bit PCM at the rate of the provider serving the session's voice (never
+        above the client's), so a session's memory does not depend on the rate a client sends."""
+        session = await self.store.get(session_id, audio=False)
         transcribed = False
         if text is not None and not isinstance(text, str):
             raise InvalidRequest("text must be a string", param="text")
@@ -143,6 +168,10 @@ class SessionService:
                 raise InvalidRequest("a turn needs text, audio, or both", param="text", code="empty_turn")
             text = await transcribe_audio(self.speech_to_text, audio, int(sample_rate or 0))
             transcribed = True
+        if audio is not None:
+            target = min(int(sample_rate or FRAME_RATE), self.audio_rate(session.voice))
+            audio = await asyncio.to_thread(compact_audio, audio, int(sample_rate or target), target)
+            sample_rate = target
         turn = Turn(
             text=text.strip(),
             speaker=speaker,
@@ -166,7 +195,9 @@ class SessionService:
         """``async with sessions.speak(id, text) as spoken: async for chunk in spoken: ...``
 
         Generates ``text`` as ``speaker`` conditioned on the history; when the audio has been
-        iterated to the end, the turn (text + audio) joins the history as ``spoken.turn``. One
+        iterated to the end, the turn (text + audio) joins the history as ``spoken.turn`` (stored
+        before the iteration ends, so an answer's end means the turn is kept; a store failure
+        there raises from the iteration). One
         speech at a time per session (``SessionBusy``); errors come before any audio.
         """
         async with self.store.speaking(session_id) as session:
@@ -179,11 +210,11 @@ class SessionService:
                 frontend=frontend,
                 **request_fields,
             )
-            async with self.engine.synthesis(request) as synthesis:
-                spoken = SpokenTurn(new_id(), synthesis, self.limits.max_audio_seconds)
-                yield spoken
-            if spoken.finished:
+
+            async def keep(spoken: SpokenTurn) -> None:
                 audio = spoken.audio()
+                if audio is not None:
+                    audio = await asyncio.to_thread(compact_audio, audio, spoken.sample_rate, spoken.sample_rate)
                 turn = Turn(
                     text=request.text,
                     speaker=speaker,
@@ -194,6 +225,9 @@ class SessionService:
                 )
                 with contextlib.suppress(UnknownSession):  # deleted while it spoke: nothing to join
                     spoken.turn = await self.store.add_turn(session.id, turn)
+
+            async with self.engine.synthesis(request) as synthesis:
+                yield SpokenTurn(new_id(), synthesis, self.limits.max_audio_seconds, keep)
 
     async def websocket(
         self, request, session_id: str | None = None, voice: str | None = None, frontend: str = "sessions"

@@ -2,7 +2,8 @@
 
 Callers (the REST and WebSocket API, the OpenAI ``session`` extension, other plugins through the
 ``sessions`` service) only ever use a store through :class:`SessionStore`, so another backend (a
-shared one for several replicas) is a new class here plus a name in ``STORES``, nothing else.
+shared one for several replicas, ``redis_store``) is a new class plus a name in ``STORES`` or a URL
+scheme in ``make_store``, nothing else.
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ class SessionStore(Protocol):
         """A new, empty session (id given or made up); SessionLimitReached at ``max_sessions``,
         InvalidRequest ``session_exists`` for a taken id."""
 
-    async def get(self, session_id: str) -> Session:
-        """The session with its turns, marked active; UnknownSession if it does not exist or expired."""
+    async def get(self, session_id: str, audio: bool = True) -> Session:
+        """The session with its turns, marked active; UnknownSession if it does not exist or expired.
+
+        With ``audio=False`` a store may leave ``Turn.audio`` unloaded (``audio_seconds`` still right):
+        for answers that only describe the session."""
 
     async def list(self) -> list[Session]:
         """Open sessions, oldest first."""
@@ -63,8 +67,9 @@ class SessionStore(Protocol):
         """Forget a session; UnknownSession if there is none."""
 
     async def add_turn(self, session_id: str, turn: Turn) -> Turn:
-        """Append ``turn`` within the bounds (dropping the oldest turns or refusing, per ``overflow``);
-        SessionLimitReached for a turn with more audio than a session keeps."""
+        """Append ``turn`` (audio: int16 PCM at the rate the service chose) within the bounds (dropping
+        the oldest turns or refusing, per ``overflow``); SessionLimitReached for a turn with more
+        audio than a session keeps. Durable when it returns (in a shared store: for every replica)."""
 
     def speaking(self, session_id: str) -> AbstractAsyncContextManager[Session]:
         """``async with store.speaking(id) as session``: the session's one speech at a time.

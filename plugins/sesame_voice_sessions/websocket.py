@@ -38,7 +38,8 @@ async def serve_conversation(
 ) -> web.WebSocketResponse:
     """Join ``session_id`` (or create a session speaking ``voice``) and talk until the client leaves.
 
-    An unknown session, the session limit or a plain HTTP request raise before the upgrade."""
+    An unknown session, the session limit or a plain HTTP request raise before the upgrade. A session
+    created here ends with the socket unless the client asks ``?keep=true`` (or ``ws_keep`` is set)."""
     if carries_key_without_protocol(request):  # checked first: the handshake logs offers it cannot take
         raise InvalidRequest(f"offer the {PROTOCOL!r} subprotocol along with the key", code="websocket_protocol")
     # PROTOCOL is selected when offered: a browser sends the API key beside it (ws_auth).
@@ -47,20 +48,41 @@ async def serve_conversation(
         raise InvalidRequest(
             "this route speaks WebSocket: send an Upgrade: websocket request", code="websocket_expected"
         )
+    keep = True
     if session_id:
-        session = await sessions.get(session_id)
+        session = await sessions.get(session_id, audio=False)
     else:
+        keep = sessions.keep_implicit or _truthy(request.query.get("keep"))
         session = await sessions.create(voice=voice)
-    await ws.prepare(request)
-    await Conversation(sessions, ws, session.id, frontend).run(session)
+    try:
+        await ws.prepare(request)
+        await Conversation(sessions, ws, session.id, frontend, keep).run(session)
+    finally:
+        if not keep:
+            await _forget(sessions, session.id)
     return ws
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+async def _forget(sessions, session_id: str) -> None:
+    """Delete a session the socket created (already gone, or the store unreachable: logged, it expires)."""
+    try:
+        await sessions.delete(session_id)
+    except SesameVoiceError as err:
+        _LOGGER.info("Session %s was not deleted with its socket: %s", session_id, err)
 
 
 class Conversation:
     """One WebSocket client talking to one session."""
 
-    def __init__(self, sessions, ws: web.WebSocketResponse, session_id: str, frontend: str = "sessions") -> None:
+    def __init__(
+        self, sessions, ws: web.WebSocketResponse, session_id: str, frontend: str = "sessions", keep: bool = True
+    ) -> None:
         self.sessions = sessions
+        self.keep = keep
         self.frontend = frontend
         self.ws = ws
         self.session_id = session_id
@@ -74,6 +96,7 @@ class Conversation:
                 "session_id": self.session_id,
                 "voice": session.voice,
                 "turns": len(session.turns),
+                "kept": self.keep,
                 "audio": AUDIO_FORMAT,
                 "messages": ["add_turn", "speak", "cancel", "history"],
             }
@@ -126,7 +149,7 @@ class Conversation:
         await self.send({"type": "turn_added", "turn": turn.describe(), "request_id": request_id})
 
     async def on_history(self, message: dict, request_id: Any) -> None:
-        session = await self.sessions.get(self.session_id)
+        session = await self.sessions.get(self.session_id, audio=False)
         await self.send({"type": "history", "session": session.describe(with_turns=True), "request_id": request_id})
 
     async def on_speak(self, message: dict, request_id: Any) -> None:
@@ -137,7 +160,7 @@ class Conversation:
         self.sessions.check_voice(voice)
         speaker = fields.speaker(message, None)
         limit = fields.max_audio_ms(message)
-        await self.sessions.get(self.session_id)
+        await self.sessions.get(self.session_id, audio=False)
         self.speaking = asyncio.create_task(self.speak(text, speaker, voice, limit, request_id))
 
     async def speak(

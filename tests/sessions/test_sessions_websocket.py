@@ -3,6 +3,7 @@ the legacy plugin's ``/ws``), with a real aiohttp WebSocket client."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tracemalloc
 
@@ -41,8 +42,9 @@ async def _speak(ws, **fields) -> tuple[dict, list[bytes], dict]:
 
 async def test_conversation_over_a_websocket(url, recorder):
     async with aiohttp.ClientSession() as client:
-        async with client.ws_connect(f"{url}/ws") as ws:
+        async with client.ws_connect(f"{url}/ws?keep=true") as ws:  # keep: the session outlives the socket
             welcome = await _next_json(ws)
+            assert welcome["kept"] is True
             assert welcome["type"] == "welcome" and welcome["audio"]["frame_samples"] == 1920
             assert welcome["audio"]["encoding"] == "f32le" and welcome["audio"]["sample_rate"] == 24000
             sid = welcome["session_id"]
@@ -153,7 +155,7 @@ async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(
         url = f"http://127.0.0.1:{server.http_port}"
         audio = wav_b64(sine(0.5, 16000), 16000)
         async with aiohttp.ClientSession() as client:
-            async with client.ws_connect(f"{url}/ws") as ws:
+            async with client.ws_connect(f"{url}/ws?keep=1") as ws:
                 sid = (await _next_json(ws))["session_id"]
 
                 async def turns(count: int, start: int) -> None:
@@ -191,3 +193,29 @@ async def test_websocket_session_limit_is_refused_before_upgrade(start_sessions)
                     assert response.status == 409 and (await response.json())["code"] == "session_limit"
                 await ws.send_json({"type": "history"})
                 assert (await _next_json(ws))["type"] == "history"  # the first client is untouched
+
+
+async def test_sessions_a_socket_made_end_with_it_so_40_connections_fit_in_32(start_sessions):
+    async with start_sessions() as server:
+        url, sessions = f"http://127.0.0.1:{server.http_port}", server.service("sessions")
+        assert sessions.limits.max_sessions == 32
+        async with aiohttp.ClientSession() as client:
+            for index in range(40):
+                async with client.ws_connect(f"{url}/ws") as ws:
+                    welcome = await _next_json(ws)
+                    assert welcome["kept"] is False
+                    await ws.send_json({"type": "add_turn", "text": f"Hello {index}."})
+                    assert (await _next_json(ws))["type"] == "turn_added"
+                sid = welcome["session_id"]
+                for _ in range(100):  # the server notices the close a moment after the client
+                    if sid not in [s.id for s in await sessions.list()]:
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError(f"the session of connection {index} outlived its socket")
+            async with client.ws_connect(f"{url}/ws?keep=true") as ws:
+                kept = (await _next_json(ws))["session_id"]
+            async with client.ws_connect(f"{url}/ws/{kept}") as ws:  # joined by id: never deleted on close
+                assert (await _next_json(ws))["session_id"] == kept
+        await asyncio.sleep(0.2)
+        assert [s.id for s in await sessions.list()] == [kept]
