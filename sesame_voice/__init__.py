@@ -12,6 +12,7 @@ from sesame_voice.api.errors import (
 )
 from sesame_voice.api.frontend import Announcement, Frontend
 from sesame_voice.api.hookspecs import hookimpl
+from sesame_voice.api.params import ParamSpec
 from sesame_voice.api.provider import Provider
 from sesame_voice.api.responder import Responder, ResponderFailed, ResponderTimeout, ResponderUnavailable
 from sesame_voice.api.stt import (
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidRequest",
     "NotFound",
     "Overloaded",
+    "ParamSpec",
     "Provider",
     "ProviderFailed",
     "ProviderJob",

@@ -12,6 +12,7 @@ from pathlib import Path
 from sesame_voice import (
     AudioChunk,
     ClipPolicy,
+    ParamSpec,
     Provider,
     ProviderJob,
     ProviderUnavailable,
@@ -95,6 +96,16 @@ class PiperProvider(Provider):
     takes_turns = True
     voice_file_suffixes = (MODEL_SUFFIX,)
     sampling_params = ("noise_scale", "noise_w_scale", "length_scale", "volume", "sentence_pause", "speaker")
+    voice_params = {
+        "model": ParamSpec(str, max_length=4096, description="the .onnx model file (in the voices folder)"),
+        "speaker": ParamSpec((int, str), 0, 10_000, optional=True, max_length=200, description="id or name"),
+        "length_scale": ParamSpec(float, 0.2, 5.0, description="phoneme length: above 1 slower, below faster"),
+        "noise_scale": ParamSpec(float, 0.0, 2.0, optional=True, description="generator noise (null: model's)"),
+        "noise_w_scale": ParamSpec(float, 0.0, 2.0, optional=True, description="phoneme width noise"),
+        "volume": ParamSpec(float, 0.0, 4.0, description="output gain"),
+        "sentence_pause": ParamSpec(float, 0.0, 5.0, description="seconds of silence after each sentence"),
+    }
+    """What Piper's voices take; ranges keep every request's audio and memory bounded."""
     clip_policy = ClipPolicy(min_seconds=0.0, max_seconds=float("inf"), clones=False)
     """Piper cannot clone: it speaks a cloned voice's text in its bundled voice until a cloner can."""
 

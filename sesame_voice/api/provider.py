@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from sesame_voice.api.errors import ProviderUnavailable
+from sesame_voice.api.params import ParamSpec
 from sesame_voice.api.types import (
     AudioChunk,
     ClipPolicy,
@@ -100,6 +101,11 @@ class Provider(ModelHolder):
     """Suffixes of files in the voices folder that ``discover_voices`` turns into voices."""
     sampling_params: ClassVar[tuple[str, ...]] = ()
     """Voice parameters a request may override through ``SynthesisRequest.sampling``."""
+    voice_params: ClassVar[Mapping[str, ParamSpec]] = {}
+    """Every parameter this provider's voices take (voice files, fallbacks, ``sampling``), with its
+    type and range. When declared, the core rejects a voice file with an unknown key or a misfit
+    value, and a request whose ``sampling`` value misfits, before the provider sees it. Empty: not
+    declared, nothing is checked."""
     clip_policy: ClipPolicy | None = None
     """Speaker clips (``NAME.wav`` + ``NAME.txt``) this provider can serve; None: it takes no clips.
     May be set per instance in ``__init__`` when the limits come from settings."""

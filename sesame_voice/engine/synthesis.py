@@ -16,6 +16,7 @@ from sesame_voice.api.errors import (
     SesameVoiceError,
     ShuttingDown,
 )
+from sesame_voice.api.params import ParamError
 from sesame_voice.api.provider import Provider
 from sesame_voice.api.text import TextSource, normalize
 from sesame_voice.api.types import AudioChunk, ProviderJob, SynthesisRequest, Voice
@@ -132,6 +133,29 @@ class Engine:
                 param="sampling",
                 code="unknown_sampling_parameter",
             )
+        for name, _ in voice.candidates():  # installed providers, loaded or not: the answer never depends on load state
+            worker = self.workers.get(name)
+            if worker is not None:
+                self._sampling_for(worker.provider, request.sampling)
+
+    @staticmethod
+    def _sampling_for(provider: Provider, sampling: Mapping) -> dict:
+        """The ``sampling`` keys ``provider`` takes, in the types it declared; InvalidRequest naming a misfit."""
+        accepted = (*COMMON_SAMPLING, *provider.sampling_params)
+        taken = {}
+        for key, value in sampling.items():
+            if key not in accepted:
+                continue
+            spec = provider.voice_params.get(key)
+            try:
+                taken[key] = value if spec is None else spec.check(key, value)
+            except ParamError as err:
+                raise InvalidRequest(
+                    f"sampling.{err} (provider {provider.name})",
+                    param=f"sampling.{key}",
+                    code="invalid_sampling_parameter",
+                ) from None
+        return taken
 
     def _validated_text(self, text) -> str:
         if not isinstance(text, str):
@@ -181,8 +205,7 @@ class Engine:
                 last_error = unusable
                 continue
             worker = self.workers[provider_name]
-            accepted = (*COMMON_SAMPLING, *worker.provider.sampling_params)
-            job_params = {**params, **{k: v for k, v in request.sampling.items() if k in accepted}}
+            job_params = {**params, **self._sampling_for(worker.provider, request.sampling)}
             job_request = request
             if request.context:  # each provider gets the newest turns its window holds, at its rate
                 context = await asyncio.to_thread(fit_context, worker.provider, request.context, job_params)

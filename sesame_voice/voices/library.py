@@ -14,6 +14,7 @@ import yaml
 
 from sesame_voice.api.errors import UnknownVoice
 from sesame_voice.api.types import ClipPolicy, RejectedFile, Voice
+from sesame_voice.voices.validation import VoiceFileError, check_preset, validated
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,10 +30,6 @@ BUILTIN_PRESETS = Path(__file__).resolve().parent / "presets"
 """Presets shipped inside the package; the user's voices folder adds to and overrides them."""
 PATH_PARAMS = ("prompt_audio", "model")
 """Voice parameters holding file names; they must resolve inside the voices folder."""
-
-
-class VoiceFileError(ValueError):
-    """A file in the voices folder cannot become a voice; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +88,7 @@ def load_preset(path: Path, folder: Path) -> Voice:
         raise VoiceFileError(f"unreadable YAML: {err}") from None
     if not isinstance(data, Mapping):
         raise VoiceFileError("expected a mapping with at least 'provider'")
+    check_preset(data)
     name = _check_name(str(data.get("name") or path.stem))
     provider = data.get("provider")
     if not isinstance(provider, str) or not provider:
@@ -238,6 +236,11 @@ class VoiceLibrary:
                 found.errors[origin] = (
                     f"no provider {wanted} is installed (installed: {', '.join(self.providers) or 'none'})"
                 )
+                return
+            try:
+                voice = validated(voice, self.providers)
+            except VoiceFileError as err:
+                found.errors[origin] = str(err)
                 return
             key = voice.name.lower()
             if key in builtin:  # the user's file replaces the shipped preset of that name

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from sesame_voice.api.errors import InvalidRequest, ProviderUnavailable
+from sesame_voice.api.params import ParamSpec
 from sesame_voice.api.provider import Provider
 from sesame_voice.api.text import sentence_runs
 from sesame_voice.api.types import AudioChunk, ClipPolicy, ProviderJob
@@ -46,6 +47,19 @@ class CsmProvider(Provider):
     name = "csm"
     description = "Sesame CSM-1B: expressive, conversational, clones a voice from a short clip"
     sampling_params = ("temperature", "top_k", "seed", "speaker", "max_audio_length_ms", "volume", "first_chunk_frames")
+    voice_params = {
+        "speaker": ParamSpec(int, 0, 1000, description="CSM speaker id"),
+        "temperature": ParamSpec(float, 0.0, 5.0, description="sampling temperature (0: greedy)"),
+        "top_k": ParamSpec(int, 0, 100_000, description="sample among the k likeliest codes (0: all)"),
+        "seed": ParamSpec(int, 0, 2**63, optional=True, description="fixed seed for repeatable output"),
+        "max_audio_length_ms": ParamSpec(int, 80, 3_600_000, description="audio budget of one request"),
+        "volume": ParamSpec(float, 0.0, 4.0, description="output gain"),
+        "first_chunk_frames": ParamSpec(int, 1, 100, description="80 ms frames in the first audio chunk"),
+        "prompt": ParamSpec(str, max_length=200, description="a built-in voice prompt, e.g. conversational_a"),
+        "prompt_audio": ParamSpec(str, max_length=4096, description="speaker clip (in the voices folder)"),
+        "prompt_text": ParamSpec(str, max_length=20_000, description="the clip's transcript"),
+    }
+    """What CSM's voices take (the same bounds ``plan`` enforces)."""
     supports_context = True
     context_sample_rate = SAMPLE_RATE
     CONTEXT_SHARE = 0.5
