@@ -56,6 +56,15 @@ async def serve(http_port: int, wyoming_port: int) -> None:
         await server.serve_forever()
 
 
+def _has_code(response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error", body) if isinstance(body, dict) else None
+    return isinstance(error, dict) and bool(error.get("code"))
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -97,6 +106,8 @@ class Load:
     async def fuzzed(self, session) -> int:
         case = random.choice(self.fuzz_cases)
         response = await asyncio.to_thread(case.call, base_url=self.base, timeout=120)
+        if response.status_code == 503 and _has_code(response):
+            return 503  # documented: no provider can serve, with a machine-readable code
         if response.status_code >= 500:
             return f"{response.status_code} {case.method} {case.path}"
         return response.status_code
