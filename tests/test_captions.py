@@ -177,6 +177,37 @@ async def test_sse_word_events_come_with_the_audio_and_add_up(openai_client):
     assert cues[0].start_time.in_milliseconds() / 1000 == pytest.approx(words[0]["start"], abs=0.002)
 
 
+async def test_without_phoneme_durations_whisper_aligns_the_audio(start_server, monkeypatch):
+    """piper-tts without its alignment extra (no onnx) gives no word timings: the server aligns the
+    finished audio with its in-process Whisper instead; compared here with Piper's own timings."""
+    from openai import AsyncOpenAI
+
+    def client(server) -> AsyncOpenAI:
+        return AsyncOpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="x", max_retries=0)
+
+    async with start_server() as server:
+        reference = await captioned(client(server))
+    monkeypatch.setattr("sesame_voice_piper.aligned_session", lambda *args: None)
+    async with start_server(disabled_plugins=()) as server:
+        body = await captioned(client(server))
+    assert reference["timing"] == "provider" and body["timing"] == "whisper"
+    assert [w["word"] for w in body["words"]] == TEXT.split()
+    assert body["audio"] == reference["audio"], "deterministic Piper: the same audio both times"
+    pairs = [
+        (a["word"], a["start"] - b["start"], a["end"] - b["end"])
+        for a, b in zip(body["words"], reference["words"], strict=True)
+    ]
+    differences = [abs(d) for _, s, e in pairs for d in (s, e)]
+    print(
+        "\nwhisper-aligned vs Piper's timings (ms):",
+        ", ".join(f"{w} {1000 * s:+.0f}/{1000 * e:+.0f}" for w, s, e in pairs),
+        f"\n{sum(d <= TOLERANCE for d in differences)}/{len(differences)} edges within {1000 * TOLERANCE:.0f} ms, "
+        f"median {1000 * np.median(differences):.0f} ms, worst {1000 * max(differences):.0f} ms",
+    )
+    assert np.median(differences) <= TOLERANCE
+    assert max(differences) <= 2 * WHISPER_PRECISION, pairs
+
+
 @pytest.mark.parametrize("fmt", ["srt", "vtt"])
 async def test_subtitles_parse_with_pypi_parsers(base_url, fmt):
     async with aiohttp.ClientSession() as client:

@@ -105,8 +105,9 @@ class CaptionedSynthesis:
             transcript = await self._server.speech_to_text.transcribe(
                 samples, rate, word_timestamps=True, language="en", prompt=self._text
             )
-        except SesameVoiceError as err:
-            _LOGGER.info("Captions estimated: speech-to-text could not align the audio (%s)", err)
+        except Exception as err:  # noqa: BLE001 - captions are an extra: the audio is served regardless
+            level = logging.INFO if isinstance(err, SesameVoiceError) else logging.WARNING
+            _LOGGER.log(level, "Captions estimated: speech-to-text could not align the audio (%s)", err)
             self.timing = "estimate"
             return align_words(self._text, [], self.seconds)
         heard = [word for segment in transcript.segments for word in segment.words]
