@@ -56,6 +56,7 @@ async def test_csm_captions_time_every_word_inside_its_frames(start_server, hf_c
     samples = np.frombuffer(base64.b64decode(body["audio"]), dtype="<i2")
     assert len(samples) % FRAME_SAMPLES == 0, "CSM speaks whole 80 ms frames"
     assert body["duration"] == len(samples) / 24000
+    print(f"\ntiny CSM: {body['duration']:.2f} s, timing {body['timing']}, words {body['words']}")
     assert body["timing"] in ("whisper", "estimate")
     _check_timed(body["words"], body["duration"])
     assert body["subtitles"].startswith("1\n00:00:")
