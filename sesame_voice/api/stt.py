@@ -11,22 +11,13 @@ import numpy as np
 
 from sesame_voice.api.errors import ProviderUnavailable
 from sesame_voice.api.provider import ModelHolder
+from sesame_voice.api.types import Word
 
 
 class SpeechToTextUnavailable(ProviderUnavailable):
     """No speech-to-text provider is installed, or none could load."""
 
     code = "stt_unavailable"
-
-
-@dataclass(frozen=True)
-class Word:
-    """One word with its time span in seconds."""
-
-    start: float
-    end: float
-    word: str
-    probability: float | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,17 @@ FRAME_SAMPLES = 1920
 
 
 @dataclass(frozen=True)
+class Word:
+    """One word with its time span in seconds (speech-to-text: from the audio's start; a provider's
+    ``AudioChunk.words``: from the chunk's start)."""
+
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
 class AudioChunk:
     """Mono float32 PCM in [-1, 1] at ``sample_rate``."""
 
@@ -31,6 +42,11 @@ class AudioChunk:
     codec's tokens (CSM: Mimi); the frames cover the samples evenly. None when the provider has none."""
     codec: str | None = None
     """Name of the codec ``codes`` belong to (e.g. ``"mimi"``)."""
+    words: tuple[Word, ...] | None = None
+    """Words spoken in these samples, timed in seconds from the chunk's first sample, for providers
+    that know them (Piper's phoneme durations) when ``job.request.word_timings`` is set; None: unknown
+    (the caller may align the audio itself). Offsets add up: chunk k's words are at (duration of
+    chunks 0..k-1) + start."""
 
     @property
     def duration(self) -> float:
@@ -44,7 +60,11 @@ class AudioChunk:
         if codes is not None and len(self.samples):
             per_frame = len(self.samples) / codes.shape[1] if codes.shape[1] else 1
             codes = codes[:, : int(np.ceil(count / per_frame))]
-        return AudioChunk(self.samples[:count], self.sample_rate, codes, self.codec)
+        words = self.words
+        if words is not None:
+            cut = count / float(self.sample_rate)
+            words = tuple(replace(w, end=min(w.end, cut)) for w in words if w.start < cut)
+        return AudioChunk(self.samples[:count], self.sample_rate, codes, self.codec, words)
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,8 @@ class SynthesisRequest:
     """Text that is still arriving (streamed by a client): one job speaks it all as it grows."""
     first_clause: bool = False
     """Hand the provider the first sentence's first clause on its own, for a sooner first audio."""
+    word_timings: bool = False
+    """The caller wants word timings: providers that know them fill ``AudioChunk.words``."""
 
 
 @dataclass(frozen=True)
