@@ -153,8 +153,15 @@ class WyomingHandler(AsyncEventHandler):
             reply = self.frontend.reply(choice, self.write_event)
         except SesameVoiceError as err:
             error = err
+        options = self.frontend.options
         self._stream = StreamedReply(
-            reply, self._report, self.server.settings.max_input_length, self.frontend.stream_idle_timeout
+            reply,
+            self._report,
+            self.server.settings.max_input_length,
+            self.frontend.stream_idle_timeout,
+            max_chars=options.stream_max_chars,
+            deadline=options.stream_deadline,
+            abandon=self.writer.close,
         )
         if error is not None:
             await self._report(error)  # the stream stays open so synthesize-stop still gets its reply
