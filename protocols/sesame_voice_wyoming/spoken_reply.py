@@ -155,7 +155,7 @@ class StreamedReply:
         """End the text, wait until all its audio is sent, and close the answer."""
         self._stop_watching()
         self.source.finish()
-        if self._task is not None:
+        if self._task is not None and not self._task.cancelled():  # cancelled: a bound was passed
             await self._task
         if self.reply is not None:
             await self.reply.finish(always=False)
