@@ -99,6 +99,8 @@ class StreamedReply:
         self._report = report
         first_clause = reply is not None and reply.first_clause
         self.source = TextSource(first_clause=first_clause, max_pending_chars=max_pending_chars)
+        self._ready = asyncio.Event()
+        """Set once the source has a sentence or has ended: only then does the engine job start."""
         self._task = asyncio.create_task(self._speak(), name="wyoming-reply") if reply is not None else None
         self._idle_timeout = idle_timeout
         self._idle: asyncio.TimerHandle | None = None
@@ -118,6 +120,7 @@ class StreamedReply:
 
     def _timed_out(self) -> None:
         self.source.finish()
+        self._wake()
         error = InvalidRequest(
             f"no synthesize-chunk or synthesize-stop for {self._idle_timeout:g} s; the text ends here",
             code="stream_timeout",
@@ -149,12 +152,14 @@ class StreamedReply:
             self.source.add(text)
         except SesameVoiceError as err:
             await self._fail(err)
+        self._wake()
         self._watch_idle()
 
     async def finish(self) -> None:
         """End the text, wait until all its audio is sent, and close the answer."""
         self._stop_watching()
         self.source.finish()
+        self._wake()
         if self._task is not None and not self._task.cancelled():  # cancelled: a bound was passed
             await self._task
         if self.reply is not None:
@@ -169,10 +174,17 @@ class StreamedReply:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _speak(self) -> None:
+        # Until the first sentence is complete the job would only wait for text while holding its
+        # provider (CSM's model cannot be lent out meanwhile), so it starts once there is some.
+        await self._ready.wait()
         try:
             await self.reply.speak(self.reply.choice.request(source=self.source))
         except SesameVoiceError as err:
             await self._fail(err)
+
+    def _wake(self) -> None:
+        if self.source.ready:
+            self._ready.set()
 
     def _stop_watching(self) -> None:
         for timer in (self._idle, self._deadline):
@@ -182,6 +194,7 @@ class StreamedReply:
 
     async def _fail(self, err: SesameVoiceError) -> None:
         self.source.abort()
+        self._wake()
         self._stop_watching()
         if not self.failed:
             self.failed = True

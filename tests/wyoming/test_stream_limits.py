@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from wyoming.client import AsyncTcpClient
-from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeVoice
+from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 from wyoming_helpers import read_reply
 
 from fakes import FakePlugin, ToneProvider
@@ -83,3 +83,20 @@ def test_stream_bounds_are_settings_with_safe_defaults(make_settings):
     assert (options.stream_max_chars, options.stream_deadline) == (16384, 300.0)
     with pytest.raises(ConfigError, match="stream_deadline"):
         wyoming_options(make_settings(plugins={"wyoming": {"stream_deadline": 0}}))
+
+
+async def test_a_stream_waiting_for_its_first_sentence_does_not_hold_the_provider(start_wyoming):
+    async with start_wyoming(plugins=[FakePlugin(ToneProvider)], disabled_plugins=("piper",)) as (server, frontend):
+        assert not server.providers["tone"].takes_turns  # one job at a time, like CSM
+        async with AsyncTcpClient("127.0.0.1", frontend.port) as streaming:
+            await streaming.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tone")).event())
+            await streaming.write_event(SynthesizeChunk(text="Let me think about").event())  # no sentence yet
+            async with AsyncTcpClient("127.0.0.1", frontend.port) as other:
+                await other.write_event(Synthesize(text="Quick one.", voice=SynthesizeVoice(name="tone")).event())
+                reply = await asyncio.wait_for(read_reply(other, ("audio-stop", "error")), GUARD_SECONDS)
+            assert reply.types[-1] == "audio-stop"  # served while the stream is still open and waiting
+            await streaming.write_event(SynthesizeChunk(text=" that. Done.").event())
+            await streaming.write_event(SynthesizeStop().event())
+            streamed = await asyncio.wait_for(read_reply(streaming, ("synthesize-stopped", "error")), GUARD_SECONDS)
+        assert streamed.types.count("audio-stop") == 1 and streamed.types[-1] == "synthesize-stopped"
+        assert server.providers["tone"].sentences_done[-2:] == ["Let me think about that.", "Done."]
