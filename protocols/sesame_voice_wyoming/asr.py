@@ -157,8 +157,11 @@ class AsrSession:
 
     async def _take_slot(self) -> bool:
         """Hold a slot for this utterance; False (after refusing the client) when none is free."""
-        if self._has_slot or self.slots.take():
+        if self._has_slot:
+            return True
+        if self.slots.take():
             self._has_slot = True
+            self._watch()  # a client that then sends nothing cannot keep the slot
             return True
         await self._refuse(
             f"{self.slots.limit} speech-to-text streams are already open (plugins.wyoming.max_stt_streams); "

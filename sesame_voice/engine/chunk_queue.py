@@ -33,12 +33,6 @@ class ChunkQueue:
         """Chunks put and not yet taken (including any still on their way to the loop)."""
         self._closed = False
 
-    @property
-    def unread(self) -> int:
-        """Chunks handed over by the producer that the consumer has not taken yet."""
-        with self._space:
-            return self._unread
-
     def put(self, chunk, waiting: Callable[[], AbstractContextManager] | None = None) -> bool:
         """Hand over a chunk (from the producer thread), first waiting for room; False if the
         consumer is gone or the job was cancelled (the chunk is dropped: stop producing).
@@ -54,7 +48,7 @@ class ChunkQueue:
             if self._stopped():
                 return False
             self._unread += 1
-        self._send(chunk)
+        self._send((True, chunk))
         return True
 
     def _full(self) -> bool:
@@ -63,15 +57,15 @@ class ChunkQueue:
 
     def put_final(self, item) -> None:
         """Hand over an end marker or error without waiting (it never counts against the bound)."""
-        self._send(item)
+        self._send((False, item))
 
     async def get(self):
         """The next item, once there is one; frees a place for the producer."""
-        item = await self._items.get()
-        with self._space:
-            if self._unread:
+        counted, item = await self._items.get()
+        if counted:
+            with self._space:
                 self._unread -= 1
-            self._space.notify_all()
+                self._space.notify_all()
         return item
 
     def close(self) -> None:
