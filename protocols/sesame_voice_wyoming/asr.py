@@ -215,7 +215,7 @@ class AsrSession:
                 if not chunks or rate is None:
                     raise InvalidRequest("audio-stop came without any audio", code="empty_audio")
                 audio = await asyncio.to_thread(np.concatenate, chunks)
-                del chunks
+                del chunks  # the pieces can go while the transcription runs
                 transcription = self.server.speech_to_text.start(audio, rate, language=language, provider=model)
             except SesameVoiceError as err:
                 await self._fail(err)

@@ -114,6 +114,9 @@ class Discovery:
             while self._number <= MAX_NAME_NUMBER:
                 steps = [self._publish(key, a, addresses) for key, a in wanted.items()]
                 results = await asyncio.gather(*steps, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException) and not isinstance(result, NonUniqueNameException):
+                        raise result
                 if not any(isinstance(result, NonUniqueNameException) for result in results):
                     return
                 # Another host has one of our names: every service moves to the next name together,
