@@ -73,6 +73,8 @@ class Settings:
     """Load every provider at start-up (in its worker thread) instead of on first use."""
     max_queue: int = 16
     """Requests waiting per provider before new ones get an 'overloaded' error."""
+    max_queued_chunks: int = 8
+    """Audio chunks of one request a provider runs ahead of a slow client before it waits for it."""
     max_form_parts: int = 16
     """Parts one multipart/form-data body may have (413 ``too_many_parts`` beyond)."""
     max_form_field_bytes: int = 64 * 1024
@@ -142,6 +144,8 @@ class Settings:
             raise ConfigError(f"SHUTDOWN_GRACE must be 0 or more seconds, got {self.shutdown_grace}")
         if self.max_queue < 1:
             raise ConfigError(f"MAX_QUEUE must be positive, got {self.max_queue}")
+        if self.max_queued_chunks < 1:
+            raise ConfigError(f"MAX_QUEUED_CHUNKS must be positive, got {self.max_queued_chunks}")
         if self.voices_poll_interval <= 0:
             raise ConfigError(f"VOICES_POLL_INTERVAL must be positive, got {self.voices_poll_interval}")
         for address in self.zeroconf_interfaces:

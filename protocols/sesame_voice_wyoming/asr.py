@@ -10,6 +10,7 @@ package knows them); clients that do not know these events skip them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -24,14 +25,15 @@ from wyoming.info import AsrModel, AsrProgram, Attribution
 
 from sesame_voice import InvalidRequest, SesameVoiceError, __version__
 
+from .asr_audio import HELD_BYTES_PER_SAMPLE, WIDTHS, StreamSlots, chunk_samples, held_bytes, pcm_to_float
 from .options import WyomingOptions
+
+__all__ = ["AsrSession", "StreamSlots", "asr_programs", "pcm_to_float"]
 
 _LOGGER = logging.getLogger(__name__)
 PROGRAM = "sesame-voice-stt"
 STREAMING = all(hasattr(wyoming_asr, name) for name in ("TranscriptStart", "TranscriptChunk", "TranscriptStop"))
 """True when the installed wyoming package has the streaming transcript events."""
-WIDTHS = {1: np.int8, 2: np.dtype("<i2"), 4: np.dtype("<i4")}
-"""Sample widths accepted (signed little-endian PCM, as the wyoming package's own converter reads them)."""
 _EVENTS = ("transcribe", "audio-start", "audio-chunk", "audio-stop")
 
 
@@ -66,21 +68,6 @@ def asr_programs(server) -> list[AsrProgram]:
     ]
 
 
-def pcm_to_float(audio: bytes, width: int, channels: int) -> np.ndarray:
-    """Signed PCM bytes → float32 mono (channels averaged); InvalidRequest for formats it cannot read."""
-    if width not in WIDTHS:
-        raise InvalidRequest(
-            f"sample width {width} is not supported (use 1, 2 or 4 bytes; 2 is usual)",
-            param="width",
-            code="unsupported_audio_format",
-        )
-    frame = width * channels
-    usable = len(audio) - len(audio) % frame
-    samples = np.frombuffer(audio[:usable], dtype=WIDTHS[width]).astype(np.float32)
-    samples /= float(2 ** (8 * width - 1))
-    return samples.reshape(-1, channels).mean(axis=1) if channels > 1 else samples
-
-
 def _format(data: dict) -> tuple[int, int, int]:
     try:
         rate, width, channels = int(data["rate"]), int(data["width"]), int(data["channels"])
@@ -96,7 +83,13 @@ def _format(data: dict) -> tuple[int, int, int]:
 
 
 class AsrSession:
-    """Speech-to-text state of one Wyoming connection."""
+    """Speech-to-text state of one Wyoming connection.
+
+    An utterance holds one of the frontend's ``slots`` from its first audio until its transcript
+    is sent, and at most ``max_audio_bytes`` of audio; past either bound the client gets an
+    ``error``, an empty ``transcript`` and a disconnect. Each chunk is converted (and resampled) in
+    a thread, and so is joining the chunks, so the event loop never does the heavy copying.
+    """
 
     def __init__(
         self,
@@ -105,14 +98,22 @@ class AsrSession:
         write_event: Callable[[Event], Awaitable[None]],
         send_error: Callable[[str, str], Awaitable[None]],
         close: Callable[[], None],
+        slots: StreamSlots | None = None,
     ) -> None:
         self.server = server
         self.timeout = options.audio_timeout
         self.max_seconds = options.max_audio_seconds
+        self.max_bytes = options.max_audio_bytes
+        self.slots = slots or StreamSlots(options.max_stt_streams)
         self._write = write_event
         self._send_error = send_error
         self._close = close
         self._watchdog: asyncio.Task | None = None
+        self._has_slot = False
+        self.refused = False
+        """Set once the client was refused and hung up on: later events are ignored."""
+        self._utterance = 0
+        """Counts utterances, so a chunk converted while its utterance was dropped is not kept."""
         self._reset()
 
     def _reset(self) -> None:
@@ -121,7 +122,13 @@ class AsrSession:
         self.rate: int | None = None
         self.chunks: list[np.ndarray] = []
         self.samples = 0
+        self._utterance += 1
         self._last_audio = time.monotonic()
+
+    def _release(self) -> None:
+        if self._has_slot:
+            self._has_slot = False
+            self.slots.give_back()
 
     @staticmethod
     def handles(event_type: str) -> bool:
@@ -130,28 +137,56 @@ class AsrSession:
 
     async def handle(self, event: Event) -> None:
         """Take one event of a transcription; the last, ``audio-stop``, answers with the transcript."""
+        if self.refused:
+            return
         if Transcribe.is_type(event.type):
             request = Transcribe.from_event(event)
-            self._reset()
+            self._drop()
             self.language, self.model = request.language or None, request.name or None
         elif AudioStart.is_type(event.type):
-            self.rate = _format(event.data)[0]
-            self.chunks, self.samples = [], 0
-            self._watch()
+            rate = _format(event.data)[0]
+            if await self._take_slot():
+                self.rate = rate
+                self.chunks, self.samples = [], 0
+                self._watch()
         elif AudioChunk.is_type(event.type):
-            self._add(event)
+            if await self._take_slot():
+                await self._add(event)
         elif AudioStop.is_type(event.type):
             await self._finish()
 
-    def _add(self, event: Event) -> None:
+    async def _take_slot(self) -> bool:
+        """Hold a slot for this utterance; False (after refusing the client) when none is free."""
+        if self._has_slot:
+            return True
+        if self.slots.take():
+            self._has_slot = True
+            self._watch()  # a client that then sends nothing cannot keep the slot
+            return True
+        await self._refuse(
+            f"{self.slots.limit} speech-to-text streams are already open (plugins.wyoming.max_stt_streams); "
+            "try again later",
+            "overloaded",
+        )
+        return False
+
+    async def _add(self, event: Event) -> None:
         rate, width, channels = _format(event.data)
-        samples = pcm_to_float(event.payload or b"", width, channels)
         if self.rate is None:  # audio without audio-start, as wyoming-faster-whisper accepts it
             self.rate = rate
-        if rate != self.rate:
-            import soxr
-
-            samples = soxr.resample(samples, rate, self.rate).astype(np.float32)
+        payload = event.payload or b""
+        held = self.samples * HELD_BYTES_PER_SAMPLE + held_bytes(len(payload), width, channels, rate, self.rate)
+        if held > self.max_bytes:
+            await self._refuse(
+                f"the utterance needs more than {self.max_bytes} bytes of audio (plugins.wyoming.max_audio_bytes); "
+                "it was dropped",
+                "audio_too_large",
+            )
+            return
+        utterance = self._utterance
+        samples = await asyncio.to_thread(chunk_samples, payload, width, channels, rate, self.rate)
+        if utterance != self._utterance:
+            return  # dropped meanwhile (timed out)
         self.chunks.append(samples)
         self.samples += samples.size
         self._watch()
@@ -161,25 +196,38 @@ class AsrSession:
                 f"the utterance is longer than {self.max_seconds:.0f} s; it was dropped", code="audio_too_long"
             )
 
+    async def _refuse(self, text: str, code: str) -> None:
+        """Drop the utterance, tell the client (``error`` and an empty ``transcript``) and hang up."""
+        _LOGGER.info("Wyoming transcription refused: %s (%s)", text, code)
+        self.refused = True
+        self._drop()
+        await self._send_error(text, code)
+        with contextlib.suppress(ConnectionError):
+            await self._write(Transcript(text="").event())
+        self._close()
+
     async def _finish(self) -> None:
         self._stop_watch()
         rate, chunks, language, model = self.rate, self.chunks, self.language, self.model
         self._reset()
         try:
-            if not chunks or rate is None:
-                raise InvalidRequest("audio-stop came without any audio", code="empty_audio")
-            transcription = self.server.speech_to_text.start(
-                np.concatenate(chunks), rate, language=language, provider=model
-            )
-        except SesameVoiceError as err:
-            await self._fail(err)
-            return
-        try:
-            await self._answer(transcription)
-        except SesameVoiceError as err:
-            await self._fail(err)
+            try:
+                if not chunks or rate is None:
+                    raise InvalidRequest("audio-stop came without any audio", code="empty_audio")
+                audio = await asyncio.to_thread(np.concatenate, chunks)
+                del chunks  # the pieces can go while the transcription runs
+                transcription = self.server.speech_to_text.start(audio, rate, language=language, provider=model)
+            except SesameVoiceError as err:
+                await self._fail(err)
+                return
+            try:
+                await self._answer(transcription)
+            except SesameVoiceError as err:
+                await self._fail(err)
+            finally:
+                await transcription.aclose()
         finally:
-            await transcription.aclose()
+            self._release()
 
     async def _answer(self, transcription) -> None:
         started = False
@@ -203,6 +251,7 @@ class AsrSession:
     def _drop(self) -> None:
         self._stop_watch()
         self._reset()
+        self._release()
 
     def _watch(self) -> None:
         """(Re)start the clock: a client that stops sending audio without audio-stop is disconnected."""
@@ -221,6 +270,7 @@ class AsrSession:
         _LOGGER.info("Wyoming client sent no audio-stop within %.0f s; utterance dropped", self.timeout)
         self._watchdog = None
         self._reset()
+        self._release()
         await self._send_error(
             f"no audio for {self.timeout:.0f} s and no audio-stop; the utterance was dropped", "audio_timeout"
         )

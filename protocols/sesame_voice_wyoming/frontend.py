@@ -12,7 +12,7 @@ from sesame_voice import Announcement, Frontend, SesameVoiceError, __version__
 from sesame_voice.api.frontend import advertisable, reach
 from sesame_voice.config import ConfigError
 
-from .asr import asr_programs
+from .asr import StreamSlots, asr_programs
 from .handler import WyomingHandler
 from .info import build_info
 from .options import ENV_NAMES, wyoming_options
@@ -63,6 +63,8 @@ class WyomingFrontend(Frontend):
         """Seconds a streamed answer waits for more text before it ends there (0: forever)."""
         self._info: tuple[tuple, Event] | None = None
         """The cached ``info`` event and the provider states it was built for."""
+        self.stt_slots = StreamSlots(options.max_stt_streams)
+        """Speech-to-text utterances in progress over all connections (``max_stt_streams``)."""
         self._listener: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
 

@@ -48,7 +48,9 @@ class WyomingHandler(AsyncEventHandler):
         self.server = frontend.server
         self.peer = writer.get_extra_info("peername")
         self._stream: StreamedReply | None = None
-        self._asr = AsrSession(self.server, frontend.options, self.write_event, self.send_error, self.writer.close)
+        self._asr = AsrSession(
+            self.server, frontend.options, self.write_event, self.send_error, self.hang_up, frontend.stt_slots
+        )
 
     # -- connection --------------------------------------------------------------
     async def run(self) -> None:
@@ -76,6 +78,11 @@ class WyomingHandler(AsyncEventHandler):
         if stream is not None:
             await stream.cancel()
         await self._asr.close()
+
+    def hang_up(self) -> None:
+        """End the connection after a bound was passed: read no more events, close the socket."""
+        self._is_running = False
+        self.writer.close()
 
     async def send_error(self, text: str, code: str) -> None:
         """Send an ``error`` event; a client that is already gone is not an error of ours."""
@@ -153,8 +160,15 @@ class WyomingHandler(AsyncEventHandler):
             reply = self.frontend.reply(choice, self.write_event)
         except SesameVoiceError as err:
             error = err
+        options = self.frontend.options
         self._stream = StreamedReply(
-            reply, self._report, self.server.settings.max_input_length, self.frontend.stream_idle_timeout
+            reply,
+            self._report,
+            self.server.settings.max_input_length,
+            self.frontend.stream_idle_timeout,
+            max_chars=options.stream_max_chars,
+            deadline=options.stream_deadline,
+            abandon=self.hang_up,
         )
         if error is not None:
             await self._report(error)  # the stream stays open so synthesize-stop still gets its reply

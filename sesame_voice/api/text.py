@@ -135,6 +135,12 @@ class TextSource:
         """True once no more text will come."""
         return self._done
 
+    @property
+    def ready(self) -> bool:
+        """True once a provider has something to do: a complete sentence, or the end of the text."""
+        with self._changed:
+            return bool(self._sentences) or self._done
+
     def add(self, text: str) -> None:
         """Take the next piece of text; InvalidRequest if it runs on too long without a sentence end."""
         if self._done:

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
 import ifaddr
-from zeroconf import InterfaceChoice, ServiceStateChange
+from zeroconf import InterfaceChoice, NonUniqueNameException, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from sesame_voice.api.frontend import Announcement
@@ -19,6 +19,8 @@ _LOGGER = logging.getLogger(__name__)
 HTTP_TYPE = "_http._tcp.local."
 MAX_INSTANCE_NAME = 63
 """DNS labels (the instance part of a service name) are at most 63 bytes."""
+MAX_NAME_NUMBER = 20
+"""On a name clash, ``NAME (2)`` … ``NAME (20)`` are tried before advertising is given up."""
 
 
 def lan_addresses() -> list[str]:
@@ -45,6 +47,15 @@ def instance_name(name: str) -> str:
     """A usable mDNS instance name: no dots (they separate labels), at most 63 bytes."""
     cleaned = " ".join(name.replace(".", "-").split()) or "sesame-voice"
     return cleaned.encode("utf-8")[:MAX_INSTANCE_NAME].decode("utf-8", errors="ignore")
+
+
+def clash_name(name: str, number: int) -> str:
+    """``name`` for the ``number``-th server using it: ``name`` itself, then ``name (2)``, ``name (3)``…"""
+    if number <= 1:
+        return name
+    suffix = f" ({number})"
+    room = MAX_INSTANCE_NAME - len(suffix.encode("utf-8"))
+    return name.encode("utf-8")[:room].decode("utf-8", errors="ignore").rstrip() + suffix
 
 
 def host_name(hostname: str | None = None) -> str:
@@ -76,6 +87,8 @@ class Discovery:
         """Registered services by (service type, configured instance name)."""
         self._zeroconf: AsyncZeroconf | None = None
         self._lock = asyncio.Lock()
+        self._number = 1
+        """Which ``clash_name`` every service is advertised under (2 and up after a clash)."""
 
     async def start(self, announcements: Iterable[Announcement]) -> None:
         """Bind to the configured interfaces (all if none) and register every announcement."""
@@ -97,16 +110,27 @@ class Discovery:
                 _LOGGER.warning("Zeroconf: this host has no LAN address to advertise")
                 return
             wanted = {(a.service_type, instance_name(a.name or self.settings.zeroconf_name)): a for a in announcements}
-            steps = [self._withdraw(key) for key in set(self.services) - set(wanted)]
-            steps += [self._publish(key, a, addresses) for key, a in wanted.items()]
-            await asyncio.gather(*steps)
+            await asyncio.gather(*(self._withdraw(key) for key in set(self.services) - set(wanted)))
+            while self._number <= MAX_NAME_NUMBER:
+                steps = [self._publish(key, a, addresses) for key, a in wanted.items()]
+                results = await asyncio.gather(*steps, return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException) and not isinstance(result, NonUniqueNameException):
+                        raise result
+                if not any(isinstance(result, NonUniqueNameException) for result in results):
+                    return
+                # Another host has one of our names: every service moves to the next name together,
+                # so a client sees "NAME (2)" for both the HTTP API and Wyoming, never a mix.
+                await asyncio.gather(*(self._withdraw(key) for key in list(self.services)))
+                self._number += 1
+            _LOGGER.warning("Zeroconf: names up to (%s) are all taken on the network; not advertising", MAX_NAME_NUMBER)
 
     async def _publish(self, key: tuple[str, str], announcement: Announcement, addresses: list[str]) -> None:
         old = self.services.get(key)
         service_type, name = key
         info = AsyncServiceInfo(
             service_type,
-            old.name if old is not None else f"{name}.{service_type}",
+            old.name if old is not None else f"{clash_name(name, self._number)}.{service_type}",
             port=announcement.port,
             properties={k: str(v) for k, v in announcement.properties.items()},
             parsed_addresses=addresses,
@@ -116,12 +140,16 @@ class Discovery:
             return
         try:
             if old is None:
-                # Probing happens here (about a second); a clash with another host renames us.
-                await self._zeroconf.async_register_service(info, allow_name_change=True)
+                # Probing happens here (about a second); a name another host uses raises, and
+                # ``update`` then moves every service to the next name.
+                await self._zeroconf.async_register_service(info, allow_name_change=False)
                 _LOGGER.info("Zeroconf: advertising %s on %s port %s", info.name, ", ".join(addresses), info.port)
             else:
                 await self._zeroconf.async_update_service(info)
                 _LOGGER.debug("Zeroconf: updated %s", info.name)
+        except NonUniqueNameException:
+            _LOGGER.info("Zeroconf: %s is taken on the network", info.name)
+            raise
         except Exception as err:  # noqa: BLE001 - advertising is best effort
             _LOGGER.warning("Zeroconf: cannot advertise %s: %s", info.name, err)
             return

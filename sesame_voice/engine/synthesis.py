@@ -77,7 +77,10 @@ class Engine:
     def __init__(self, providers: Mapping[str, Provider], voices, settings) -> None:
         self.settings = settings
         self.voices = voices
-        self.workers = {name: ProviderWorker(p, settings.max_queue) for name, p in providers.items()}
+        self.workers = {
+            name: ProviderWorker(p, settings.max_queue, max_queued_chunks=settings.max_queued_chunks)
+            for name, p in providers.items()
+        }
         self.resolve_hook: Callable[[str | None, str], Voice | None] | None = None
         self.metrics: ServerMetrics | None = None
         """Prometheus metrics the server exposes at /metrics (None: not recorded)."""

@@ -108,7 +108,10 @@ class SpeechToText:
 
     def __init__(self, providers: Mapping[str, SttProvider], settings: "Settings") -> None:
         self.providers = dict(providers)
-        self.workers = {name: ProviderWorker(p, settings.max_queue, kind="stt") for name, p in providers.items()}
+        self.workers = {
+            name: ProviderWorker(p, settings.max_queue, kind="stt", max_queued_chunks=settings.max_queued_chunks)
+            for name, p in providers.items()
+        }
         self.listeners: list[Callable[[], None]] = []
         """Called (on the event loop) after a provider finished loading or failed to."""
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sesame_voice.api.errors import Overloaded, ProviderFailed, SesameVoiceError
 from sesame_voice.api.provider import ModelHolder
 from sesame_voice.api.types import ProviderJob
+from sesame_voice.engine.chunk_queue import ChunkQueue
 from sesame_voice.engine.fair_lock import FairLock
 
 _LOGGER = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ FIRST_AUDIO_HANDOFF_SECONDS = 0.25
 _DONE = object()
 CLOSE_WAIT_SECONDS = 10.0
 """Shutdown waits this long for a provider to finish its job and close; then it lets it finish alone."""
+DEFAULT_MAX_QUEUED_CHUNKS = 8
+"""Chunks of one job produced and not yet taken by its consumer before the provider waits."""
 
 
 class ProviderWorker:
@@ -32,9 +35,17 @@ class ProviderWorker:
     at once. The event loop only awaits.
     """
 
-    def __init__(self, provider: ModelHolder, max_queue: int, kind: str = "provider") -> None:
+    def __init__(
+        self,
+        provider: ModelHolder,
+        max_queue: int,
+        kind: str = "provider",
+        max_queued_chunks: int = DEFAULT_MAX_QUEUED_CHUNKS,
+    ) -> None:
         self.provider = provider
         self.max_queue = max_queue
+        self.max_queued_chunks = max_queued_chunks
+        """Per job: chunks waiting for a slow consumer before the provider waits too (backpressure)."""
         self.pending = 0
         self.fair_lock = FairLock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{kind}-{provider.name}")
@@ -66,13 +77,9 @@ class ProviderWorker:
         if self.pending >= self.max_queue:
             raise Overloaded(f"provider {self.provider.name} has {self.pending} requests queued; try again later")
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        queue = ChunkQueue(loop, self.max_queued_chunks, job.cancelled)
         first_sent = threading.Event()
         """Set when the consumer comes back after the first chunk: that audio is on its way."""
-
-        def put(item) -> None:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def produce() -> None:
             try:
@@ -81,19 +88,18 @@ class ProviderWorker:
                         return
                     self.provider.ensure_loaded()
                     for index, chunk in enumerate(work(job)):
-                        if job.cancelled.is_set():
+                        if job.cancelled.is_set() or not queue.put(chunk, self.fair_lock.stepped_aside):
                             break
-                        put(chunk)
                         if index == 0:  # the first audio leaves before the rest competes with it for the CPU
                             first_sent.wait(FIRST_AUDIO_HANDOFF_SECONDS)
                         self.fair_lock.pass_on()
             except SesameVoiceError as err:
-                put(err)
+                queue.put_final(err)
             except Exception as err:
                 _LOGGER.exception("Provider %s failed", self.provider.name)
-                put(ProviderFailed(f"provider {self.provider.name} failed: {type(err).__name__}: {err}"))
+                queue.put_final(ProviderFailed(f"provider {self.provider.name} failed: {type(err).__name__}: {err}"))
             finally:
-                put(_DONE)
+                queue.put_final(_DONE)
 
         self.pending += 1
         self._jobs[id(job)] = job
@@ -111,6 +117,7 @@ class ProviderWorker:
         finally:
             first_sent.set()
             job.cancelled.set()
+            queue.close()
             self._jobs.pop(id(job), None)
 
     def _finished(self) -> None:

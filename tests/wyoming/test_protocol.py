@@ -108,6 +108,11 @@ async def test_describe_lists_every_voice_with_streaming(fake_wyoming):
 
 async def test_info_is_cached_and_refreshed_when_a_voice_is_added(fake_wyoming, voices_dir):
     server, frontend = fake_wyoming
+    deadline = time.monotonic() + 30
+    # Preloading changes provider states (CSM: idle, loading, failed), and a state change rebuilds info.
+    while server.settings.preload and any(p.state in ("idle", "loading") for p in server.providers.values()):
+        assert time.monotonic() < deadline, "providers never finished loading"
+        await asyncio.sleep(0.05)
     cached = frontend.info_event()
     await describe(frontend.port)
     assert frontend.info_event() is cached  # answered from memory, not rebuilt per describe
