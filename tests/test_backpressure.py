@@ -83,3 +83,13 @@ def test_the_bound_is_a_validated_setting(make_settings):
     assert make_settings().max_queued_chunks == 8
     with pytest.raises(ConfigError, match="MAX_QUEUED_CHUNKS"):
         make_settings(max_queued_chunks=0).validate()
+
+
+async def test_a_client_that_stops_reading_frees_the_provider_after_the_stall_limit():
+    from sesame_voice.engine.chunk_queue import ChunkQueue
+
+    queue = ChunkQueue(asyncio.get_running_loop(), bound=1, cancelled=threading.Event(), stall_seconds=0.3)
+    first = await asyncio.to_thread(queue.put, "first")
+    second = await asyncio.to_thread(queue.put, "second")  # nobody reads: gives up instead of waiting forever
+    assert (first, second, queue.stalled) == (True, False, True)
+    assert await queue.get() == "first"

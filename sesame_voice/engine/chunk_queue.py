@@ -2,8 +2,9 @@
 
 The provider thread ``put``s each chunk and waits while ``bound`` chunks are still unread, so a
 slow consumer slows the provider down instead of letting audio pile up in memory. The wait ends
-when the consumer reads, when the job is cancelled, or when the consumer ``close``s the queue
-(it went away): the provider thread is then freed, never left waiting.
+when the consumer reads, when the job is cancelled, when the consumer ``close``s the queue (it
+went away), or after ``stall_seconds`` without a read (a client that stopped reading must not
+hold a model forever): the provider thread is then freed, never left waiting.
 """
 
 from __future__ import annotations
@@ -11,20 +12,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 WAIT_POLL_SECONDS = 0.1
 """How often a waiting producer re-checks its job's ``cancelled`` flag (set from elsewhere)."""
 
+STALL_SECONDS = 60.0
+"""How long a producer waits for a consumer that reads nothing before giving the job up."""
+
 
 class ChunkQueue:
     """An ``asyncio.Queue`` filled from a thread, holding at most ``bound`` unread chunks."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, bound: int, cancelled: threading.Event) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        bound: int,
+        cancelled: threading.Event,
+        stall_seconds: float = STALL_SECONDS,
+    ) -> None:
         if bound < 1:
             raise ValueError(f"bound must be at least 1, got {bound}")
         self.bound = bound
+        self.stall_seconds = stall_seconds
+        self.stalled = False
+        """Set when the consumer read nothing for ``stall_seconds`` while the queue was full."""
         self._loop = loop
         self._items: asyncio.Queue = asyncio.Queue()
         self._cancelled = cancelled
@@ -42,7 +56,11 @@ class ChunkQueue:
         if self._full():
             with waiting() if waiting is not None else contextlib.nullcontext():
                 with self._space:
+                    give_up_at = time.monotonic() + self.stall_seconds
                     while self._unread >= self.bound and not self._stopped():
+                        if time.monotonic() >= give_up_at:
+                            self.stalled = True
+                            return False
                         self._space.wait(WAIT_POLL_SECONDS)
         with self._space:
             if self._stopped():

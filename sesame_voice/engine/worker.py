@@ -89,6 +89,8 @@ class ProviderWorker:
                     self.provider.ensure_loaded()
                     for index, chunk in enumerate(work(job)):
                         if job.cancelled.is_set() or not queue.put(chunk, self.fair_lock.stepped_aside):
+                            if queue.stalled:
+                                queue.put_final(Overloaded(f"the client read no audio for {queue.stall_seconds:g} s"))
                             break
                         if index == 0:  # the first audio leaves before the rest competes with it for the CPU
                             first_sent.wait(FIRST_AUDIO_HANDOFF_SECONDS)
