@@ -6,7 +6,11 @@ and STT through wyoming's AsyncTcpClient, and sessions over REST and WebSocket w
 those routes. Prints RSS (from /proc) at start, after warm-up and at the end, p50/p95 latency per
 kind, and counts of answers by status; anything but 2xx and documented 4xx/429/503 is an error.
 
-    python benchmarks/soak.py [--minutes 30] [--warm-up-minutes 2] [--clients 2] [--fuzz-examples 10] [--fuzz-only]
+    python benchmarks/soak.py [--minutes 30] [--warm-up-minutes 2] [--clients 2]
+                              [--fuzz-examples 10] [--fuzz-only] [--tiny-csm]
+
+``--tiny-csm`` turns CSM on with a tiny random checkpoint (torch backend), and speech alternates
+between the Piper voice and the CSM preset ``maya``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -36,7 +41,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def serve(http_port: int, wyoming_port: int) -> None:
+async def serve(http_port: int, wyoming_port: int, csm_model: str = "") -> None:
     from sesame_voice.app.plugins import make_plugin_manager
     from sesame_voice.app.server import Server
     from sesame_voice.config import load_settings
@@ -49,11 +54,26 @@ async def serve(http_port: int, wyoming_port: int) -> None:
         zeroconf_enabled=False,
         voices_dir=REPO / "voices",
         log_level="error",
-        disabled_plugins=("csm",),
-        plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{wyoming_port}"}},
+        disabled_plugins=() if csm_model else ("csm",),
+        plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{wyoming_port}"}, "csm": csm_settings(csm_model)},
     )
     async with Server(settings, pm=make_plugin_manager(disabled=settings.disabled_plugins)) as server:
         await server.serve_forever()
+
+
+def csm_settings(model: str) -> dict:
+    """``plugins.csm`` for a tiny random CSM on the torch backend (budgets short: it never says EOS)."""
+    if not model:
+        return {}
+    return {
+        "model_id": model,
+        "backend": "torch",
+        "dtype": "float32",
+        "first_chunk_frames": 2,
+        "chunk_frames": 3,
+        "frame_budget_base_ms": 160,
+        "frame_budget_per_char_ms": 8,
+    }
 
 
 def _has_code(response) -> bool:
@@ -78,6 +98,7 @@ class Load:
     def __init__(self, base: str, wyoming_port: int, results: dict, fuzz_cases: list, speech: dict[str, bytes]):
         self.base, self.wyoming_port, self.results = base, wyoming_port, results
         self.fuzz_cases, self.speech = fuzz_cases, speech
+        self.csm = False
 
     async def timed(self, kind: str, call) -> None:
         started = time.perf_counter()
@@ -87,8 +108,8 @@ class Load:
             status = f"exception {type(err).__name__}: {err}"[:120]
         self.results[kind].append((time.perf_counter() - started, status))
 
-    async def speech_request(self, session, fmt: str) -> int:
-        body = {"model": "tts-1", "voice": "joe", "input": TEXT, "response_format": fmt}
+    async def speech_request(self, session, fmt: str, voice: str = "joe") -> int:
+        body = {"model": "tts-1", "voice": voice, "input": TEXT, "response_format": fmt}
         async with session.post(f"{self.base}/v1/audio/speech", json=body) as response:
             await response.read()
             return response.status
@@ -164,6 +185,8 @@ class Load:
                     continue
                 fmt = FORMATS[step % len(FORMATS)]
                 await self.timed(f"speech {fmt}", lambda fmt=fmt: self.speech_request(session, fmt))
+                if self.csm:
+                    await self.timed(f"speech csm {fmt}", lambda fmt=fmt: self.speech_request(session, fmt, "maya"))
                 if fmt in ("wav", "mp3", "flac"):
                     await self.timed("transcription", lambda fmt=fmt: self.transcription(session, fmt))
                 for _ in range(3):
@@ -186,7 +209,12 @@ async def main(args) -> None:
 
     load_at_start = f"{os.getloadavg()[0]:.1f}"
     http_port, wyoming_port = free_port(), free_port()
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(http_port), str(wyoming_port)])
+    csm_model = ""
+    if args.tiny_csm:  # what transformers' save_pretrained writes, random weights (no model hub here)
+        from sesame_voice_csm.torch.testing import write_transformers_checkpoint
+
+        csm_model = str(write_transformers_checkpoint(Path(tempfile.mkdtemp(prefix="soak-csm-")) / "model"))
+    child = subprocess.Popen([sys.executable, __file__, "--serve", str(http_port), str(wyoming_port), csm_model])
     base = f"http://127.0.0.1:{http_port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -227,6 +255,8 @@ async def main(args) -> None:
                     speech[fmt] = await response.read()
         results: dict = defaultdict(list)
         clients = [Load(base, wyoming_port, results, cases, speech) for _ in range(args.clients)]
+        for client in clients:
+            client.csm = args.tiny_csm
         warm_until = time.monotonic() + args.warm_up_minutes * 60
         await asyncio.gather(*(client.run(warm_until, args.fuzz_only) for client in clients))
         rss["after warm-up"] = rss_mb(child.pid)
@@ -244,7 +274,7 @@ async def main(args) -> None:
     finally:
         child.terminate()
         child.wait(30)
-    mode = " (fuzzed bodies only)" if args.fuzz_only else ""
+    mode = (" (fuzzed bodies only)" if args.fuzz_only else "") + (", tiny random CSM on" if args.tiny_csm else "")
     print(f"soak{mode}: {args.minutes:g} min after {args.warm_up_minutes:g} min warm-up, {args.clients} clients")
     print(f"load average: {load_at_start} at start, {os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} CPUs)")
     print(f"fuzz cases: {len(cases)} ({args.fuzz_examples} examples per operation)")
@@ -270,13 +300,14 @@ async def main(args) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        asyncio.run(serve(int(sys.argv[2]), int(sys.argv[3])))
+        asyncio.run(serve(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else ""))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--warm-up-minutes", type=float, default=2.0)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--fuzz-examples", type=int, default=10, help="schemathesis examples per operation")
+    parser.add_argument("--tiny-csm", action="store_true", help="CSM on: a tiny random checkpoint, torch backend")
     parser.add_argument("--fuzz-only", action="store_true", help="only fuzzed bodies (the RSS growth of issue 18)")
     os.chdir(REPO)
     asyncio.run(main(parser.parse_args()))
