@@ -8,7 +8,6 @@ busy or a limit, 503 no provider can speak.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from typing import Any
 
@@ -19,7 +18,7 @@ from sesame_voice import InvalidRequest, SesameVoiceError
 from sesame_voice.audio import CONTENT_TYPES, encode_audio
 from sesame_voice.http.routes import authorised, error_status, public, read_json
 
-from . import fields, ws_auth
+from . import fields
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,21 +42,11 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _authorised(request: web.Request, api_key: str | None) -> bool:
-    """With API_KEY set: a Bearer token or an ``X-API-Key`` header (the old clients' SESAME_API_KEY),
-    or, on a WebSocket upgrade, the key as a subprotocol (browsers can set no headers: ws_auth)."""
-    if authorised(request, api_key):
-        return True
-    if api_key and ws_auth.key_in_protocols(request, api_key):
-        return True
-    return hmac.compare_digest(request.headers.get("X-API-Key", "").encode(), (api_key or "").encode())
-
-
 def guarded(handler, server, sessions):
     """``handler(request, sessions, server)`` with the API key checked and errors in this API's shape."""
 
     async def guarded_handler(request: web.Request) -> web.StreamResponse:
-        if not _authorised(request, server.settings.api_key):
+        if not authorised(request, server.settings.api_key):
             return error_response(
                 401, "Incorrect or missing API key (Authorization: Bearer KEY or X-API-Key)", "invalid_api_key"
             )
@@ -71,7 +60,8 @@ def guarded(handler, server, sessions):
             _LOGGER.exception("Session route %s failed", request.path)
             return error_response(500, f"internal error: {type(err).__name__}", "internal_error")
 
-    # public: the core's key check is replaced by this one, which also takes X-API-Key.
+    # public: the core's key check (both headers; a WebSocket's key subprotocol) is made here, so a
+    # refusal comes in this API's error shape.
     return public(guarded_handler)
 
 

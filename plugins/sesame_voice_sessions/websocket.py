@@ -18,9 +18,9 @@ from aiohttp import WSMsgType, web
 
 from sesame_voice import FRAME_SAMPLES, InvalidRequest, SesameVoiceError
 from sesame_voice.audio import FRAME_RATE, Framer
+from sesame_voice.http.ws_keys import SESAME_PROTOCOL, refuse_key_without
 
 from . import fields
-from .ws_auth import PROTOCOL, carries_key_without_protocol
 
 _LOGGER = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 16 * 1024 * 1024
@@ -40,10 +40,9 @@ async def serve_conversation(
 
     An unknown session, the session limit or a plain HTTP request raise before the upgrade. A session
     created here ends with the socket unless the client asks ``?keep=true`` (or ``ws_keep`` is set)."""
-    if carries_key_without_protocol(request):  # checked first: the handshake logs offers it cannot take
-        raise InvalidRequest(f"offer the {PROTOCOL!r} subprotocol along with the key", code="websocket_protocol")
-    # PROTOCOL is selected when offered: a browser sends the API key beside it (ws_auth).
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MAX_MESSAGE, protocols=(PROTOCOL,))
+    refuse_key_without(request, SESAME_PROTOCOL)  # first: the handshake logs offers it cannot take
+    # sesame-voice is selected when offered: a browser sends the API key beside it (ws_keys).
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=WS_MAX_MESSAGE, protocols=(SESAME_PROTOCOL,))
     if not ws.can_prepare(request).ok:
         raise InvalidRequest(
             "this route speaks WebSocket: send an Upgrade: websocket request", code="websocket_expected"

@@ -56,7 +56,7 @@ _CODES = {
 
 
 def openapi_paths() -> dict:
-    """Path items of /, /voices, /tts, /generate, /api/v1/generate and /csm/generate."""
+    """Path items of /, /voices, /tts, /generate, /api/v1/generate, /csm/generate and the WebSocket /ws."""
     return {
         "/": {"get": _operation("API information (JSON, or HTML for a browser)", _JSON)},
         "/voices": {"get": _operation("Voices and speaker ids", _JSON)},
@@ -79,4 +79,16 @@ def openapi_paths() -> dict:
         "/csm/generate": {
             "post": _operation("Mimi codes or 24 kHz float32 PCM of text (CSM sidecar)", _CODES, _SIDECAR)
         },
+        "/ws": {"get": _websocket("Start a session in the legacy voice (or join ?session=ID)", _SESSION_QUERY)},
+        "/ws/{session_id}": {"get": _websocket("Join a session", _SESSION_PATH)},
     }
+
+
+_SESSION_QUERY = {"name": "session", "in": "query", "required": False, "schema": {"type": "string"}}
+_SESSION_PATH = {"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _websocket(summary: str, parameter: dict) -> dict:
+    """The persona server's conversation WebSocket (the sessions plugin's protocol, docs/sessions.md)."""
+    operation = _operation(f"WebSocket conversation: {summary}", {"description": "Switching protocols"}, status="101")
+    return {**operation, "parameters": [parameter]}

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from sesame_voice import hookimpl
+from sesame_voice import InvalidRequest, hookimpl
 from sesame_voice.http.routes import error_response
+from sesame_voice.http.ws_keys import OPENAI_PROTOCOL, refuse_key_without
 
 from .connection import RealtimeConnection
 
@@ -60,7 +61,14 @@ def _stage_metric(server):
 
 
 async def realtime(request: web.Request, server, options: RealtimeOptions) -> web.StreamResponse:
-    """Upgrade to a WebSocket and run the Realtime protocol on it."""
+    """Upgrade to a WebSocket and run the Realtime protocol on it.
+
+    The core checked the API key: ``Authorization: Bearer`` (the Python SDK), ``X-API-Key``, or
+    OpenAI's browser subprotocols ``realtime`` + ``openai-insecure-api-key.KEY`` (ws_keys)."""
+    try:
+        refuse_key_without(request, OPENAI_PROTOCOL)  # first: the handshake logs offers it cannot take
+    except InvalidRequest as err:
+        return error_response(400, str(err), "invalid_request_error", None, err.code)
     state = server.plugin_state(PLUGIN)
     if state.get("open", 0) >= options.max_connections:
         return error_response(
@@ -70,7 +78,8 @@ async def realtime(request: web.Request, server, options: RealtimeOptions) -> we
             None,
             "too_many_connections",
         )
-    ws = web.WebSocketResponse(max_msg_size=options.max_event_bytes, heartbeat=30.0)
+    # "realtime" is selected when offered, never the key token, so the key is not echoed back.
+    ws = web.WebSocketResponse(max_msg_size=options.max_event_bytes, heartbeat=30.0, protocols=(OPENAI_PROTOCOL,))
     if not ws.can_prepare(request).ok:
         return error_response(
             400,
@@ -107,7 +116,8 @@ def describe_routes(server) -> dict:
                 "parameters": [{"name": "model", "in": "query", "required": False, "schema": {"type": "string"}}],
                 "responses": {
                     "101": {"description": "Switching to the WebSocket protocol"},
-                    "400": {"description": "Not a WebSocket request"},
+                    "400": {"description": "Not a WebSocket request, or a key subprotocol offered without `realtime`"},
+                    "401": {"description": "API_KEY is set and the request carries no valid key"},
                     "429": {"description": "Too many realtime connections"},
                 },
             }

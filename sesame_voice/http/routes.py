@@ -3,9 +3,8 @@
 ``speech_response(request, server, speech)`` is a whole speech route in one call: it starts the
 synthesis, maps errors to HTTP (``error_from_exception``), and streams the audio encoded in
 ``speech.response_format`` as it is synthesised. Every route on the shared application needs
-``Authorization: Bearer API_KEY`` (or ``X-API-Key: API_KEY``) when ``API_KEY`` is set, except ``/health`` and
-handlers wrapped
-with ``public``.
+``Authorization: Bearer API_KEY`` (or ``X-API-Key: API_KEY``; on a WebSocket upgrade also the key as a
+subprotocol, ws_keys.py) when ``API_KEY`` is set, except ``/health`` and handlers wrapped with ``public``.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from sesame_voice.api.errors import (
     SesameVoiceError,
 )
 from sesame_voice.api.types import SynthesisRequest
+from sesame_voice.http.ws_keys import key_in_protocols
 
 _LOGGER = logging.getLogger(__name__)
 ENCODE_SLICE_SECONDS = 0.5
@@ -93,14 +93,15 @@ def public(handler: Handler) -> Handler:
 def authorised(request: web.Request, api_key: str | None) -> bool:
     """With an API key configured, require ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; else accept anything.
 
-    Every route takes both headers (the older clients send ``X-API-Key``)."""
+    Every route takes both headers (the older clients send ``X-API-Key``), and a WebSocket upgrade
+    the key as a subprotocol as well (browsers can set no headers there: ws_keys)."""
     if not api_key:
         return True
     expected = api_key.encode()
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     bearer = scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected)
     header = hmac.compare_digest(request.headers.get("X-API-Key", "").strip().encode(), expected)
-    return bearer or header
+    return bearer or header or key_in_protocols(request, api_key)
 
 
 def api_key_middleware(api_key: str | None):

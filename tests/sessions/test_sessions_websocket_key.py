@@ -12,7 +12,8 @@ import logging
 import aiohttp
 import pytest
 
-from sesame_voice_sessions.ws_auth import PROTOCOL, key_protocol
+from sesame_voice.http.ws_keys import SESAME_PROTOCOL as PROTOCOL
+from sesame_voice.http.ws_keys import key_protocol
 
 KEY = "s3cret/key+with=odd chars é"
 """Not a valid header token as it is: the subprotocol carries it base64url-encoded."""
