@@ -103,6 +103,28 @@ def collect_stt_providers(pm: pluggy.PluginManager) -> dict[str, Registration]:
     return _collect(pm, "register_stt_providers", SttProvider)
 
 
+def stt_providers(pm: pluggy.PluginManager, settings) -> dict[str, SttProvider]:
+    """The speech-to-text providers, made with ``settings``; PluginClash if two serve one model name.
+
+    Clients pick a provider by its name or its model's name, so a model name that another provider
+    also serves (or is called) would be ambiguous, like two providers of the same name.
+    """
+    registrations = collect_stt_providers(pm)
+    providers = {name: reg.cls(settings) for name, reg in registrations.items()}
+    claimed: dict[str, str] = dict(zip(providers, providers))
+    for name, provider in providers.items():
+        model = provider.model_name()
+        other = claimed.setdefault(model, name)
+        if other != name:
+            raise PluginClash(
+                f"speech-to-text model {model!r} served by both provider {other} (plugin "
+                f"{_describe(pm, registrations[other].plugin)}) and provider {name} (plugin "
+                f"{_describe(pm, registrations[name].plugin)}); uninstall one or disable it "
+                f"(--disable {registrations[name].plugin})"
+            )
+    return providers
+
+
 def collect_responders(pm: pluggy.PluginManager) -> dict[str, Registration]:
     """Responder classes by responder name."""
     return _collect(pm, "register_responders", Responder)
