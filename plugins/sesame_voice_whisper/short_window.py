@@ -80,12 +80,15 @@ def transcribe_short(
             return_scores=True,
             return_no_speech_prob=True,
         )[0]
+        passing = []
         for tokens, score in zip(result.sequences_ids, result.scores):
             tokens = list(tokens)
             avg_logprob = score * max(len(tokens), 1) ** length_penalty / (len(tokens) + 1)
             segments = _checked(model, tokenizer, tokens, avg_logprob, result.no_speech_prob, frames, duration)
             if segments is not None:
-                return segments
+                passing.append((score, segments))
+        if passing:
+            return _fullest(passing, length_penalty)
         best = result.sequences_ids[0]
         if best and best[-1] >= tokenizer.timestamp_begin:
             return None  # the best hypothesis closed by itself and was still unreliable: not a loop
@@ -94,6 +97,35 @@ def transcribe_short(
 
 LENGTH_PENALTIES = (1.0, 0.0)
 """Whisper's ranking (average log-probability), then total log-probability for a decode that looped."""
+
+
+OMISSION_MARGIN = 0.05
+"""Average log-probability by which a hypothesis that says everything the best one says and more
+may trail it and still be kept: in a short window the beam's length normalisation tends to drop a
+quiet first word (``And Mr. John Dashwood…`` → ``Mr. John Dashwood…``), which the 30 s window keeps."""
+
+
+def _fullest(passing: list[tuple[float, list[dict]]], length_penalty: float) -> list[dict]:
+    """The best hypothesis, or a nearly as likely one that contains all of its words and more."""
+    best_score, chosen = passing[0]
+    if length_penalty == 0.0:
+        return chosen  # total log-probability: scores are not comparable per token
+    for score, segments in passing[1:]:
+        if best_score - score <= OMISSION_MARGIN and _contains(_words(segments), _words(chosen)):
+            chosen = segments
+    return chosen
+
+
+def _words(segments: list[dict]) -> list[str]:
+    return [word.strip(".,!?;:\"'").lower() for s in segments for word in s["text"].split()]
+
+
+def _contains(longer: list[str], shorter: list[str]) -> bool:
+    """True if ``longer`` has more words and every word of ``shorter`` in order among them."""
+    if len(longer) <= len(shorter):
+        return False
+    remaining = iter(longer)
+    return all(any(word == other for other in remaining) for word in shorter)
 
 
 def _checked(model, tokenizer, tokens, avg_logprob, no_speech_prob, frames, duration) -> list[dict] | None:
