@@ -17,6 +17,8 @@ from sesame_voice.api.stt import SttProvider
 
 _LOGGER = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "sesame_voice"
+DISTRIBUTION = "sesame-voice"
+"""The distribution whose plugins are built in."""
 
 
 class PluginClash(Exception):
@@ -123,6 +125,16 @@ def stt_providers(pm: pluggy.PluginManager, settings) -> dict[str, SttProvider]:
                 f"(--disable {registrations[name].plugin})"
             )
     return providers
+
+
+def built_in_stt(pm: pluggy.PluginManager) -> list[str]:
+    """Speech-to-text providers registered by sesame-voice's own plugins (not by a third party)."""
+    distributions = getattr(pm, "distributions", {})
+    return [
+        name
+        for name, reg in collect_stt_providers(pm).items()
+        if distributions.get(reg.plugin, ("",))[0] == DISTRIBUTION
+    ]
 
 
 def collect_responders(pm: pluggy.PluginManager) -> dict[str, Registration]:

@@ -18,6 +18,7 @@ from sesame_voice.api.provider import Provider
 from sesame_voice.api.version import __version__
 from sesame_voice.app.plugins import (
     PluginManager,
+    built_in_stt,
     collect_frontends,
     collect_providers,
     collect_responders,
@@ -68,7 +69,7 @@ class Server:
             function
         )
         self._plugin_state: dict[str, dict[str, Any]] = {}
-        self.speech_to_text = SpeechToText(stt_providers(self.pm, settings), settings)
+        self.speech_to_text = SpeechToText(stt_providers(self.pm, settings), settings, built_in=built_in_stt(self.pm))
         """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
         self.responders = {name: reg.cls(settings) for name, reg in collect_responders(self.pm).items()}
         """Reply writers (``sesame_voice.api.responder``); ``pick_responder(server.responders)`` finds the

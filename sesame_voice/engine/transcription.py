@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,8 +29,6 @@ SILENCE_PEAK = 1e-3
 """Audio whose loudest sample is below this (-60 dBFS) is silence: an empty transcript, no model run."""
 MAX_AUDIO_SECONDS = 4 * 3600
 """Longest audio the service accepts in one request."""
-BUILT_IN = "whisper"
-"""The default speech-to-text provider unless DEFAULT_STT names another."""
 
 
 class ModelNotFound(InvalidRequest):
@@ -115,8 +113,12 @@ class SpeechToText:
     ``server.speech_to_text.start(...)`` → a ``Transcription`` whose segments arrive as decoded.
     """
 
-    def __init__(self, providers: Mapping[str, SttProvider], settings: "Settings") -> None:
+    def __init__(
+        self, providers: Mapping[str, SttProvider], settings: "Settings", built_in: Iterable[str] = ()
+    ) -> None:
         self.providers = dict(providers)
+        self.built_in = [name for name in built_in if name in self.providers]
+        """Providers shipped with sesame-voice itself (Whisper): the default unless DEFAULT_STT says otherwise."""
         self.configured_default = settings.default_stt.strip()
         """DEFAULT_STT as configured (empty: the built-in provider)."""
         self.workers = {name: ProviderWorker(p, settings.max_queue, kind="stt") for name, p in providers.items()}
@@ -136,15 +138,15 @@ class SpeechToText:
     def default_name(self) -> str | None:
         """The name of the provider that answers requests naming none (None: nothing installed).
 
-        DEFAULT_STT when set; else the built-in ``whisper``; only when that is not installed (disabled),
-        the first provider by name, never silently (``/health`` and the start-up log show it).
+        DEFAULT_STT when set; else the built-in provider (Whisper); only when that is not installed
+        (disabled), the first provider by name, never silently (``/health`` and the start-up log show it).
         """
         if self.configured_default:
             found = self.find(self.configured_default)
             return found.name if found is not None else self.configured_default
-        if BUILT_IN in self.providers or not self.providers:
-            return BUILT_IN if self.providers else None
-        return sorted(self.providers)[0]
+        if not self.providers:
+            return None
+        return (self.built_in or sorted(self.providers))[0]
 
     def provider(self, name: str | None = None) -> SttProvider:
         """The provider called (or serving a model called) ``name``; without a name, the default one.
