@@ -76,7 +76,6 @@ async def serve_sesame(port: int, threads: int, beam_size: int, short_window: bo
         port=free_port(),
         zeroconf_enabled=False,
         voices_dir=REPO / "voices",
-        model_id=str(REPO / "no-csm-weights"),
         log_level="warning",
         disabled_plugins=("csm",),
         plugins={

@@ -55,6 +55,9 @@ class Settings:
     voices_dir: Path = field(default_factory=_default_voices_dir)
     default_voice: str = "conversational"
     default_format: str = "mp3"
+    default_stt: str = ""
+    """Speech-to-text provider (or model name) for requests that name none, and for OpenAI's names
+    (``whisper-1``…); empty: the built-in ``whisper``."""
     max_input_length: int = 4096
     log_level: str = "info"
     log_file: str = "server.log"

@@ -44,9 +44,15 @@ def fits(duration: float) -> bool:
 def transcribe_short(
     model, samples: np.ndarray, language: str, prompt: str | None, beam_size: int
 ) -> list[dict] | None:
-    """Segments (start, end, text, tokens, scores) of a short utterance, or None if the result is unreliable."""
+    """Segments (start, end, text, tokens, scores) of a short utterance, or None if no result is reliable.
+
+    The window is encoded once. The beam's hypotheses are tried best first; when the best one ran
+    into a loop (cut off at the token limit), the same encoder output is decoded once more ranked
+    by total instead of average log-probability, where a loop cannot win by its length. Both cost
+    a decoder pass, far less than encoding a 30 s window again.
+    """
     from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+    from faster_whisper.transcribe import get_suppressed_tokens
 
     duration = len(samples) / model.feature_extractor.sampling_rate
     hop = model.feature_extractor.hop_length
@@ -58,21 +64,76 @@ def transcribe_short(
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
     previous = tokenizer.encode(" " + prompt.strip()) if prompt else []
     request = model.get_prompt(tokenizer, previous, without_timestamps=False)
-    result = model.model.generate(
-        model.encode(features),
-        [request],
-        beam_size=beam_size,
-        max_length=min(model.max_length, len(request) + TOKEN_SLACK + int(TOKENS_PER_SECOND * duration)),
-        suppress_blank=True,
-        suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
-        max_initial_timestamp_index=50,
-        return_scores=True,
-        return_no_speech_prob=True,
-    )[0]
-    tokens = list(result.sequences_ids[0])
+    encoded = model.encode(features)
+    limit = TOKEN_SLACK + int(TOKENS_PER_SECOND * duration)
+    for length_penalty in LENGTH_PENALTIES:
+        result = model.model.generate(
+            encoded,
+            [request],
+            beam_size=beam_size,
+            num_hypotheses=beam_size,
+            length_penalty=length_penalty,
+            max_length=min(model.max_length, len(request) + limit),
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            max_initial_timestamp_index=50,
+            return_scores=True,
+            return_no_speech_prob=True,
+        )[0]
+        passing = []
+        for tokens, score in zip(result.sequences_ids, result.scores):
+            tokens = list(tokens)
+            avg_logprob = score * max(len(tokens), 1) ** length_penalty / (len(tokens) + 1)
+            segments = _checked(model, tokenizer, tokens, avg_logprob, result.no_speech_prob, frames, duration)
+            if segments is not None:
+                passing.append((score, segments))
+        if passing:
+            return _fullest(passing, length_penalty)
+        best = result.sequences_ids[0]
+        if best and best[-1] >= tokenizer.timestamp_begin:
+            return None  # the best hypothesis closed by itself and was still unreliable: not a loop
+    return None
+
+
+LENGTH_PENALTIES = (1.0, 0.0)
+"""Whisper's ranking (average log-probability), then total log-probability for a decode that looped."""
+
+
+OMISSION_MARGIN = 0.05
+"""Average log-probability by which a hypothesis that says everything the best one says and more
+may trail it and still be kept: in a short window the beam's length normalisation tends to drop a
+quiet first word (``And Mr. John Dashwood…`` → ``Mr. John Dashwood…``), which the 30 s window keeps."""
+
+
+def _fullest(passing: list[tuple[float, list[dict]]], length_penalty: float) -> list[dict]:
+    """The best hypothesis, or a nearly as likely one that contains all of its words and more."""
+    best_score, chosen = passing[0]
+    if length_penalty == 0.0:
+        return chosen  # total log-probability: scores are not comparable per token
+    for score, segments in passing[1:]:
+        if best_score - score <= OMISSION_MARGIN and _contains(_words(segments), _words(chosen)):
+            chosen = segments
+    return chosen
+
+
+def _words(segments: list[dict]) -> list[str]:
+    return [word.strip(".,!?;:\"'").lower() for s in segments for word in s["text"].split()]
+
+
+def _contains(longer: list[str], shorter: list[str]) -> bool:
+    """True if ``longer`` has more words and every word of ``shorter`` in order among them."""
+    if len(longer) <= len(shorter):
+        return False
+    remaining = iter(longer)
+    return all(any(word == other for other in remaining) for word in shorter)
+
+
+def _checked(model, tokenizer, tokens, avg_logprob, no_speech_prob, frames, duration) -> list[dict] | None:
+    """The segments of one hypothesis if it ends the way a complete transcript ends, else None."""
+    from faster_whisper.transcribe import get_compression_ratio
+
     if len(tokens) < 2 or tokens[-1] < tokenizer.timestamp_begin:
         return None  # no closing timestamp: the decode ran off
-    avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
     pieces, _, finished = model._split_segments_by_timestamps(tokenizer, tokens, 0.0, frames, duration, 0)
     last = (tokens[-1] - tokenizer.timestamp_begin) * model.time_precision
     if not finished and last < duration - END_SLACK:
@@ -91,7 +152,7 @@ def transcribe_short(
                     "text": text,
                     "tokens": text_tokens,
                     "avg_logprob": avg_logprob,
-                    "no_speech_prob": result.no_speech_prob,
+                    "no_speech_prob": no_speech_prob,
                     "compression_ratio": get_compression_ratio(text),
                 }
             )

@@ -152,7 +152,11 @@ _TRANSCRIPTION_FORM = {
     "required": ["file"],
     "properties": {
         "file": {"type": "string", "format": "binary", "description": "Audio in any format FFmpeg decodes (≤ 25 MB)"},
-        "model": {"type": "string", "description": "whisper-1 (listed) or any; a speech-to-text model name picks it"},
+        "model": {
+            "type": "string",
+            "description": "whisper-1, gpt-4o-transcribe or gpt-4o-mini-transcribe (the default provider) "
+            "or a speech-to-text model name; any other is 400 model_not_found",
+        },
         "language": {"type": "string", "description": "ISO 639-1 code of the speech; detected when absent"},
         "prompt": {"type": "string", "description": "Text preceding the audio (names, spelling)"},
         "response_format": {

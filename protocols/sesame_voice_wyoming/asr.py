@@ -24,6 +24,7 @@ from wyoming.event import Event
 from wyoming.info import AsrModel, AsrProgram, Attribution
 
 from sesame_voice import InvalidRequest, SesameVoiceError, __version__
+from sesame_voice.api.languages import advertised
 
 from .asr_audio import HELD_BYTES_PER_SAMPLE, WIDTHS, StreamSlots, chunk_samples, held_bytes, pcm_to_float
 from .options import WyomingOptions
@@ -49,7 +50,7 @@ def asr_programs(server) -> list[AsrProgram]:
             attribution=Attribution(name=provider.description or provider.name, url=""),
             installed=provider.state != "failed",
             version=__version__,
-            languages=provider.languages(),
+            languages=advertised(provider.languages()),  # en, en-US, en_US…: HA checks membership
         )
         for provider in stt.providers.values()
     ]

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from wyoming.info import Attribution, Info, TtsProgram, TtsVoice, TtsVoiceSpeaker
 
 from sesame_voice import Provider, Voice, __version__
+from sesame_voice.api.languages import advertised
 
 PROGRAM = "sesame-voice"
 PROJECT_URL = ""
@@ -47,7 +48,7 @@ def tts_voice(voice: Voice, providers: Mapping[str, Provider], serving: ServingP
         attribution=_attribution(voice, providers, serving),
         installed=_servable(voice, providers),
         version=__version__,
-        languages=list(dict.fromkeys(wyoming_language(lang) for lang in voice.languages)),
+        languages=advertised(voice.languages),  # every spelling: Home Assistant checks list membership
         speakers=[TtsVoiceSpeaker(name=s) for s in voice.speakers] if len(voice.speakers) > 1 else None,
     )
 

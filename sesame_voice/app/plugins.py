@@ -17,6 +17,8 @@ from sesame_voice.api.stt import SttProvider
 
 _LOGGER = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "sesame_voice"
+DISTRIBUTION = "sesame-voice"
+"""The distribution whose plugins are built in."""
 
 
 class PluginClash(Exception):
@@ -101,6 +103,38 @@ def collect_providers(pm: pluggy.PluginManager) -> dict[str, Registration]:
 def collect_stt_providers(pm: pluggy.PluginManager) -> dict[str, Registration]:
     """Speech-to-text provider classes by provider name."""
     return _collect(pm, "register_stt_providers", SttProvider)
+
+
+def stt_providers(pm: pluggy.PluginManager, settings) -> dict[str, SttProvider]:
+    """The speech-to-text providers, made with ``settings``; PluginClash if two serve one model name.
+
+    Clients pick a provider by its name or its model's name, so a model name that another provider
+    also serves (or is called) would be ambiguous, like two providers of the same name.
+    """
+    registrations = collect_stt_providers(pm)
+    providers = {name: reg.cls(settings) for name, reg in registrations.items()}
+    claimed: dict[str, str] = dict(zip(providers, providers))
+    for name, provider in providers.items():
+        model = provider.model_name()
+        other = claimed.setdefault(model, name)
+        if other != name:
+            raise PluginClash(
+                f"speech-to-text model {model!r} served by both provider {other} (plugin "
+                f"{_describe(pm, registrations[other].plugin)}) and provider {name} (plugin "
+                f"{_describe(pm, registrations[name].plugin)}); uninstall one or disable it "
+                f"(--disable {registrations[name].plugin})"
+            )
+    return providers
+
+
+def built_in_stt(pm: pluggy.PluginManager) -> list[str]:
+    """Speech-to-text providers registered by sesame-voice's own plugins (not by a third party)."""
+    distributions = getattr(pm, "distributions", {})
+    return [
+        name
+        for name, reg in collect_stt_providers(pm).items()
+        if distributions.get(reg.plugin, ("",))[0] == DISTRIBUTION
+    ]
 
 
 def collect_responders(pm: pluggy.PluginManager) -> dict[str, Registration]:

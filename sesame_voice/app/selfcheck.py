@@ -16,6 +16,23 @@ def _encoders() -> dict[str, bool]:
     return encoders_available()
 
 
+def _state(status: dict) -> str:
+    """``ready on cpu`` / why it failed / what it is doing / its state."""
+    if status.get("state") == "ready":
+        return f"ready on {status.get('device') or 'cpu'}"
+    return status.get("error") or status.get("progress") or status.get("state", "unknown")
+
+
+def stt_check(server) -> dict[str, dict[str, Any]]:
+    """Each speech-to-text provider: its models, its state as voice providers show theirs, the default."""
+    stt = server.speech_to_text
+    default = stt.default_name()
+    return {
+        name: {"models": [provider.model_name()], "state": _state(provider.status()), "default": name == default}
+        for name, provider in stt.providers.items()
+    }
+
+
 def self_check(server) -> dict[str, Any]:
     """What the server can do right now: the report served in /health and logged at start."""
     providers = {name: provider.status() for name, provider in server.providers.items()}
@@ -23,12 +40,8 @@ def self_check(server) -> dict[str, Any]:
         name: status.get("device") or "cpu" for name, status in providers.items() if status.get("state") == "ready"
     }
     return {
-        "providers": {
-            name: status.get("error") or status.get("progress") or status.get("state", "unknown")
-            if status.get("state") != "ready"
-            else f"ready on {accelerators[name]}"
-            for name, status in providers.items()
-        },
+        "providers": {name: _state(status) for name, status in providers.items()},
+        "speech_to_text": stt_check(server),
         "accelerators": accelerators,
         "encoders": _encoders(),
         "voices": {"loaded": len(server.voices.list()), "rejected": server.voices.errors},
@@ -41,6 +54,15 @@ def log_self_check(server) -> None:
     _LOGGER.info("Self-check:")
     for name, state in report["providers"].items():
         _LOGGER.info("  provider %s: %s", name, state)
+    for name, stt in report["speech_to_text"].items():
+        default = ", default" if stt["default"] else ""
+        _LOGGER.info("  speech-to-text provider %s (%s%s): %s", name, ", ".join(stt["models"]), default, stt["state"])
+    if not report["speech_to_text"]:
+        _LOGGER.info("  speech-to-text: none installed")
+    elif not any(stt["default"] for stt in report["speech_to_text"].values()):
+        _LOGGER.warning(
+            "  speech-to-text: the default provider %r is not installed", server.speech_to_text.default_name()
+        )
     missing = [fmt for fmt, ok in report["encoders"].items() if not ok]
     _LOGGER.info(
         "  encoders: %s%s",

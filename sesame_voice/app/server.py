@@ -18,11 +18,12 @@ from sesame_voice.api.provider import Provider
 from sesame_voice.api.version import __version__
 from sesame_voice.app.plugins import (
     PluginManager,
+    built_in_stt,
     collect_frontends,
     collect_providers,
     collect_responders,
-    collect_stt_providers,
     make_plugin_manager,
+    stt_providers,
 )
 from sesame_voice.app.probes import OPENAPI_PATHS as PROBE_PATHS
 from sesame_voice.app.probes import add_probe_routes
@@ -68,9 +69,7 @@ class Server:
             function
         )
         self._plugin_state: dict[str, dict[str, Any]] = {}
-        self.speech_to_text = SpeechToText(
-            {name: reg.cls(settings) for name, reg in collect_stt_providers(self.pm).items()}, settings
-        )
+        self.speech_to_text = SpeechToText(stt_providers(self.pm, settings), settings, built_in=built_in_stt(self.pm))
         """Transcribes audio: ``await server.speech_to_text.transcribe(samples, rate)`` (docs/stt.md)."""
         self.responders = {name: reg.cls(settings) for name, reg in collect_responders(self.pm).items()}
         """Reply writers (``sesame_voice.api.responder``); ``pick_responder(server.responders)`` finds the
@@ -311,14 +310,20 @@ class Server:
 
     def problems(self) -> list[str]:
         """Why the server cannot do what it is configured to do (empty when it can)."""
+        stt = self.speech_to_text
+        found = (
+            []
+            if not stt.configured_default or stt.find(stt.configured_default)
+            else [f"the default speech-to-text provider DEFAULT_STT={stt.configured_default!r} is not installed"]
+        )
         try:
             voice = self.voices.get(None)
         except SesameVoiceError as err:
-            return [f"the default voice {self.settings.default_voice!r} does not exist ({err})"]
+            return [f"the default voice {self.settings.default_voice!r} does not exist ({err})", *found]
         if self.engine.serving_provider(voice) is None:
             tried = ", ".join(name for name, _ in voice.candidates())
-            return [f"no provider can speak the default voice {voice.name!r} (tried {tried})"]
-        return []
+            return [f"no provider can speak the default voice {voice.name!r} (tried {tried})", *found]
+        return found
 
     async def _metrics(self, request: web.Request) -> web.Response:
         body = await asyncio.to_thread(self.metrics.render)

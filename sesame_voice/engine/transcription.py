@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sesame_voice.api.errors import InvalidRequest
+from sesame_voice.api.languages import language_code
 from sesame_voice.api.stt import (
     Segment,
     SpeechToTextUnavailable,
@@ -28,6 +29,12 @@ SILENCE_PEAK = 1e-3
 """Audio whose loudest sample is below this (-60 dBFS) is silence: an empty transcript, no model run."""
 MAX_AUDIO_SECONDS = 4 * 3600
 """Longest audio the service accepts in one request."""
+
+
+class ModelNotFound(InvalidRequest):
+    """A request named a speech-to-text model that no provider serves."""
+
+    code = "model_not_found"
 
 
 class Transcription:
@@ -106,8 +113,14 @@ class SpeechToText:
     ``server.speech_to_text.start(...)`` → a ``Transcription`` whose segments arrive as decoded.
     """
 
-    def __init__(self, providers: Mapping[str, SttProvider], settings: "Settings") -> None:
+    def __init__(
+        self, providers: Mapping[str, SttProvider], settings: "Settings", built_in: Iterable[str] = ()
+    ) -> None:
         self.providers = dict(providers)
+        self.built_in = [name for name in built_in if name in self.providers]
+        """Providers shipped with sesame-voice itself (Whisper): the default unless DEFAULT_STT says otherwise."""
+        self.configured_default = settings.default_stt.strip()
+        """DEFAULT_STT as configured (empty: the built-in provider)."""
         self.workers = {
             name: ProviderWorker(p, settings.max_queue, kind="stt", max_queued_chunks=settings.max_queued_chunks)
             for name, p in providers.items()
@@ -117,25 +130,57 @@ class SpeechToText:
 
     @property
     def available(self) -> bool:
-        """True if some provider is installed and has not failed to load."""
-        return any(p.state != "failed" for p in self.providers.values())
+        """True if the default provider is installed and has not failed to load."""
+        default = self.providers.get(self.default_name() or "")
+        return default is not None and default.state != "failed"
+
+    def find(self, name: str) -> SttProvider | None:
+        """The provider called, or serving a model called, ``name`` (None if none does)."""
+        return next((p for p in self.providers.values() if name in (p.name, p.model_name())), None)
+
+    def default_name(self) -> str | None:
+        """The name of the provider that answers requests naming none (None: nothing installed).
+
+        DEFAULT_STT when set; else the built-in provider (Whisper); only when that is not installed
+        (disabled), the first provider by name, never silently (``/health`` and the start-up log show it).
+        """
+        if self.configured_default:
+            found = self.find(self.configured_default)
+            return found.name if found is not None else self.configured_default
+        if not self.providers:
+            return None
+        return (self.built_in or sorted(self.providers))[0]
 
     def provider(self, name: str | None = None) -> SttProvider:
-        """The provider called (or serving a model called) ``name``, else the first usable one."""
+        """The provider called (or serving a model called) ``name``; without a name, the default one.
+
+        ModelNotFound for a name no provider serves; SpeechToTextUnavailable when the default one is
+        not installed or failed to load (another provider never stands in for it).
+        """
         if not self.providers:
             raise SpeechToTextUnavailable(
                 "no speech-to-text provider is enabled; enable the built-in one or install a "
                 "speech-to-text plugin (docs/stt.md)"
             )
         if name:
-            for provider in self.providers.values():
-                if name in (provider.name, provider.model_name()):
-                    return provider
-        usable = [p for p in self.providers.values() if p.state != "failed"]
-        if not usable:
-            reasons = "; ".join(f"{p.name}: {p.error}" for p in self.providers.values())
-            raise SpeechToTextUnavailable(f"no speech-to-text provider could load ({reasons})")
-        return next((p for p in usable if p.state == "ready"), usable[0])
+            found = self.find(name)
+            if found is None:
+                raise ModelNotFound(
+                    f"no speech-to-text model {name[:64]!r}; models: {', '.join(self.model_names())}",
+                    param="model",
+                )
+            return found
+        default = self.providers.get(self.default_name() or "")
+        if default is None:
+            raise SpeechToTextUnavailable(
+                f"the default speech-to-text provider DEFAULT_STT={self.configured_default!r} is not installed "
+                f"(installed: {', '.join(sorted(self.providers))})"
+            )
+        if default.state == "failed":
+            raise SpeechToTextUnavailable(
+                f"the speech-to-text provider {default.name} could not load ({default.error})"
+            )
+        return default
 
     def model_names(self) -> list[str]:
         """Model names of every installed provider."""
@@ -191,7 +236,7 @@ class SpeechToText:
         job = TranscriptionJob(
             samples=audio,
             sample_rate=rate,
-            language=_language_code(language),
+            language=language_code(language),
             prompt=prompt or None,
             temperature=None if temperature is None else float(temperature),
             word_timestamps=word_timestamps,
@@ -214,20 +259,6 @@ class SpeechToText:
     async def aclose(self) -> None:
         """Shut every worker down; each provider's ``close()`` runs once, in its own thread."""
         await asyncio.gather(*(worker.shutdown() for worker in self.workers.values()))
-
-
-def _language_code(language: str | None) -> str | None:
-    """``en-US`` / ``en_US`` / ``EN`` → ``en``; empty → None (detect)."""
-    if language is None:
-        return None
-    if not isinstance(language, str):
-        raise InvalidRequest("language must be a string such as 'en'", param="language")
-    code = language.strip().replace("_", "-").split("-")[0].lower()
-    if not code:
-        return None
-    if not code.isalpha() or len(code) > 3:
-        raise InvalidRequest(f"language {language[:32]!r} is not an ISO 639-1 code such as 'en'", param="language")
-    return code
 
 
 def _prepared(provider: SttProvider) -> Callable[[TranscriptionJob], Iterator[Segment]]:

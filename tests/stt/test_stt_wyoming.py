@@ -32,7 +32,11 @@ async def test_describe_lists_the_asr_model_and_its_languages(start_wyoming):
             info = Info.from_event(await client.read_event())
     program = info.asr[0]
     assert program.installed and program.supports_transcript_streaming
-    assert [m.name for m in program.models] == ["tiny.en"] and program.models[0].languages == ["en"]
+    assert [m.name for m in program.models] == ["tiny.en"] and program.models[0].languages[:3] == [
+        "en",
+        "en-US",
+        "en_US",
+    ]
     assert info.tts and info.tts[0].voices  # text to speech is still described beside it
 
 
