@@ -62,6 +62,7 @@ def register_services(register, server) -> None:
         server.voices,
         options.max_upload_seconds,
         options.voice,
+        server.responders,
     )
     server.plugin_state(PLUGIN)["service"] = service
     register(PLUGIN, service)

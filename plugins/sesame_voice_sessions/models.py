@@ -60,6 +60,8 @@ class Turn:
     """True for turns the server spoke."""
     transcribed: bool = False
     """True when ``text`` came from the speech-to-text service."""
+    interrupted: bool = False
+    """True for a reply cut short (barge-in, cancel): it holds what was spoken before."""
 
     @property
     def audio_seconds(self) -> float:
@@ -81,6 +83,7 @@ class Turn:
             "sample_rate": self.sample_rate,
             "generated": self.generated,
             "transcribed": self.transcribed,
+            "interrupted": self.interrupted,
         }
 
 

@@ -86,6 +86,7 @@ class SessionService:
         voices=None,
         max_upload_seconds: float = 60.0,
         default_voice: str | None = None,
+        responders=None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -96,6 +97,13 @@ class SessionService:
         """Longest audio one uploaded turn may have (``plugins.sessions.max_upload_seconds``)."""
         self.default_voice = default_voice
         """Voice of sessions created over REST without one (None: the server's default voice)."""
+        self.responders = responders if responders is not None else {}
+        """Reply writers by name (``server.responders``); with a configured one, WebSocket turns get replies."""
+
+    @property
+    def answers(self) -> bool:
+        """True when a responder is configured: the WebSocket answers user turns (docs/sessions.md)."""
+        return any(responder.configured for responder in self.responders.values())
 
     @property
     def limits(self):

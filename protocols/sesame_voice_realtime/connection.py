@@ -13,13 +13,12 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from sesame_voice import SesameVoiceError
-from sesame_voice.audio import from_pcm16
+from sesame_voice.audio import EnergyVad, from_pcm16
 
 from .conversation import Conversation, Item
 from .errors import RealtimeError, error_event, new_id
 from .reply import Latency, Reply
 from .session_config import SAMPLE_RATE, SessionConfig, apply_update
-from .vad import EnergyVad
 
 _LOGGER = logging.getLogger(__name__)
 MIN_COMMIT_MS = 100
