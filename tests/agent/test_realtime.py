@@ -235,3 +235,40 @@ async def test_plain_http_and_connection_limit(start_server, realtime_client):
                 with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                     await session.ws_connect(url.replace("http", "ws"))
                 assert refused.value.status == 429
+
+
+async def test_server_vad_barge_in_cancels_the_response_being_spoken(start_agent, realtime_client, speech_24k, wer):
+    """The user speaks while the reply is being spoken: ``speech_started`` cancels it (``turn_detected``),
+    what was written and spoken stays in the conversation (incomplete), and the new turn is answered."""
+    async with start_agent(env={"RESPONDER_MAX_TOKENS": "150"}) as server:
+        question = await speech_24k(server, QUESTION)
+        interruption = await speech_24k(server, "Wait, please stop talking.")
+        silence = np.zeros(24000, dtype=np.float32)
+        async with realtime_client(server).realtime.connect(model="gpt-realtime") as connection:
+            assert (await connection.recv()).type == "session.created"
+            await append_audio(connection, np.concatenate([silence, question, silence]))
+            events = await events_until(connection, "response.output_audio.delta")
+            first = of_type(events, "response.created")[0].response.id
+            await append_audio(connection, np.concatenate([interruption, silence]))
+            events = await events_until(connection, "response.done")
+            kinds = [e.type for e in events]
+            assert kinds.index("input_audio_buffer.speech_started") < kinds.index("response.done")
+            done = events[-1].response
+            assert done.id == first and done.status == "cancelled", done
+            assert done.status_details.reason == "turn_detected"
+            item = done.output[0]
+            assert item.status == "incomplete"
+            written = item.content[0].transcript
+            assert 0 < len(written.split()) < 150
+
+            # The interruption is the next user turn; it is heard and answered.
+            events = await events_until(connection, "conversation.item.input_audio_transcription.completed")
+            assert wer("Wait, please stop talking.", events[-1].transcript) <= 0.1, events[-1].transcript
+            if not of_type(events, "response.created"):
+                events += await events_until(connection, "response.created")
+            second = of_type(events, "response.created")[0].response.id
+            assert second != first
+            await connection.response.cancel()
+            done = (await events_until(connection, "response.done"))[-1].response
+            assert done.id == second and done.status == "cancelled"
+            assert done.status_details.reason == "client_cancelled"

@@ -83,3 +83,15 @@ def test_a_persona_carries_its_system_prompt():
         {"role": "system", "content": "sys"},
         {"role": "user", "content": "hi"},
     ]
+
+
+def test_presets_carry_system_prompts_as_text(tmp_path):
+    from sesame_voice.voices.library import BUILTIN_PRESETS, VoiceFileError, load_preset
+
+    for name in ("maya", "warm"):
+        voice = load_preset(BUILTIN_PRESETS / f"{name}.yaml", BUILTIN_PRESETS)
+        assert voice_system_prompt(voice).startswith("You are")
+    bad = tmp_path / "listy.yaml"
+    bad.write_text("provider: piper\nparams:\n  system_prompt: [not, text]\n")
+    with pytest.raises(VoiceFileError, match="system_prompt"):
+        load_preset(bad, tmp_path)
