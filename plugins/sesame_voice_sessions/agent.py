@@ -238,6 +238,11 @@ class AgentReply:
             self.turn = await self.sessions.store.add_turn(session.id, turn)
 
     async def _done(self) -> None:
+        metric = getattr(self.sessions, "stage_metric", None)
+        if metric is not None and self.status != "failed":
+            for stage, seconds in self.latency.wire().items():
+                if seconds is not None:
+                    metric.labels(stage=stage.removesuffix("_s")).observe(seconds)
         await self.send(
             {
                 "type": "reply_done",

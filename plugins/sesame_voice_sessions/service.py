@@ -99,6 +99,8 @@ class SessionService:
         """Voice of sessions created over REST without one (None: the server's default voice)."""
         self.responders = responders if responders is not None else {}
         """Reply writers by name (``server.responders``); with a configured one, WebSocket turns get replies."""
+        self.stage_metric = None
+        """Histogram of the agent loop's stage latencies (``stage`` label), or None."""
 
     @property
     def answers(self) -> bool:

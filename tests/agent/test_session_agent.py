@@ -11,6 +11,7 @@ import aiohttp
 import numpy as np
 import pytest
 from conftest import REPLY_TOKENS
+from prometheus_client.parser import text_string_to_metric_families
 from session_helpers import Inbox, stream_microphone
 
 QUESTION = "What is the weather like today?"
@@ -86,6 +87,16 @@ async def test_spoken_question_gets_the_llm_reply_spoken(start_agent, speech_24k
 
             latency = done["latency"]
             assert 0 <= latency["transcript_s"] <= latency["first_token_s"] <= latency["first_audio_s"]
+            async with aiohttp.ClientSession() as client:
+                async with client.get(f"http://127.0.0.1:{server.http_port}/metrics") as answer:
+                    metrics = await answer.text()
+            counts = {
+                sample.labels["stage"]: sample.value
+                for family in text_string_to_metric_families(metrics)
+                for sample in family.samples
+                if sample.name == "sesame_voice_session_agent_stage_seconds_count"
+            }
+            assert counts == {"transcript": 1.0, "first_token": 1.0, "first_audio": 1.0}
 
             # The history: the user's turn (its audio, transcribed), then the reply (its audio), in order.
             user, assistant = await history(ws, inbox, 1)
