@@ -193,8 +193,11 @@ class RealtimeConnection:
         self.buffer = bytearray(rest)
         self.buffer_start_ms = ms
         await self._commit_audio(audio, item_id)
-        if self.config.turn_detection.get("create_response", True) and self.reply is None:
-            await self._start_reply({}, speech_end)
+        if self.config.turn_detection.get("create_response", True):
+            if self.reply is not None and self.reply.cancel_reason is not None:  # barge-in: let it finish
+                await asyncio.gather(self.reply.task, return_exceptions=True)
+            if self.reply is None:
+                await self._start_reply({}, speech_end)
         self.speech_item_id = None
 
     async def buffer_commit(self, event: dict) -> None:
