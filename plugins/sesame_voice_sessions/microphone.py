@@ -9,6 +9,7 @@ import numpy as np
 
 from sesame_voice import InvalidRequest
 from sesame_voice.audio import EnergyVad, from_pcm16
+from sesame_voice.audio.vad import SPEECH_START_MS
 
 ENCODINGS = {"s16le": 2, "f32le": 4}
 """Binary message encodings: 16-bit or 32-bit float little-endian PCM, mono."""
@@ -82,6 +83,8 @@ class Microphone:
         self._origin_ms = 0
         """Stream time at which the current detector started (it restarts after a dropped turn)."""
         self.prefix_samples = int(detection["prefix_padding_ms"] * self.rate / 1000) if detection else 0
+        self.start_samples = SPEECH_START_MS * self.rate // 1000 + self.rate // 50
+        """Speech the detector hears before it decides (plus a frame in progress)."""
         self._buffer = bytearray()
         """float32 samples of the turn so far (with VAD: from the prefix padding before speech on)."""
         self._buffer_start = 0
@@ -132,15 +135,20 @@ class Microphone:
         for change in self.vad.feed(samples):
             ms = self._origin_ms + change.ms
             if change.kind == "speech_started":
+                self._drop_before(ms * self.rate // 1000 - self.prefix_samples)
                 events.append(MicEvent("speech_started", ms))
             else:
                 events.append(MicEvent("speech_stopped", ms, self._take_until(ms)))
-        if not self.vad.in_speech:  # nobody speaks: keep only the prefix padding
-            excess = len(self._buffer) // 4 - self.prefix_samples
-            if excess > 0:
-                del self._buffer[: excess * 4]
-                self._buffer_start += excess
+        if not self.vad.in_speech:  # nobody speaks: keep the prefix padding (and speech not yet confirmed)
+            self._drop_before(self._buffer_start + len(self._buffer) // 4 - self.prefix_samples - self.start_samples)
         return events
+
+    def _drop_before(self, position: int) -> None:
+        """Forget the buffered samples before stream ``position``."""
+        excess = min(position - self._buffer_start, len(self._buffer) // 4)
+        if excess > 0:
+            del self._buffer[: excess * 4]
+            self._buffer_start += excess
 
     def _take_until(self, ms: int) -> np.ndarray:
         end = max(0, ms * self.rate // 1000 - self._buffer_start)
