@@ -26,7 +26,6 @@ AUDIO_LEAD_SECONDS = 0.3
 """Reply audio is sent at most this far ahead of real time (a client's jitter buffer)."""
 MAX_QUEUED_FRAMES = 125
 """Frames generated ahead of sending (10 s); the voice waits when the queue is full."""
-MAX_QUEUED_SENTENCES = 64
 
 
 @dataclass
@@ -121,7 +120,7 @@ class AgentReply:
         voice = self.sessions.voices.get(session.voice) if self.sessions.voices is not None else None
         messages = history_messages(session.turns, voice_system_prompt(voice))
         await self.send({"type": "reply_started", "reply_id": self.id, "request_id": self.request_id})
-        sentences: asyncio.Queue = asyncio.Queue(MAX_QUEUED_SENTENCES)
+        sentences: asyncio.Queue = asyncio.Queue()  # bounded by the responder's reply limit (max_reply_chars)
         frames: asyncio.Queue = asyncio.Queue(MAX_QUEUED_FRAMES)
         voice_name = voice.name if voice is not None else session.voice
         speaking = asyncio.create_task(self._voice(session, voice_name, sentences, frames))

@@ -194,11 +194,16 @@ class RealtimeConnection:
         self.buffer_start_ms = ms
         await self._commit_audio(audio, item_id)
         if self.config.turn_detection.get("create_response", True):
-            if self.reply is not None and self.reply.cancel_reason is not None:  # barge-in: let it finish
-                await asyncio.gather(self.reply.task, return_exceptions=True)
             if self.reply is None:
                 await self._start_reply({}, speech_end)
+            elif self.reply.cancel_reason is not None:  # barge-in: answer once the cancelled response ended
+                self._spawn(self._reply_after(self.reply, speech_end))
         self.speech_item_id = None
+
+    async def _reply_after(self, cancelled: Reply, speech_end: float) -> None:
+        await asyncio.gather(cancelled.task, return_exceptions=True)
+        if self.reply is None and not self.closed:
+            await self._start_reply({}, speech_end)
 
     async def buffer_commit(self, event: dict) -> None:
         if len(self.buffer) < MIN_COMMIT_MS * SAMPLE_RATE // 1000 * 2:
