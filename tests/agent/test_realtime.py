@@ -259,7 +259,7 @@ async def test_server_vad_barge_in_cancels_the_response_being_spoken(start_agent
             item = done.output[0]
             assert item.status == "incomplete"
             written = item.content[0].transcript
-            assert 0 < written.count(".") < 60
+            assert 0 < written.count(".") <= 60  # written (the tiny LLM is quick), not all spoken yet
 
             # The interruption is the next user turn; it is heard and answered.
             events = events[kinds.index("response.done") + 1 :]
