@@ -1,13 +1,20 @@
-"""Realtime agent latency: end of the user's turn -> transcript -> first reply token -> first reply audio.
+"""Agent latency: end of the user's turn -> transcript -> first reply token -> first reply audio.
 
 One sesame-voice server in this process (bundled Piper voice ``joe``, Whisper tiny.en) whose
 responder is ``transformers serve`` running the tiny random chat model on 127.0.0.1 (what the tests
-use; a real LLM's first token comes later). The ``openai`` SDK's realtime client sends each
-utterance (Piper speech at 24 kHz) with turn detection off, commits it and asks for a response;
-time 0 is the commit, i.e. the moment a server VAD would decide the turn ended (with server VAD
-its ``silence_duration_ms``, 500 ms by default, comes before that). Stages are read from each
-``response.done``'s ``latency``. Prints every case and the medians, next to Home Assistant
-Assist's 0.38-0.74 s (reply audio after the end of speech, its built-in intent agent).
+use; a real LLM's first token comes later). Two clients take turns on the same utterances (Piper
+speech at 24 kHz), one after the other, in one run:
+
+- ``realtime``: the ``openai`` SDK's realtime client, turn detection off, appends the utterance,
+  commits it and asks for a response; stages from each ``response.done``'s ``latency``;
+- ``session``: the session WebSocket's agent loop, microphone audio as 16-bit binary messages with
+  turn detection off, then ``commit_audio``; stages from ``reply_done``'s ``latency`` (the reply is
+  cancelled once its first audio arrived: it plays in real time and its length is not measured).
+
+Time 0 is the commit, i.e. the moment a server VAD would decide the turn ended (with server VAD its
+``silence_duration_ms``, 500 ms by default, comes before that). Prints every case and the medians
+per loop, next to Home Assistant Assist's 0.38-0.74 s (reply audio after the end of speech, its
+built-in intent agent).
 
     python benchmarks/agent.py [--rounds 5] [--reply-tokens 12]
 """
@@ -18,6 +25,7 @@ import argparse
 import asyncio
 import base64
 import io
+import json
 import statistics
 import sys
 import tempfile
@@ -67,7 +75,40 @@ async def one_turn(connection, samples) -> dict:
     raise RuntimeError("connection closed")
 
 
+async def session_turn(ws, samples) -> dict:
+    """One turn of the session WebSocket agent loop; its ``reply_done`` latency."""
+    import aiohttp
+
+    from sesame_voice.audio import to_pcm16
+
+    for start in range(0, samples.size, 960):
+        await ws.send_bytes(to_pcm16(samples[start : start + 960]))
+    await ws.send_json({"type": "commit_audio"})
+    cancelled = False
+    async for message in ws:
+        if message.type != aiohttp.WSMsgType.TEXT:
+            if not cancelled:  # the first reply audio is here: the rest plays in real time, skip it
+                await ws.send_json({"type": "cancel"})
+                cancelled = True
+            continue
+        event = json.loads(message.data)
+        if event["type"] == "error":
+            raise RuntimeError(event["message"])
+        if event["type"] == "reply_done":
+            return event["latency"]
+    raise RuntimeError("connection closed")
+
+
+def show(loop: str, round_: int, text: str, latency: dict) -> None:
+    print(
+        f"{loop:<8} round {round_ + 1} {text[:36]:<38} transcript {latency['transcript_s']:.3f} s  "
+        f"first token {latency['first_token_s']:.3f} s  first audio {latency['first_audio_s']:.3f} s",
+        flush=True,
+    )
+
+
 async def run(rounds: int, reply_tokens: int) -> None:
+    import aiohttp
     from openai import AsyncOpenAI
 
     from sesame_voice.app.server import Server
@@ -98,39 +139,50 @@ async def run(rounds: int, reply_tokens: int) -> None:
                 port = server.http_port
                 client = AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-bench", max_retries=0)
                 clips = [await speech_24k(port, text) for text in UTTERANCES]
-                rows = []
-                async with client.realtime.connect(model="gpt-realtime") as connection:
-                    await connection.recv()
-                    await connection.session.update(
-                        session={
-                            "type": "realtime",
-                            "audio": {"input": {"turn_detection": None}, "output": {"voice": "joe"}},
-                        }
-                    )
-                    await connection.recv()
-                    await one_turn(connection, clips[0])  # warm-up: Whisper and Piper loaded, not counted
-                    for round_ in range(rounds):
-                        for text, clip in zip(UTTERANCES, clips):
-                            latency = await one_turn(connection, clip)
-                            rows.append(latency)
-                            print(
-                                f"round {round_ + 1} {text[:36]:<38} transcript {latency['transcript_s']:.3f} s  "
-                                f"first token {latency['first_token_s']:.3f} s  "
-                                f"first audio {latency['first_audio_s']:.3f} s",
-                                flush=True,
-                            )
+                rows: dict[str, list[dict]] = {"realtime": [], "session": []}
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(f"http://127.0.0.1:{port}/v1/sessions", json={"voice": "joe"}) as answer:
+                        session_id = (await answer.json())["id"]
+                    async with (
+                        client.realtime.connect(model="gpt-realtime") as connection,
+                        http.ws_connect(f"ws://127.0.0.1:{port}/v1/sessions/{session_id}/ws") as ws,
+                    ):
+                        await connection.recv()
+                        await connection.session.update(
+                            session={
+                                "type": "realtime",
+                                "audio": {"input": {"turn_detection": None}, "output": {"voice": "joe"}},
+                            }
+                        )
+                        await connection.recv()
+                        await ws.receive_json()  # welcome
+                        await ws.send_json(
+                            {"type": "audio_in", "encoding": "s16le", "sample_rate": 24000, "turn_detection": None}
+                        )
+                        await ws.receive_json()
+                        await one_turn(connection, clips[0])  # warm-up: Whisper and Piper loaded, not counted
+                        await session_turn(ws, clips[0])
+                        for round_ in range(rounds):
+                            for text, clip in zip(UTTERANCES, clips):
+                                latency = await one_turn(connection, clip)
+                                rows["realtime"].append(latency)
+                                show("realtime", round_, text, latency)
+                                latency = await session_turn(ws, clip)
+                                rows["session"].append(latency)
+                                show("session", round_, text, latency)
     print()
-    for stage in ("transcript_s", "first_token_s", "first_audio_s"):
-        values = [row[stage] for row in rows]
+    for loop, loop_rows in rows.items():
+        for stage in ("transcript_s", "first_token_s", "first_audio_s"):
+            values = [row[stage] for row in loop_rows]
+            print(
+                f"{loop:<8} {stage[:-2]:<12} median {statistics.median(values):.3f} s  min {min(values):.3f}  "
+                f"max {max(values):.3f}  (n={len(values)})"
+            )
+        first_audio = statistics.median(row["first_audio_s"] for row in loop_rows)
         print(
-            f"{stage[:-2]:<12} median {statistics.median(values):.3f} s  min {min(values):.3f}  max {max(values):.3f}"
-            f"  (n={len(values)})"
+            f"{loop:<8} Home Assistant Assist (built-in intent agent): {ASSIST[0]:.2f}-{ASSIST[1]:.2f} s to reply "
+            f"audio; here median {first_audio:.3f} s ({first_audio / ASSIST[0]:.2f}x-{first_audio / ASSIST[1]:.2f}x)"
         )
-    first_audio = statistics.median(row["first_audio_s"] for row in rows)
-    print(
-        f"Home Assistant Assist (built-in intent agent): {ASSIST[0]:.2f}-{ASSIST[1]:.2f} s to reply audio; "
-        f"here median {first_audio:.3f} s ({first_audio / ASSIST[0]:.2f}x-{first_audio / ASSIST[1]:.2f}x of it)"
-    )
 
 
 def main() -> None:

@@ -86,9 +86,28 @@ def register_services(register, server) -> None:
         options.voice,
         audio_rate=lambda voice: context_rate(server, voice),
         keep_implicit=options.ws_keep,
+        responders=server.responders,
     )
+    service.stage_metric = _stage_metric(server.metrics.registry)
     server.plugin_state(PLUGIN)["service"] = service
     register(PLUGIN, service)
+
+
+def _stage_metric(registry):
+    """``sesame_voice_session_agent_stage_seconds{stage}``: end of the user's turn to its transcript, the
+    reply's first token and first audio, for replies on the session WebSocket."""
+    if registry is None:
+        return None
+    from prometheus_client import Histogram
+
+    return Histogram(
+        "sesame_voice_session_agent_stage_seconds",
+        "Session WebSocket replies: seconds from the end of the user's turn to the transcript, the reply's "
+        "first token and its first audio",
+        ("stage",),
+        buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0),
+        registry=registry,
+    )
 
 
 @hookimpl

@@ -212,6 +212,7 @@ def _read_session(file: Path) -> Session:
             created=item["created"],
             generated=item["generated"],
             transcribed=item["transcribed"],
+            interrupted=bool(item.get("interrupted", False)),
         )
         session.turns.append(turn)
         session.audio_seconds += turn.audio_seconds

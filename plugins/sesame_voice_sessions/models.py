@@ -62,6 +62,8 @@ class Turn:
     """True when ``text`` came from the speech-to-text service."""
     stored_seconds: float = 0.0
     """Length of audio a store holds but did not load (``audio`` None); see ``audio_seconds``."""
+    interrupted: bool = False
+    """True for a reply cut short (barge-in, cancel): it holds what was spoken before."""
 
     @property
     def audio_seconds(self) -> float:
@@ -91,6 +93,7 @@ class Turn:
             "sample_rate": self.sample_rate,
             "generated": self.generated,
             "transcribed": self.transcribed,
+            "interrupted": self.interrupted,
         }
 
 

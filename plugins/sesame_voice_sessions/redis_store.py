@@ -298,6 +298,7 @@ def _session(session_id: str, meta, headers, audio, lock) -> Session:
             created=item["created"],
             generated=item["generated"],
             transcribed=item["transcribed"],
+            interrupted=bool(item.get("interrupted", False)),
             stored_seconds=float(item.get("seconds", 0.0)),
         )
         session.turns.append(turn)

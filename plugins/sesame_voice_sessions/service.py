@@ -103,6 +103,7 @@ class SessionService:
         default_voice: str | None = None,
         audio_rate: Callable[[str | None], int] | None = None,
         keep_implicit: bool = False,
+        responders=None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -117,6 +118,15 @@ class SessionService:
         """Rate uploaded turn audio is kept at for a session's voice (the serving provider's context rate)."""
         self.keep_implicit = keep_implicit
         """Keep sessions a WebSocket created after it closes (``plugins.sessions.ws_keep``)."""
+        self.responders = responders if responders is not None else {}
+        """Reply writers by name (``server.responders``); with a configured one, WebSocket turns get replies."""
+        self.stage_metric = None
+        """Histogram of the agent loop's stage latencies (``stage`` label), or None."""
+
+    @property
+    def answers(self) -> bool:
+        """True when a responder is configured: the WebSocket answers user turns (docs/sessions.md)."""
+        return any(responder.configured for responder in self.responders.values())
 
     @property
     def limits(self):

@@ -1,9 +1,11 @@
 """The conversation protocol over a WebSocket (docs/sessions.md).
 
-The client sends JSON text messages ``add_turn``, ``speak``, ``cancel``, ``history``; the server
+The client sends JSON text messages ``add_turn``, ``speak``, ``cancel``, ``history`` (and with
+``audio_in`` declared, microphone audio as binary messages, ``commit_audio``, ``reply``); the server
 answers ``welcome`` on connect, ``turn_added``, ``audio_start``, binary messages of one 80 ms frame
 each (1920 float32 little-endian samples at 24 kHz), ``done`` with the turn id, ``cancelled``, and
-``error`` messages that leave the socket open.
+``error`` messages that leave the socket open. With a responder configured, user turns are answered
+(``agent.AgentReply``; the messages are in docs/sessions.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sesame_voice.audio import FRAME_RATE, Framer
 from sesame_voice.http.ws_keys import SESAME_PROTOCOL, refuse_key_without
 
 from . import fields
+from .listening import Listening
 
 _LOGGER = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 16 * 1024 * 1024
@@ -86,6 +89,7 @@ class Conversation:
         self.ws = ws
         self.session_id = session_id
         self.speaking: asyncio.Task | None = None
+        self.listening = Listening(self)
 
     async def run(self, session) -> None:
         """Greet the client, then answer its messages until it goes away."""
@@ -97,7 +101,8 @@ class Conversation:
                 "turns": len(session.turns),
                 "kept": self.keep,
                 "audio": AUDIO_FORMAT,
-                "messages": ["add_turn", "speak", "cancel", "history"],
+                "messages": [*HANDLERS, *self.listening.handlers],
+                "answers": self.sessions.answers,
             }
         )
         try:
@@ -105,14 +110,20 @@ class Conversation:
                 if message.type == WSMsgType.TEXT:
                     await self.handle_text(message.data)
                 elif message.type == WSMsgType.BINARY:
-                    await self.error("invalid_message", "send JSON text messages; audio goes base64 in 'audio'")
+                    await self.listening.on_audio(message.data)
         finally:
             await self.stop_speaking()
+            await self.listening.close()
 
     async def send(self, payload: dict[str, Any]) -> None:
         if not self.ws.closed:
             with contextlib.suppress(ConnectionResetError):
                 await self.ws.send_str(json.dumps(payload))
+
+    async def send_audio(self, data: bytes) -> None:
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionResetError):
+                await self.ws.send_bytes(data)
 
     async def error(self, code: str, message: str, request_id: Any = None) -> None:
         await self.send({"type": "error", "code": code, "message": message, "request_id": request_id})
@@ -127,16 +138,10 @@ class Conversation:
             await self.error("invalid_message", "each message must be a JSON object with a string 'type'")
             return
         kind, request_id = message["type"], message.get("request_id")
-        handler = {
-            "add_turn": self.on_add_turn,
-            "speak": self.on_speak,
-            "cancel": self.on_cancel,
-            "history": self.on_history,
-        }.get(kind)
+        handler = getattr(self, HANDLERS[kind]) if kind in HANDLERS else self.listening.handlers.get(kind)
         if handler is None:
-            await self.error(
-                "invalid_message", f"unknown message type {kind!r}; use add_turn, speak, cancel or history", request_id
-            )
+            known = ", ".join([*HANDLERS, *self.listening.handlers])
+            await self.error("invalid_message", f"unknown message type {kind[:64]!r}; use {known}", request_id)
             return
         try:
             await handler(message, request_id)
@@ -144,8 +149,10 @@ class Conversation:
             await self.error(err.code, str(err), request_id)
 
     async def on_add_turn(self, message: dict, request_id: Any) -> None:
+        started = self.listening.clock()
         turn = await fields.add_turn(self.sessions, self.session_id, message)
         await self.send({"type": "turn_added", "turn": turn.describe(), "request_id": request_id})
+        await self.listening.turn_added(turn, message, started, request_id)
 
     async def on_history(self, message: dict, request_id: Any) -> None:
         session = await self.sessions.get(self.session_id, audio=False)
@@ -218,6 +225,8 @@ class Conversation:
         return frames
 
     async def on_cancel(self, message: dict, request_id: Any) -> None:
+        if await self.listening.interrupt():
+            return
         if self.speaking is None or self.speaking.done():
             raise InvalidRequest("nothing is being spoken on this socket", code="not_speaking")
         await self.stop_speaking()
@@ -228,3 +237,6 @@ class Conversation:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+HANDLERS = {"add_turn": "on_add_turn", "speak": "on_speak", "cancel": "on_cancel", "history": "on_history"}

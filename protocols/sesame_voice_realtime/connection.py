@@ -13,13 +13,12 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from sesame_voice import SesameVoiceError
-from sesame_voice.audio import from_pcm16
+from sesame_voice.audio import EnergyVad, from_pcm16
 
 from .conversation import Conversation, Item
 from .errors import RealtimeError, error_event, new_id
 from .reply import Latency, Reply
 from .session_config import SAMPLE_RATE, SessionConfig, apply_update
-from .vad import EnergyVad
 
 _LOGGER = logging.getLogger(__name__)
 MIN_COMMIT_MS = 100
@@ -194,9 +193,17 @@ class RealtimeConnection:
         self.buffer = bytearray(rest)
         self.buffer_start_ms = ms
         await self._commit_audio(audio, item_id)
-        if self.config.turn_detection.get("create_response", True) and self.reply is None:
-            await self._start_reply({}, speech_end)
+        if self.config.turn_detection.get("create_response", True):
+            if self.reply is None:
+                await self._start_reply({}, speech_end)
+            elif self.reply.cancel_reason is not None:  # barge-in: answer once the cancelled response ended
+                self._spawn(self._reply_after(self.reply, speech_end))
         self.speech_item_id = None
+
+    async def _reply_after(self, cancelled: Reply, speech_end: float) -> None:
+        await asyncio.gather(cancelled.task, return_exceptions=True)
+        if self.reply is None and not self.closed:
+            await self._start_reply({}, speech_end)
 
     async def buffer_commit(self, event: dict) -> None:
         if len(self.buffer) < MIN_COMMIT_MS * SAMPLE_RATE // 1000 * 2:

@@ -8,6 +8,7 @@
 - ``resampling``: ``StreamResampler``, seamless chunk-by-chunk rate conversion (soxr).
 - ``frames``: ``Framer``, a stream resampled and cut into whole fixed-size frames (80 ms at 24 kHz).
 - ``stretch``: ``StreamStretcher`` / ``time_stretch``, pitch-preserving tempo change that streams.
+- ``vad``: ``EnergyVad``, end-of-turn detection on streamed speech (Realtime API, session WebSocket).
 """
 
 from .decoders import decode_audio, decode_file
@@ -23,11 +24,14 @@ from .frames import FRAME_RATE, Framer
 from .pcm import as_mono, from_pcm16, to_pcm16
 from .resampling import StreamResampler, resample
 from .stretch import StreamStretcher, time_stretch
+from .vad import EnergyVad, VadEvent
 
 __all__ = [
     "fix_wav_sizes",
     "resample",
     "CONTENT_TYPES",
+    "EnergyVad",
+    "VadEvent",
     "FRAME_RATE",
     "Framer",
     "OPUS_SAMPLE_RATE",

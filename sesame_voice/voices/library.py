@@ -94,8 +94,8 @@ def load_preset(path: Path, folder: Path) -> Voice:
     if not isinstance(provider, str) or not provider:
         raise VoiceFileError("'provider' must name a voice provider")
     params = data.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise VoiceFileError("'params' must be a mapping")
+    if not isinstance(params, Mapping) or not isinstance(params.get("system_prompt", ""), str):
+        raise VoiceFileError("'params' must be a mapping (its 'system_prompt' text)")
     fallbacks = []
     for item in data.get("fallbacks") or []:
         if isinstance(item, str):

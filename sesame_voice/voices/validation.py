@@ -9,10 +9,13 @@ from dataclasses import replace
 from typing import Any
 
 from sesame_voice.api.params import ParamError, checked_params
+from sesame_voice.api.responder import SYSTEM_PROMPT_PARAM
 from sesame_voice.api.types import Voice
 
 PRESET_KEYS = ("name", "provider", "params", "description", "aliases", "languages", "fallbacks", "speakers")
 """The keys a YAML preset may have; the provider's parameters go under ``params`` (or in a fallback)."""
+PERSONA_PARAMS = (SYSTEM_PROMPT_PARAM,)
+"""Keys under ``params`` that are the persona's (read by responders), not the provider's."""
 _LISTS = ("aliases", "languages", "speakers", "fallbacks")
 
 
@@ -41,7 +44,9 @@ def validated(voice: Voice, providers: Mapping[str, Any]) -> Voice:
 
     A provider that is not installed, or that declares no ``voice_params``, is not checked.
     """
-    params = _checked(voice.provider, voice.params, providers, "params")
+    persona = {key: voice.params[key] for key in PERSONA_PARAMS if key in voice.params}
+    provider_params = {key: value for key, value in voice.params.items() if key not in PERSONA_PARAMS}
+    params = {**_checked(voice.provider, provider_params, providers, "params"), **persona}
     fallbacks = []
     for index, fallback in enumerate(voice.fallbacks):
         name = str(fallback["provider"])

@@ -9,8 +9,9 @@ import io
 import numpy as np
 import pytest
 
-REPLY_TOKENS = 8
-"""Replies of the tiny model are this many words (greedy decoding: the same messages, the same reply)."""
+REPLY_TOKENS = 6
+"""Replies of the tiny model are this many short sentences, its tokens (greedy decoding: the same
+messages, the same reply)."""
 
 
 @pytest.fixture(scope="session")

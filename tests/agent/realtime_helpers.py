@@ -41,16 +41,3 @@ def audio_of(events: list) -> np.ndarray:
     """The reply audio: every ``response.output_audio.delta`` decoded, as float32 at 24 kHz."""
     data = b"".join(base64.b64decode(e.delta) for e in of_type(events, "response.output_audio.delta"))
     return from_pcm16(data)
-
-
-def letter_error_rate(reference: str, hypothesis: str) -> float:
-    """Character error rate over letters only: the tiny model's word salad ("chair bright planet") is
-    heard with words merged ("Chairbrite Planet"), which a word error rate counts as whole-word errors."""
-    import re
-
-    import jiwer
-
-    def letters(text: str) -> str:
-        return re.sub(r"[^a-z]", "", text.lower())
-
-    return jiwer.cer(letters(reference), letters(hypothesis))

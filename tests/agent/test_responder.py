@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from conftest import REPLY_TOKENS
 
 from sesame_voice import ResponderFailed, ResponderTimeout, ResponderUnavailable
 from sesame_voice.api.responder import chat_messages, pick_responder, voice_system_prompt
@@ -26,7 +27,7 @@ async def test_the_responder_streams_what_the_llm_writes(start_agent, tiny_llm):
         assert len(pieces) > 1  # streamed, not one answer
         url, model = tiny_llm
         direct = await AsyncOpenAI(base_url=url, api_key="unused").chat.completions.create(
-            model=model, messages=messages, temperature=0, max_tokens=8
+            model=model, messages=messages, temperature=0, max_tokens=REPLY_TOKENS
         )
         assert "".join(pieces) == direct.choices[0].message.content
         bounded = "".join([piece async for piece in responder.stream(messages, max_chars=11)])
@@ -83,3 +84,15 @@ def test_a_persona_carries_its_system_prompt():
         {"role": "system", "content": "sys"},
         {"role": "user", "content": "hi"},
     ]
+
+
+def test_presets_carry_system_prompts_as_text(tmp_path):
+    from sesame_voice.voices.library import BUILTIN_PRESETS, VoiceFileError, load_preset
+
+    for name in ("maya", "warm"):
+        voice = load_preset(BUILTIN_PRESETS / f"{name}.yaml", BUILTIN_PRESETS)
+        assert voice_system_prompt(voice).startswith("You are")
+    bad = tmp_path / "listy.yaml"
+    bad.write_text("provider: piper\nparams:\n  system_prompt: [not, text]\n")
+    with pytest.raises(VoiceFileError, match="system_prompt"):
+        load_preset(bad, tmp_path)

@@ -128,8 +128,8 @@ async def test_wrong_messages_get_error_messages_and_the_socket_stays_open(url, 
                 await ws.send_str(data)
                 error = await _next_json(ws)
                 assert error["type"] == "error" and error["code"] == code and error["message"], (data, error)
-            await ws.send_bytes(b"\x00\x01")
-            assert (await _next_json(ws))["code"] == "invalid_message"
+            await ws.send_bytes(b"\x00\x01")  # microphone audio before its format was declared
+            assert (await _next_json(ws))["code"] == "audio_format_required"
             other = await sessions.create()
             await sessions.delete(sid)  # deleted (or expired) under an open socket
             await ws.send_json({"type": "add_turn", "text": "hello"})

@@ -1,4 +1,4 @@
-"""Server-side end-of-turn detection: a frame-energy voice activity detector.
+"""Server-side end-of-turn detection: a frame-energy voice activity detector (Realtime API, session WebSocket).
 
 An energy VAD needs no model and no extra dependency, decides in microseconds per 20 ms frame and
 is deterministic (tests can rely on it). It tells speech from silence and steady low noise, not
