@@ -9,9 +9,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from sesame_voice import (
     AudioChunk,
     ClipPolicy,
+    Continued,
     Provider,
     ProviderJob,
     ProviderUnavailable,
@@ -19,6 +22,7 @@ from sesame_voice import (
     Voice,
     hookimpl,
 )
+from sesame_voice.audio import trim_seam
 
 _LOGGER = logging.getLogger(__name__)
 EMBEDDED_VOICE = "joe"
@@ -187,18 +191,31 @@ class PiperProvider(Provider):
             volume=float(params.get("volume", 1.0)),
         )
         pause = int(float(params.get("sentence_pause", 0.0)) * model.config.sample_rate)
+        rate = model.config.sample_rate
+        after_seam = False
         for sentence in job.sentences:
             if job.cancelled.is_set():
                 return
-            for chunk in model.synthesize(sentence, syn_config=config):
+            before_seam = isinstance(sentence, Continued)
+            chunks = (chunk.audio_float_array for chunk in model.synthesize(sentence, syn_config=config))
+            if before_seam:  # the next piece continues this phrase: its end is trimmed, so held whole
+                chunks = iter(_trimmed_end(list(chunks), rate))
+            for index, samples in enumerate(chunks):
                 if job.cancelled.is_set():
                     return
-                samples = chunk.audio_float_array
-                if pause:
-                    import numpy as np
-
+                if after_seam and index == 0:  # continues the last piece's phrase: no silence before it
+                    samples = trim_seam(samples, rate, at_end=False)
+                if pause and not before_seam:
                     samples = np.concatenate([samples, np.zeros(pause, dtype=np.float32)])
-                yield AudioChunk(samples, chunk.sample_rate)
+                yield AudioChunk(samples, rate)
+            after_seam = before_seam
+
+
+def _trimmed_end(chunks: list, rate: int) -> list:
+    """``chunks`` with the silence at the end of the last one cut down to a word gap."""
+    if chunks:
+        chunks[-1] = trim_seam(chunks[-1], rate, at_end=True)
+    return chunks
 
 
 @hookimpl
