@@ -85,9 +85,11 @@ async def serve_sesame(port: int, first_clause: bool) -> None:
         port=free_port(),
         zeroconf_enabled=False,
         voices_dir=REPO / "voices",
-        model_id=str(REPO / "no-csm-weights"),
         log_level="warning",
-        plugins={"wyoming": {"uri": f"tcp://127.0.0.1:{port}", "first_clause": first_clause}},
+        plugins={
+            "csm": {"model_id": str(REPO / "no-csm-weights")},
+            "wyoming": {"uri": f"tcp://127.0.0.1:{port}", "first_clause": first_clause},
+        },
     )
     pm = make_plugin_manager()
     if pm.get_plugin("wyoming") is None:  # entry point not installed yet: load it from the source tree

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-SILENCE_LEVEL = 0.01
-"""Samples quieter than this (about -40 dBFS) count as silence at a seam."""
+SILENCE_LEVEL = 0.003
+"""Samples quieter than this (-50 dBFS) count as silence at a seam: a soft consonant starting the
+next word (the "f" of "fox") stays above it and is never cut."""
 KEEP_BEFORE_SECONDS = 0.02
 """Silence kept at the end of the piece before a seam."""
-KEEP_AFTER_SECONDS = 0.01
+KEEP_AFTER_SECONDS = 0.02
 """Silence kept at the start of the piece after a seam."""
 FADE_SECONDS = 0.004
 """The kept silence is faded to zero over this long at the cut, so the join never jumps."""

@@ -23,7 +23,6 @@ from wyoming_helpers import read_reply, split_mid_word
 from sesame_voice import Continued, SynthesisRequest, TextSource
 from sesame_voice.api.lead import split_lead
 from sesame_voice.api.text import split_sentences
-from sesame_voice.audio.seams import SILENCE_LEVEL
 
 SHAPES = {
     "one clause": "The living room lights are now on.",
@@ -48,6 +47,8 @@ CLICK_STEP = 0.02
 WORD_GAP = 0.06
 """Longest silence allowed at a seam cut between two words (an untrimmed join leaves about 0.18 s)."""
 FRAME = 0.005
+SILENCE_LEVEL = 0.003
+"""A 5 ms frame whose samples all stay below this (-50 dBFS) is silence."""
 
 
 def silent_frames(samples: np.ndarray, rate: int) -> np.ndarray:
