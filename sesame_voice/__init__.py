@@ -12,6 +12,7 @@ from sesame_voice.api.errors import (
 )
 from sesame_voice.api.frontend import Announcement, Frontend
 from sesame_voice.api.hookspecs import hookimpl
+from sesame_voice.api.lead import Continued
 from sesame_voice.api.params import ParamSpec
 from sesame_voice.api.provider import Provider
 from sesame_voice.api.responder import Responder, ResponderFailed, ResponderTimeout, ResponderUnavailable
@@ -43,6 +44,7 @@ __all__ = [
     "AudioChunk",
     "ClipPolicy",
     "Conflict",
+    "Continued",
     "ContextSegment",
     "FRAME_SAMPLES",
     "FRAME_SECONDS",

@@ -6,12 +6,15 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from sesame_voice import (
     AudioChunk,
     ClipPolicy,
+    Continued,
     ParamSpec,
     Provider,
     ProviderJob,
@@ -20,6 +23,7 @@ from sesame_voice import (
     Voice,
     hookimpl,
 )
+from sesame_voice.audio import trim_seam
 from sesame_voice_piper.words import (
     aligned_session,
     phoneme_spans,
@@ -214,27 +218,58 @@ class PiperProvider(Provider):
             volume=float(params.get("volume", 1.0)),
         )
         pause = int(float(params.get("sentence_pause", 0.0)) * model.config.sample_rate)
+        rate = model.config.sample_rate
+        after_seam = False
         for sentence in job.sentences:
             if job.cancelled.is_set():
                 return
-            if timed is not None:
-                words = spoken_words(sentence)
-                sizes = [word_size(timed, word) for word in words]
-                shares = iter(share_words(sizes, word_counts(timed.phonemize(sentence))))
-            for chunk in (timed or model).synthesize(sentence, syn_config=config, include_alignments=bool(timed)):
+            before_seam = isinstance(sentence, Continued)
+            pieces = self._pieces(timed or model, sentence, config, timed is not None)
+            if before_seam:  # the next piece continues this phrase: its end is trimmed, so held whole
+                pieces = iter(_trimmed_end(list(pieces), rate))
+            for index, (samples, timings) in enumerate(pieces):
                 if job.cancelled.is_set():
                     return
-                samples = chunk.audio_float_array
-                if pause:
-                    import numpy as np
-
+                if after_seam and index == 0:  # continues the last piece's phrase: no silence before it
+                    trimmed = trim_seam(samples, rate, at_end=False)
+                    timings = _shifted(timings, (len(samples) - len(trimmed)) / rate, len(trimmed) / rate)
+                    samples = trimmed
+                if pause and not before_seam:
                     samples = np.concatenate([samples, np.zeros(pause, dtype=np.float32)])
-                timings = None
-                if timed is not None and chunk.phoneme_alignments is not None:
-                    share = next(shares, range(0))
-                    spans = phoneme_spans(chunk.phoneme_alignments, chunk.sample_rate)
-                    timings = timed_words([words[i] for i in share], [sizes[i] for i in share], spans)
-                yield AudioChunk(samples, chunk.sample_rate, words=timings)
+                yield AudioChunk(samples, rate, words=timings)
+            after_seam = before_seam
+
+    @staticmethod
+    def _pieces(model, sentence: str, config, with_words: bool) -> Iterator[tuple[np.ndarray, tuple | None]]:
+        """(samples, word timings or None) of each chunk Piper makes of ``sentence``."""
+        if with_words:
+            words = spoken_words(sentence)
+            sizes = [word_size(model, word) for word in words]
+            shares = iter(share_words(sizes, word_counts(model.phonemize(sentence))))
+        for chunk in model.synthesize(sentence, syn_config=config, include_alignments=with_words):
+            timings = None
+            if with_words and chunk.phoneme_alignments is not None:
+                share = next(shares, range(0))
+                spans = phoneme_spans(chunk.phoneme_alignments, chunk.sample_rate)
+                timings = timed_words([words[i] for i in share], [sizes[i] for i in share], spans)
+            yield chunk.audio_float_array, timings
+
+
+def _trimmed_end(pieces: list, rate: int) -> list:
+    """``pieces`` with the silence at the end of the last one cut down to a word gap."""
+    if pieces:
+        samples, timings = pieces[-1]
+        trimmed = trim_seam(samples, rate, at_end=True)
+        pieces[-1] = (trimmed, _shifted(timings, 0.0, len(trimmed) / rate))
+    return pieces
+
+
+def _shifted(timings, earlier: float, duration: float):
+    """Word timings moved ``earlier`` seconds and kept within ``duration`` (after a seam trim)."""
+    if not timings:
+        return timings
+    clamp = lambda t: min(max(t - earlier, 0.0), duration)  # noqa: E731
+    return tuple(replace(word, start=clamp(word.start), end=clamp(word.end)) for word in timings)
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from sentence_stream import SentenceBoundaryDetector, stream_to_sentences
 
 from sesame_voice.api.errors import InvalidRequest
+from sesame_voice.api.lead import split_lead
 
 MAX_SENTENCE_CHARS = 400
 """Sentences longer than this are split further at clause or word boundaries."""
@@ -81,26 +82,17 @@ class SentenceStream:
         return split_sentences(self._detector.finish(), self._max_chars)
 
 
-_CLAUSE_END = re.compile(r"[,;:\u2013\u2014]\s+")
-MIN_CLAUSE_WORDS = 2
-"""A first clause is split off only if it, and the rest of its sentence, have at least this many words."""
 WAIT_POLL_SECONDS = 0.05
 """How often a reader waiting for text checks whether its job was cancelled."""
 
 
 def split_first_clause(sentence: str) -> list[str]:
-    """Cut a sentence after its first clause ("All right then, | the lights are on.").
+    """Cut a sentence after its speakable lead (``sesame_voice.api.lead.split_lead``).
 
     The first audio of an utterance then waits for a few words instead of a whole sentence; later
-    sentences are spoken whole, so prosody only changes at that one, already punctuated, pause.
+    sentences are spoken whole, so prosody only changes at that one place.
     """
-    match = _CLAUSE_END.search(sentence)
-    if match is None:
-        return [sentence]
-    head, tail = sentence[: match.end()].strip(), sentence[match.end() :].strip()
-    if len(head.split()) < MIN_CLAUSE_WORDS or len(tail.split()) < MIN_CLAUSE_WORDS:
-        return [sentence]
-    return [head, tail]
+    return split_lead(sentence)
 
 
 class TextSource:
@@ -109,8 +101,8 @@ class TextSource:
     The event loop ``add``s text as it arrives (it may end mid-word) and ``finish``es it; a provider
     job in its worker thread iterates ``reader(...)``, which blocks until the next sentence is
     complete. Every reader starts at the first sentence, so a fallback provider hears it all. With
-    ``first_clause`` the first sentence comes as its first clause and the rest, so a provider can
-    start speaking after a few words.
+    ``first_clause`` the first sentence comes as its lead and the rest (``split_lead``), so a
+    provider can start speaking after a few words.
     """
 
     def __init__(self, first_clause: bool = False, max_pending_chars: int | None = None) -> None:

@@ -99,8 +99,9 @@ class SynthesisRequest:
     """Name of the frontend that asked, for logs and voice resolution."""
     text_source: TextSource | None = None
     """Text that is still arriving (streamed by a client): one job speaks it all as it grows."""
-    first_clause: bool = False
-    """Hand the provider the first sentence's first clause on its own, for a sooner first audio."""
+    first_clause: bool = True
+    """Hand the provider the first sentence's lead on its own, for a sooner first audio
+    (``sesame_voice.api.lead.split_lead``; every route's default; False: whole sentences)."""
     word_timings: bool = False
     """The caller wants word timings: providers that know them fill ``AudioChunk.words``."""
 

@@ -7,6 +7,7 @@
   any upload PyAV reads, with clear errors for empty, non-audio, truncated or too long files.
 - ``resampling``: ``StreamResampler``, seamless chunk-by-chunk rate conversion (soxr).
 - ``frames``: ``Framer``, a stream resampled and cut into whole fixed-size frames (80 ms at 24 kHz).
+- ``seams``: ``trim_seam``, a tight join where one phrase was spoken in two calls.
 - ``stretch``: ``StreamStretcher`` / ``time_stretch``, pitch-preserving tempo change that streams.
 - ``vad``: ``EnergyVad``, end-of-turn detection on streamed speech (Realtime API, session WebSocket).
 """
@@ -23,6 +24,7 @@ from .formats import (
 from .frames import FRAME_RATE, Framer
 from .pcm import as_mono, from_pcm16, to_pcm16
 from .resampling import StreamResampler, resample
+from .seams import trim_seam
 from .stretch import StreamStretcher, time_stretch
 from .vad import EnergyVad, VadEvent
 
@@ -49,4 +51,5 @@ __all__ = [
     "output_rate",
     "time_stretch",
     "to_pcm16",
+    "trim_seam",
 ]

@@ -29,6 +29,7 @@ from sesame_voice.api.errors import (
     SesameVoiceError,
 )
 from sesame_voice.api.types import SynthesisRequest
+from sesame_voice.http.encoding import encode_in_background
 from sesame_voice.http.ws_keys import key_in_protocols
 
 _LOGGER = logging.getLogger(__name__)
@@ -212,13 +213,15 @@ async def speech_response(
 
 async def _write_audio(response: web.StreamResponse, synthesis, encoder, frame: Callable[[bytes], bytes]) -> float:
     seconds = 0.0
+    encode = asyncio.to_thread  # the first audio at normal priority: nothing may delay the first byte
     async for chunk in synthesis:
         seconds += chunk.duration
         step = max(1, int(chunk.sample_rate * ENCODE_SLICE_SECONDS))
         for start in range(0, len(chunk.samples), step):
-            data = await asyncio.to_thread(encoder.encode, chunk.samples[start : start + step])
+            data = await encode(encoder.encode, chunk.samples[start : start + step])
             if data:
                 await response.write(frame(data))
+        encode = encode_in_background
     data = await asyncio.to_thread(encoder.finish)
     if data:
         await response.write(frame(data))
