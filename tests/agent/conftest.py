@@ -8,10 +8,7 @@ import io
 
 import numpy as np
 import pytest
-
-REPLY_TOKENS = 6
-"""Replies of the tiny model are this many short sentences, its tokens (greedy decoding: the same
-messages, the same reply)."""
+from reply_length import REPLY_TOKENS
 
 
 @pytest.fixture(scope="session")

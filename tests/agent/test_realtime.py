@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import REPLY_TOKENS
 from prometheus_client.parser import text_string_to_metric_families
 from realtime_helpers import append_audio, audio_of, events_until, of_type
+from reply_length import REPLY_TOKENS
 
 from sesame_voice.testing import SesameClient
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import REPLY_TOKENS
+from reply_length import REPLY_TOKENS
 
 from sesame_voice import ResponderFailed, ResponderTimeout, ResponderUnavailable
 from sesame_voice.api.responder import chat_messages, pick_responder, voice_system_prompt

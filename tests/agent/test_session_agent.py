@@ -10,8 +10,8 @@ import contextlib
 import aiohttp
 import numpy as np
 import pytest
-from conftest import REPLY_TOKENS
 from prometheus_client.parser import text_string_to_metric_families
+from reply_length import REPLY_TOKENS
 from session_helpers import Inbox, stream_microphone
 
 QUESTION = "What is the weather like today?"
