@@ -149,13 +149,21 @@ def _return_freed_memory():
     """After each test: collect reference cycles and hand freed heap pages back to the system.
 
     The suite starts hundreds of in-process servers (Piper, Whisper, thread pools) in one pytest
-    process; their memory is freed, but cycles wait for a full collection and glibc keeps freed
-    pages in per-thread arenas, so the process's RSS only ever grew (a full run was killed for
-    memory at 23 GB). The server itself stays flat under load (benchmarks/soak.py)."""
+    process; a full run was killed for memory at 23 GB. The server itself stays flat under load
+    (benchmarks/soak.py)."""
     yield
     import ctypes
     import gc
 
+    import aiohttp.web_app
+
+    # aiohttp caches each app's middleware chain (lru_cache, 1024 entries) keyed by the handler and
+    # the app: in one process that starts many servers, that cache kept every Server of every test
+    # alive (its Piper session, Whisper model, thread pools). A real server has one app, so only
+    # the suite is affected.
+    cache = getattr(aiohttp.web_app, "_cached_build_middleware", None)
+    if cache is not None:
+        cache.cache_clear()
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
