@@ -16,9 +16,10 @@ import re
 import aiohttp
 import pytest
 
-from sesame_voice.http.ws_keys import OPENAI_KEY_PREFIX, SESAME_PROTOCOL, key_protocol
+from sesame_voice.http.ws_keys import SESAME_PROTOCOL, key_protocol
 
 KEY = "sk-local-s3cret_key"
+OPENAI_KEY_PREFIX = "openai-insecure-api-key."  # what the openai JavaScript SDK offers in a browser
 PUBLIC = {
     ("GET", "/health"),
     ("GET", "/health/live"),

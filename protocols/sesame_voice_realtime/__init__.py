@@ -15,11 +15,13 @@ from aiohttp import web
 
 from sesame_voice import InvalidRequest, hookimpl
 from sesame_voice.http.routes import error_response
-from sesame_voice.http.ws_keys import OPENAI_PROTOCOL, refuse_key_without
+from sesame_voice.http.ws_keys import refuse_key_without
 
 from .connection import RealtimeConnection
 
 PLUGIN = "realtime"
+REALTIME_PROTOCOL = "realtime"
+"""The subprotocol ``/v1/realtime`` selects (OpenAI's name); browsers offer the key beside it."""
 ENV_NAMES = {"max_connections": "REALTIME_MAX_CONNECTIONS", "max_input_seconds": "REALTIME_MAX_INPUT_SECONDS"}
 
 
@@ -66,7 +68,7 @@ async def realtime(request: web.Request, server, options: RealtimeOptions) -> we
     The core checked the API key: ``Authorization: Bearer`` (the Python SDK), ``X-API-Key``, or
     OpenAI's browser subprotocols ``realtime`` + ``openai-insecure-api-key.KEY`` (ws_keys)."""
     try:
-        refuse_key_without(request, OPENAI_PROTOCOL)  # first: the handshake logs offers it cannot take
+        refuse_key_without(request, REALTIME_PROTOCOL)  # first: the handshake logs offers it cannot take
     except InvalidRequest as err:
         return error_response(400, str(err), "invalid_request_error", None, err.code)
     state = server.plugin_state(PLUGIN)
@@ -79,7 +81,7 @@ async def realtime(request: web.Request, server, options: RealtimeOptions) -> we
             "too_many_connections",
         )
     # "realtime" is selected when offered, never the key token, so the key is not echoed back.
-    ws = web.WebSocketResponse(max_msg_size=options.max_event_bytes, heartbeat=30.0, protocols=(OPENAI_PROTOCOL,))
+    ws = web.WebSocketResponse(max_msg_size=options.max_event_bytes, heartbeat=30.0, protocols=(REALTIME_PROTOCOL,))
     if not ws.can_prepare(request).ok:
         return error_response(
             400,

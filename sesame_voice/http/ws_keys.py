@@ -5,11 +5,11 @@ so every WebSocket route also takes the key as one of the offered subprotocols, 
 
 - ``sesame-voice-key.`` + the key's UTF-8 bytes in unpadded base64url (any key is a valid header
   token that way), offered beside ``sesame-voice``: the session and legacy conversation sockets;
-- ``openai-insecure-api-key.`` + the key as it is, offered beside ``realtime`` (OpenAI's browser
-  form, what the ``openai`` JavaScript SDK sends): ``/v1/realtime``.
+- any ``NAME-api-key.`` + the key as it is (``RAW_KEY_SUFFIX``): the form OpenAI's browser SDK
+  sends to ``/v1/realtime`` (``openai-insecure-api-key.KEY`` beside ``realtime``).
 
 ``authorised`` (routes.py) accepts either form on a WebSocket upgrade. A route selects its own
-protocol (``sesame-voice``, ``realtime``), never the key token, so the key is never echoed back;
+protocol (``sesame-voice``, the Realtime plugin's ``realtime``), never the key token, so the key is never echoed back;
 ``refuse_key_without(request, protocol)`` is called before the handshake, because aiohttp logs
 the whole offered list when it can select nothing. The key never rides in the URL.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 
 from aiohttp import hdrs, web
 
@@ -27,10 +28,9 @@ from sesame_voice.api.errors import InvalidRequest
 SESAME_PROTOCOL = "sesame-voice"
 """What the conversation sockets select; a client offering a ``sesame-voice-key.`` offers it too."""
 SESAME_KEY_PREFIX = "sesame-voice-key."
-OPENAI_PROTOCOL = "realtime"
-"""What ``/v1/realtime`` selects (OpenAI's name)."""
-OPENAI_KEY_PREFIX = "openai-insecure-api-key."
-KEY_PREFIXES = (SESAME_KEY_PREFIX, OPENAI_KEY_PREFIX)
+RAW_KEY_SUFFIX = "-api-key."
+"""A token ``NAME-api-key.KEY`` carries the key as it is (NAME: lowercase letters and hyphens)."""
+_RAW_KEY_TOKEN = re.compile(r"[a-z][a-z-]*-api-key\.(.+)", re.DOTALL)
 MAX_KEY_TOKENS = 8
 """Key tokens compared per request (the header's size is already capped by aiohttp)."""
 
@@ -54,8 +54,9 @@ def is_websocket_upgrade(request: web.BaseRequest) -> bool:
 
 def _key_of(token: str) -> bytes | None:
     """The key a token carries, or None (not a key token, or base64 that does not decode)."""
-    if token.startswith(OPENAI_KEY_PREFIX):
-        return token[len(OPENAI_KEY_PREFIX) :].encode()
+    if not token.startswith(SESAME_KEY_PREFIX):
+        raw = _RAW_KEY_TOKEN.fullmatch(token)
+        return raw.group(1).encode() if raw else None
     encoded = token[len(SESAME_KEY_PREFIX) :]
     try:
         return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
@@ -64,7 +65,11 @@ def _key_of(token: str) -> bytes | None:
 
 
 def _key_tokens(request: web.BaseRequest) -> list[str]:
-    return [token for token in offered_protocols(request) if token.startswith(KEY_PREFIXES)]
+    return [token for token in offered_protocols(request) if _is_key_token(token)]
+
+
+def _is_key_token(token: str) -> bool:
+    return token.startswith(SESAME_KEY_PREFIX) or _RAW_KEY_TOKEN.fullmatch(token) is not None
 
 
 def key_in_protocols(request: web.BaseRequest, api_key: str) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SENTENCE, StudioServer
+from studio_support import SENTENCE, PrefixProxy, StudioServer
 
 UPLOAD_TEXT = "Today the weather is sunny with a light breeze."
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
@@ -245,7 +245,6 @@ def test_axe_finds_no_serious_accessibility_violations(browser, studio_url):
 def test_a_protected_server_asks_for_the_key_and_converses_with_it(browser, chromium_paths, tmp_path):
     """The key reaches the session WebSocket too (issue 20: a subprotocol, the one thing a browser can
     set there), directly and through a proxy that forwards subprotocols as Home Assistant's Ingress does."""
-    from conftest import PrefixProxy
 
     server = StudioServer(tmp_path, api_key=PROTECTED_KEY)
     proxy = PrefixProxy(server.url)
