@@ -1,6 +1,7 @@
-"""Captioned speech (docs/captions.md): word timings from Piper's phoneme durations, checked against an
-independent alignment (faster-whisper tiny.en word timestamps on the same audio), through the real
-openai SDK and aiohttp; subtitles read back with the ``srt`` and ``webvtt-py`` parsers."""
+"""Captioned speech (docs/captions.md): word timings from Piper's phoneme durations, checked against
+two independent alignments of the same audio (faster-whisper tiny.en word timestamps, pocketsphinx
+forced alignment), through the real openai SDK and aiohttp; subtitles read back with the ``srt`` and
+``webvtt-py`` parsers."""
 
 from __future__ import annotations
 
@@ -56,6 +57,34 @@ def timing_differences(words: list[dict], heard: list[tuple[str, float, float]])
     return pairs
 
 
+def sphinx_words(samples: np.ndarray, rate: int, text: str) -> list[tuple[str, float, float]]:
+    """(word, start, end) from pocketsphinx's forced alignment of ``text`` to ``samples`` (10 ms frames)."""
+    import soxr
+    from pocketsphinx import Decoder
+
+    audio = soxr.resample(np.asarray(samples, dtype=np.float32), rate, 16000)
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    decoder = Decoder(samprate=16000, loglevel="ERROR")
+    decoder.set_align_text(" ".join(_key(word) for word in text.split()))
+    for _ in range(2):  # the first pass finds the words, the second aligns their phones
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        if _ == 0:
+            decoder.set_alignment()
+    return [
+        (re.sub(r"\(\d+\)$", "", entry.name), entry.start / 100, (entry.start + entry.duration) / 100)
+        for entry in decoder.get_alignment()
+        if not entry.name.startswith(("<", "["))
+    ]
+
+
+def edges_within(pairs, tolerance: float = TOLERANCE) -> tuple[int, int]:
+    """(edges within ``tolerance``, edges) of ``timing_differences`` pairs."""
+    differences = [abs(d) for _, s, e in pairs for d in (s, e)]
+    return sum(d <= tolerance for d in differences), len(differences)
+
+
 def assert_close_to_whisper(words, samples, rate, whisper_model, label: str) -> None:
     heard = whisper_words(whisper_model, samples, rate)
     pairs = timing_differences(words, heard)
@@ -98,6 +127,38 @@ async def test_piper_word_timings_match_whisper(openai_client, whisper_model):
     starts = [w["start"] for w in words]
     assert starts == sorted(starts) and all(w["start"] <= w["end"] <= body["duration"] for w in words)
     assert_close_to_whisper(words, samples, rate, whisper_model, "piper (3 sentences)")
+
+
+async def test_piper_word_timings_agree_with_each_reference_better_than_the_references_agree(
+    openai_client, whisper_model
+):
+    """Two independent alignments of the same audio: Whisper's word timestamps and pocketsphinx's
+    forced alignment. Piper's timings agree with each more closely than the two agree with each
+    other, so the per-word differences above are the references' imprecision, not ours."""
+    body = await captioned(openai_client)
+    samples, rate = decode_audio(base64.b64decode(body["audio"]), "wav")
+    words = body["words"]
+    whisper = whisper_words(whisper_model, samples, rate)
+    sphinx = sphinx_words(samples, rate, TEXT)
+    assert [w for w, _, _ in sphinx] == [_key(w["word"]) for w in words], sphinx
+    with_sphinx = timing_differences(words, sphinx)
+    with_whisper = timing_differences(words, whisper)
+    between = timing_differences([{"word": w, "start": s, "end": e} for w, s, e in sphinx], whisper)
+    for label, pairs in (("piper/sphinx", with_sphinx), ("piper/whisper", with_whisper), ("sphinx/whisper", between)):
+        signed = [d for _, s, e in pairs for d in (s, e)]
+        differences = [abs(d) for d in signed]
+        within, edges = edges_within(pairs)
+        print(
+            f"\n{label}: {within}/{edges} edges within 100 ms, median {1000 * np.median(differences):.0f} ms, "
+            f"worst {1000 * max(differences):.0f} ms, mean {1000 * np.mean(signed):+.0f} ms"
+        )
+    share = {label: edges_within(pairs) for label, pairs in (("sphinx", with_sphinx), ("whisper", with_whisper))}
+    within_between, edges_between = edges_within(between)
+    assert edges_between >= 40
+    for label, (within, edges) in share.items():
+        assert within / edges > within_between / edges_between, (label, share, within_between, edges_between)
+    differences = [abs(d) for _, s, e in with_sphinx for d in (s, e)]
+    assert np.median(differences) <= TOLERANCE / 2 and max(differences) <= WHISPER_PRECISION, with_sphinx
 
 
 def audible_edges(samples: np.ndarray, rate: int, start: float, end: float) -> tuple[float, float]:
