@@ -36,7 +36,7 @@ class WhisperOptions:
     vad_filter: bool = False
     """Drop non-speech with Silero VAD before decoding (helps long recordings with pauses)."""
     short_window: bool = True
-    """Decode utterances up to 17 s in a short encoder window (10-20 s) instead of 30 s: several times
+    """Decode utterances up to 25 s in a short encoder window (10-28 s) instead of 30 s: several times
     faster for voice commands; an unreliable result is decoded again the normal way."""
     local_files_only: bool = False
     """Never download a model from the hub."""

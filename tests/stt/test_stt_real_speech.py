@@ -74,13 +74,16 @@ def test_a_real_call_out_with_repeats_is_kept_from_the_short_window(providers, c
     assert wer(clip.reference, short) <= wer(clip.reference, _text(providers[False], _at_16k(clip)))
 
 
-def test_long_real_speech_is_decoded_once_in_the_full_window(providers, corpus, monkeypatch, wer):
-    import sesame_voice_whisper.provider as whisper
-
+@pytest.mark.parametrize("via_pcm16", [False, True])
+def test_long_real_speech_is_answered_from_a_short_window_alone(providers, corpus, monkeypatch, wer, via_pcm16):
+    """23.5 s of two radio call-outs, each said twice ("Victor Kilo 5 Quebec India, Victor Kilo 5
+    Quebec India"): its 26.5 s window passes every check, is decoded once, and loses no word."""
     clip = next(c for c in corpus.values() if c.duration >= 20)
-    monkeypatch.setattr(whisper, "transcribe_short", lambda *a, **k: pytest.fail("short window tried on long audio"))
-    text = _text(providers[True], _at_16k(clip))
-    assert wer(clip.reference, text) <= wer(clip.reference, _text(providers[False], _at_16k(clip)))
+    full = _text(providers[False], _at_16k(clip, via_pcm16))
+    provider = providers[True]
+    monkeypatch.setattr(provider._model, "transcribe", lambda *a, **k: pytest.fail("decoded a second time"))
+    text = _text(provider, _at_16k(clip, via_pcm16))
+    assert wer(clip.reference, text) <= wer(clip.reference, full)
 
 
 @pytest.mark.parametrize("via_pcm16", [False, True])
