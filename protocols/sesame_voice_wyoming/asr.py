@@ -26,7 +26,15 @@ from wyoming.info import AsrModel, AsrProgram, Attribution
 from sesame_voice import InvalidRequest, SesameVoiceError, __version__
 from sesame_voice.api.languages import advertised
 
-from .asr_audio import HELD_BYTES_PER_SAMPLE, WIDTHS, StreamSlots, chunk_samples, held_bytes, pcm_to_float
+from .asr_audio import (
+    HELD_BYTES_PER_SAMPLE,
+    WIDTHS,
+    StreamSlots,
+    chunk_samples,
+    converts_inline,
+    held_bytes,
+    pcm_to_float,
+)
 from .options import WyomingOptions
 
 __all__ = ["AsrSession", "StreamSlots", "asr_programs", "pcm_to_float"]
@@ -185,7 +193,10 @@ class AsrSession:
             )
             return
         utterance = self._utterance
-        samples = await asyncio.to_thread(chunk_samples, payload, width, channels, rate, self.rate)
+        if converts_inline(len(payload), rate, self.rate):
+            samples = chunk_samples(payload, width, channels, rate, self.rate)
+        else:
+            samples = await asyncio.to_thread(chunk_samples, payload, width, channels, rate, self.rate)
         if utterance != self._utterance:
             return  # dropped meanwhile (timed out)
         self.chunks.append(samples)

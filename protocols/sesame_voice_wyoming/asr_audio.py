@@ -10,6 +10,10 @@ WIDTHS = {1: np.int8, 2: np.dtype("<i2"), 4: np.dtype("<i4")}
 """Sample widths accepted (signed little-endian PCM, as the wyoming package's own converter reads them)."""
 HELD_BYTES_PER_SAMPLE = 4
 """An utterance is held as float32 mono."""
+INLINE_BYTES = 16384
+"""A chunk this small that needs no resampling is converted on the event loop (tens of
+microseconds): a thread hand-off per chunk costs more, and a burst of chunks sent faster than real
+time (a client replaying a recording) otherwise leaves a queue of hand-offs behind ``audio-stop``."""
 
 
 def pcm_to_float(audio: bytes, width: int, channels: int) -> np.ndarray:
@@ -35,6 +39,11 @@ def chunk_samples(audio: bytes, width: int, channels: int, rate: int, target_rat
 
         samples = soxr.resample(samples, rate, target_rate).astype(np.float32)
     return samples
+
+
+def converts_inline(payload_bytes: int, rate: int, target_rate: int) -> bool:
+    """Whether a chunk is cheap enough to convert on the event loop (see ``INLINE_BYTES``)."""
+    return rate == target_rate and payload_bytes <= INLINE_BYTES
 
 
 def held_bytes(payload_bytes: int, width: int, channels: int, rate: int, target_rate: int) -> int:

@@ -112,6 +112,39 @@ async def test_each_chunk_is_resampled_off_the_event_loop(start_wyoming, monkeyp
     assert loop_thread not in threads
 
 
+async def test_small_chunks_at_the_utterance_rate_skip_the_thread_hand_off(start_wyoming, monkeypatch):
+    """A recording replayed faster than real time (hundreds of 1024-sample chunks) left a queue of
+    thread hand-offs behind ``audio-stop`` (0.2 s for 23.5 s of audio): small chunks that need no
+    resampling are converted on the loop; large ones still go to a thread."""
+    import sesame_voice_wyoming.asr as asr
+
+    handed_off: list[int] = []
+    original = asr.asyncio.to_thread
+
+    async def watched(function, *args, **kwargs):
+        if function is asr.chunk_samples:
+            handed_off.append(len(args[0]))
+        return await original(function, *args, **kwargs)
+
+    monkeypatch.setattr(asr.asyncio, "to_thread", watched)
+    async with start_wyoming(**ECHO) as (server, port):
+        async with AsyncTcpClient("127.0.0.1", port) as client:
+            await client.write_event(Transcribe(name="echo-1").event())
+            await client.write_event(AudioStart(rate=16000, width=2, channels=1).event())
+            second = pcm16(0.3 * np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000))
+            for offset in range(0, len(second), 2048):
+                await client.write_event(
+                    AudioChunk(rate=16000, width=2, channels=1, audio=second[offset : offset + 2048]).event()
+                )
+            large = second * 2  # 64 000 bytes in one chunk
+            await client.write_event(AudioChunk(rate=16000, width=2, channels=1, audio=large).event())
+            await client.write_event(AudioStop().event())
+            while (event := await asyncio.wait_for(client.read_event(), GUARD_SECONDS)).type != "transcript":
+                pass
+    assert Transcript.from_event(event).text.startswith("24000 samples at 8000 hertz")  # 3 s: every chunk kept
+    assert handed_off == [len(large)]
+
+
 def test_stt_bounds_are_settings_with_safe_defaults(make_settings):
     options = wyoming_options(make_settings())
     assert (options.max_stt_streams, options.max_audio_bytes) == (8, 32 * 1024 * 1024)
