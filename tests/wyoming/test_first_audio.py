@@ -115,10 +115,14 @@ def test_the_lead_is_a_speakable_piece_and_nothing_is_lost(sentence, pieces):
 
 
 def test_a_leading_one_word_clause_rides_with_the_next_clause():
-    assert split_lead("Sure, I have switched off the kitchen lights, and the front door is now locked.") == [
-        "Sure, I have switched off the kitchen lights,",
-        "and the front door is now locked.",
+    assert split_lead("Sure, the lights are off now, and the front door is locked.") == [
+        "Sure, the lights are off now,",
+        "and the front door is locked.",
     ]
+    # ... and a clause that makes the lead longer than LEAD_MAX_WORDS is cut at a word inside.
+    head, tail = split_lead("Sure, I have switched off the kitchen lights, and the front door is now locked.")
+    assert head == "Sure, I have switched off" and isinstance(head, Continued)
+    assert tail == "the kitchen lights, and the front door is now locked."
     head, tail = split_lead("Okay, the timer is set for ten minutes from now.")
     assert head.startswith("Okay, the") and isinstance(head, Continued)
 
