@@ -38,6 +38,10 @@ class Listening:
         self.reply_task: asyncio.Task | None = None
         self._turns: set[asyncio.Task] = set()
         self._order = asyncio.Lock()
+        self._starting = asyncio.Lock()
+        """Held from interrupting the running reply to registering the next: two turns answered at
+        once would otherwise both start a reply while the old one stops, and the first would play on,
+        out of reach of ``cancel`` and barge-in."""
         self.handlers = {"audio_in": self.on_audio_in, "commit_audio": self.on_commit_audio, "reply": self.on_reply}
 
     # -- microphone ---------------------------------------------------------------------------------
@@ -130,18 +134,19 @@ class Listening:
 
     async def start_reply(self, latency: Latency, request_id: Any = None) -> None:
         """Answer now; a reply still running is interrupted first."""
-        await self.interrupt()
-        conversation = self.conversation
-        reply = AgentReply(
-            self.sessions,
-            conversation.session_id,
-            conversation.send,
-            conversation.send_audio,
-            latency,
-            conversation.frontend,
-            request_id,
-        )
-        self.reply, self.reply_task = reply, asyncio.create_task(reply.run())
+        async with self._starting:
+            await self.interrupt()
+            conversation = self.conversation
+            reply = AgentReply(
+                self.sessions,
+                conversation.session_id,
+                conversation.send,
+                conversation.send_audio,
+                latency,
+                conversation.frontend,
+                request_id,
+            )
+            self.reply, self.reply_task = reply, asyncio.create_task(reply.run())
 
     async def interrupt(self) -> bool:
         """Stop the running reply (what was heard stays in the history, ``interrupted``); False if none ran."""
