@@ -1,5 +1,6 @@
 """sesame-voice: a self-hosted voice server around Sesame CSM-1B, extended through pluggy plugins."""
 
+from sesame_voice.api.deadline import deadline
 from sesame_voice.api.errors import (
     Conflict,
     InvalidRequest,
@@ -40,6 +41,7 @@ from sesame_voice.api.version import __version__
 from sesame_voice.voices.library import VoiceChanges
 
 __all__ = [
+    "deadline",
     "Announcement",
     "AudioChunk",
     "ClipPolicy",

@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from sesame_voice import Responder, ResponderFailed, ResponderTimeout, ResponderUnavailable, hookimpl
+from sesame_voice import Responder, ResponderFailed, ResponderTimeout, ResponderUnavailable, deadline, hookimpl
 
 PLUGIN = "responder"
 ENV_NAMES = {
@@ -107,13 +107,11 @@ class ChatCompletionsResponder(Responder):
             headers["Authorization"] = f"Bearer {options.api_key}"
         url = options.url.rstrip("/") + "/chat/completions"
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + options.total_timeout
+        ends = loop.time() + options.total_timeout
         written = 0
         try:
-            response = await asyncio.wait_for(
-                self._client().post(url, json=body, headers=headers, timeout=_no_timeout()),
-                timeout=min(options.connect_timeout + options.first_token_timeout, options.total_timeout),
-            )
+            async with deadline(min(options.connect_timeout + options.first_token_timeout, options.total_timeout)):
+                response = await self._client().post(url, json=body, headers=headers, timeout=_no_timeout())
         except asyncio.TimeoutError:
             raise self._fail(
                 ResponderTimeout(
@@ -130,13 +128,14 @@ class ChatCompletionsResponder(Responder):
                 raise self._fail(ResponderFailed(f"the responder answered {response.status}: {_message(text)}"))
             first = True
             while written < limit:
-                wait = deadline - loop.time()
+                wait = ends - loop.time()
                 if first:
                     wait = min(wait, options.first_token_timeout)
                 if wait <= 0:
                     raise self._fail(ResponderTimeout(f"the reply took longer than {options.total_timeout:g} s"))
                 try:
-                    line = await asyncio.wait_for(response.content.readline(), timeout=wait)
+                    async with deadline(wait):  # not wait_for: it can swallow this reply's cancellation
+                        line = await response.content.readline()
                 except asyncio.TimeoutError:
                     what = "first token" if first else "reply"
                     raise self._fail(

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from sesame_voice import InvalidRequest, ProviderUnavailable
+from sesame_voice import InvalidRequest, ProviderUnavailable, deadline
 
 from . import redis_scripts
 from .models import Session, SessionBusy, SessionLimitReached, Turn, UnknownSession, new_id
@@ -98,7 +98,8 @@ class RedisSessionStore:
         from redis.exceptions import RedisError
 
         try:
-            return await asyncio.wait_for(operation, self.timeout)
+            async with deadline(self.timeout):  # not wait_for: it can swallow the caller's cancellation
+                return await operation
         except (RedisError, OSError, TimeoutError, asyncio.TimeoutError) as err:
             reason = f"{type(err).__name__}: {err}" if str(err) else f"no answer within {self.timeout:g} s"
             _LOGGER.warning("Session store %s failed (%s): %s", redacted(self.url), what, reason)
