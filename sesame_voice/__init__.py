@@ -41,7 +41,6 @@ from sesame_voice.api.version import __version__
 from sesame_voice.voices.library import VoiceChanges
 
 __all__ = [
-    "deadline",
     "Announcement",
     "AudioChunk",
     "ClipPolicy",
@@ -76,6 +75,7 @@ __all__ = [
     "Voice",
     "VoiceChanges",
     "Word",
+    "deadline",
     "hookimpl",
     "__version__",
 ]

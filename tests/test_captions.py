@@ -66,12 +66,15 @@ def sphinx_words(samples: np.ndarray, rate: int, text: str) -> list[tuple[str, f
     pcm = (np.clip(audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
     decoder = Decoder(samprate=16000, loglevel="ERROR")
     decoder.set_align_text(" ".join(_key(word) for word in text.split()))
-    for _ in range(2):  # the first pass finds the words, the second aligns their phones
+
+    def decode() -> None:
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
-        if _ == 0:
-            decoder.set_alignment()
+
+    decode()  # the first pass finds the words...
+    decoder.set_alignment()
+    decode()  # ...the second aligns their phones
     return [
         (re.sub(r"\(\d+\)$", "", entry.name), entry.start / 100, (entry.start + entry.duration) / 100)
         for entry in decoder.get_alignment()

@@ -30,7 +30,7 @@ SESAME_PROTOCOL = "sesame-voice"
 SESAME_KEY_PREFIX = "sesame-voice-key."
 RAW_KEY_SUFFIX = "-api-key."
 """A token ``NAME-api-key.KEY`` carries the key as it is (NAME: lowercase letters and hyphens)."""
-_RAW_KEY_TOKEN = re.compile(r"[a-z][a-z-]*-api-key\.(.+)", re.DOTALL)
+_RAW_KEY_TOKEN = re.compile(r"[a-z][a-z-]*" + re.escape(RAW_KEY_SUFFIX) + r"(.+)", re.DOTALL)
 MAX_KEY_TOKENS = 8
 """Key tokens compared per request (the header's size is already capped by aiohttp)."""
 
