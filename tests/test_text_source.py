@@ -107,15 +107,17 @@ async def test_concurrent_jobs_take_turns_and_a_job_waiting_for_text_steps_aside
         provider = server.providers["turns"]
         streamed = TextSource()
         streamed.add("Streamed one. Stre")  # the next word shows that the first sentence is complete
+        turns = server.engine.workers["turns"].fair_lock
         waiting = asyncio.create_task(_drain(server, SynthesisRequest(text="", voice="turns", text_source=streamed)))
-        await asyncio.to_thread(lambda: _until(lambda: provider.log == ["Streamed one."]))
-        # The streamed job now waits for text; two whole answers are spoken meanwhile, taking turns.
+        # Spoken, and the turn given up: the streamed job now waits for text. (Its sentence is logged before
+        # its audio is handed over; answers queued in that moment would wait behind it.)
+        await asyncio.to_thread(lambda: _until(lambda: provider.log == ["Streamed one."] and not turns._queue))
+        # Two whole answers are spoken meanwhile, taking turns.
         whole = [
             _drain(server, SynthesisRequest(text=f"{who} one. {who} two. {who} three.", voice="turns"))
             for who in ("A", "B")
         ]
         both = asyncio.gather(*whole)
-        turns = server.engine.workers["turns"].fair_lock
         await asyncio.to_thread(lambda: _until(lambda: len(provider.log) == 2 and len(turns._queue) == 2))
         provider.gate.set()
         assert await asyncio.wait_for(both, 10) == [3, 3]
