@@ -282,8 +282,9 @@ async def main(args: argparse.Namespace) -> int:
         servers = {"sesame-voice": (ports["sesame-voice"], "joe"), "wyoming-piper": (ports["wyoming-piper"], VOICE_ID)}
         print(
             f"wyoming-piper {metadata.version('wyoming-piper')} vs sesame-voice, voice {VOICE_ID} "
-            f"(sesame-voice: 'joe'), {os.cpu_count()} CPUs; sesame-voice speaks the first sentence's lead "
-            f"{'with its sentence' if args.whole_sentences else 'on its own'}; ONNX Runtime threads "
+            f"(sesame-voice: 'joe'), {os.cpu_count()} CPUs; sesame-voice's engine hands the provider the first "
+            f"sentence {'whole' if args.whole_sentences else 'as its lead and the rest'} (Piper joins them and "
+            f"vocodes the first sentence in pieces); ONNX Runtime threads "
             f"{'spin when idle (as wyoming-piper)' if args.onnx_spinning else 'sleep when idle (the default)'}"
         )
         for port, voice in servers.values():  # load the models: both load lazily on first use

@@ -13,7 +13,7 @@ from sesame_voice.api.errors import (
 )
 from sesame_voice.api.frontend import Announcement, Frontend
 from sesame_voice.api.hookspecs import hookimpl
-from sesame_voice.api.lead import Continued
+from sesame_voice.api.lead import Continued, Lead, whole_sentences
 from sesame_voice.api.params import ParamSpec
 from sesame_voice.api.provider import Provider
 from sesame_voice.api.responder import Responder, ResponderFailed, ResponderTimeout, ResponderUnavailable
@@ -51,6 +51,7 @@ __all__ = [
     "FRAME_SECONDS",
     "Frontend",
     "InvalidRequest",
+    "Lead",
     "NotFound",
     "Overloaded",
     "ParamSpec",
@@ -77,5 +78,6 @@ __all__ = [
     "Word",
     "deadline",
     "hookimpl",
+    "whole_sentences",
     "__version__",
 ]

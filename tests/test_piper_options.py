@@ -19,10 +19,12 @@ def test_onnx_spinning_setting_reaches_the_session(tmp_path, raw, allowed):
     env = {} if raw is None else {"PIPER_ONNX_SPINNING": raw}
     provider = PiperProvider(load_settings(env=env, dotenv_file=None, cache_dir=tmp_path))
     provider.ensure_loaded()
-    session = provider._model(str(embedded_model())).session
-    options = session.get_session_options()
-    assert options.get_session_config_entry("session.intra_op.allow_spinning") == allowed
-    assert options.get_session_config_entry("session.inter_op.allow_spinning") == allowed
+    path = str(embedded_model())
+    split = provider._split(path)  # the encoder and vocoder that speak; the whole graph made on first use
+    for session in (split.encoder, split.vocoder, provider._model(path).session.load()):
+        options = session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == allowed
+        assert options.get_session_config_entry("session.inter_op.allow_spinning") == allowed
 
 
 def test_a_bad_piper_setting_names_itself():

@@ -8,6 +8,7 @@ Later sentences are spoken whole, so prosody changes at one place only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 
 LEAD_MIN_WORDS = 2
 """A lead cut at a clause break has at least this many words, and so has the rest: "Sure," alone is
@@ -30,7 +31,11 @@ CUT_BEFORE = frozenset(
 _CLAUSE_END = re.compile(r"[,;:\u2013\u2014]\s+")
 
 
-class Continued(str):
+class Lead(str):
+    """The first piece of a sentence cut by ``split_lead``; the next piece is the rest of it."""
+
+
+class Continued(Lead):
     """A lead cut at a word boundary: the next piece continues its phrase without a pause.
 
     A provider that speaks pieces one call at a time joins this piece's end to the next piece's
@@ -53,7 +58,7 @@ def split_lead(sentence: str) -> list[str]:
         if len(tail.split()) < LEAD_MIN_WORDS or head_words > LEAD_MAX_WORDS:
             break
         if head_words >= LEAD_MIN_WORDS:
-            return [head, tail]
+            return [Lead(head), tail]
     if words < WORD_CUT_MIN_WORDS:
         return [sentence]
     return _word_cut(sentence)
@@ -71,8 +76,20 @@ def _word_cut(sentence: str) -> list[str]:
     natural = [k for k in candidates if _bare(words[k]) in CUT_BEFORE and _bare(words[k - 1]) not in CUT_BEFORE]
     cut = min(natural or candidates, key=lambda k: abs(k - target))
     if not words[cut - 1][-1].isalnum():  # "lights," or "on:" ends a clause the first loop refused
-        return [" ".join(words[:cut]), " ".join(words[cut:])]
+        return [Lead(" ".join(words[:cut])), " ".join(words[cut:])]
     return [Continued(" ".join(words[:cut])), " ".join(words[cut:])]
+
+
+def whole_sentences(pieces: Iterable[str]) -> Iterator[str]:
+    """``pieces`` with each ``Lead`` joined to the rest of its sentence again: for a provider that
+    starts speaking inside a sentence (Piper's vocoder in pieces) and so needs no cut."""
+    pieces = iter(pieces)
+    for piece in pieces:
+        if isinstance(piece, Lead):
+            rest = next(pieces, None)
+            yield piece if rest is None else f"{piece} {rest}"
+        else:
+            yield piece
 
 
 def _bare(word: str) -> str:

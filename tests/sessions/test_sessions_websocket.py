@@ -168,6 +168,11 @@ async def test_a_session_survives_1000_turns_within_its_bounds_with_flat_memory(
                             assert (await _next_json(ws))["type"] == "turn_added"
 
                 await turns(200, 0)
+                # Every provider's preload (Piper's takes seconds) ends before the measured interval.
+                for _ in range(1200):
+                    if all(p.state not in ("idle", "loading") for p in server.providers.values()):
+                        break
+                    await asyncio.sleep(0.1)
                 tracemalloc.start()
                 await turns(50, 200)
                 after_250 = allocated()

@@ -1,9 +1,11 @@
-"""First audio sooner on every answer shape: the lead is cut, the words all stay, the seam is inaudible.
+"""First audio sooner on every answer shape: the words all stay, and no seam is heard.
 
 Real Piper (bundled voice, deterministic) through the engine, the Wyoming and the OpenAI routes;
-Whisper tiny.en hears the joined audio. The seam between the lead and the rest is measured: the
-largest sample step around it (a click) and the silence across it (a doubled pause), against
-the same text spoken in one call.
+Whisper tiny.en hears the joined audio. Piper speaks the first sentence whole, its audio in pieces
+(``sesame_voice_piper.vocoder``; exact joins: tests/test_piper_vocoder.py). A provider that speaks
+one call per piece gets the first sentence's lead on its own, as Piper does when word timings are
+asked for; that seam is measured: the largest sample step around it (a click) and the silence
+across it (a doubled pause), against the same text spoken in one call.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from wyoming.client import AsyncTcpClient
 from wyoming.tts import Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeVoice
 from wyoming_helpers import read_reply, split_mid_word
 
-from sesame_voice import Continued, SynthesisRequest, TextSource
+from sesame_voice import Continued, Lead, SynthesisRequest, TextSource, whole_sentences
 from sesame_voice.api.lead import split_lead
 from sesame_voice.api.text import split_sentences
 
@@ -114,6 +116,13 @@ def test_the_lead_is_a_speakable_piece_and_nothing_is_lost(sentence, pieces):
         assert len(cut[0].split()) >= 2 and len(cut[1].split()) >= 2
 
 
+@pytest.mark.parametrize("sentence", ["All right then, the lights are on.", "The living room lights are now on."])
+def test_whole_sentences_joins_each_lead_to_its_rest(sentence):
+    pieces = split_lead(sentence)
+    assert isinstance(pieces[0], Lead) and list(whole_sentences([*pieces, "Next one."])) == [sentence, "Next one."]
+    assert list(whole_sentences([Lead("A lead cut off")])) == ["A lead cut off"]
+
+
 def test_a_leading_one_word_clause_rides_with_the_next_clause():
     assert split_lead("Sure, the lights are off now, and the front door is locked.") == [
         "Sure, the lights are off now,",
@@ -155,8 +164,43 @@ async def _spoken(server, text: str, first_clause: bool = True, streamed: bool =
     return [c.samples for c in chunks], chunks[0].sample_rate
 
 
+def _piper_alone(text: str) -> tuple[np.ndarray, int]:
+    """What wyoming-piper sends for ``text``: piper-tts's own sentence-per-call audio (no noise)."""
+    from piper import PiperVoice, SynthesisConfig
+
+    from sesame_voice_piper import embedded_model
+
+    voice = PiperVoice.load(str(embedded_model()))
+    chunks = voice.synthesize(text, SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0))
+    return np.concatenate([chunk.audio_float_array for chunk in chunks]), voice.config.sample_rate
+
+
 @pytest.mark.parametrize("shape", list(SHAPES))
-async def test_every_answer_shape_keeps_its_words_and_joins_without_a_seam(start_server, transcribe, wer, shape):
+async def test_every_answer_shape_starts_with_a_short_piece_and_keeps_its_words(start_server, transcribe, wer, shape):
+    text = SHAPES[shape]
+    async with start_server() as server:
+        chunks, rate = await _spoken(server, text, streamed=shape == "streamed answer")
+        whole, _ = await _spoken(server, text, first_clause=False)
+    assert len(chunks[0]) / rate < 0.4  # the first sentence's first 0.37 s, sent before the rest is made
+    assert len(chunks) == len(whole) and all(np.array_equal(a, b) for a, b in zip(chunks, whole))
+    heard = transcribe(np.concatenate(chunks), rate)
+    # The samples are Piper's own one call's (tests/test_piper_vocoder.py); Whisper tiny.en mishears
+    # Piper's rendition of some texts ("switch to its heaving mode": 0.14 for several clauses, in
+    # wyoming-piper's audio too), so the words are kept if heard at MAX_WER or as well as Piper's own.
+    assert wer(text, heard) <= max(MAX_WER, wer(text, transcribe(*_piper_alone(text)))), heard
+
+
+@pytest.fixture
+def per_call_piper(monkeypatch):
+    """Piper as for a voice whose vocoder cannot run apart (a multi-speaker voice): a call per piece."""
+    monkeypatch.setattr("sesame_voice_piper._SPLITS", {})  # split voices are kept per process
+    monkeypatch.setattr("sesame_voice_piper.split_voice", lambda *args: None)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+async def test_a_lead_spoken_on_its_own_keeps_the_words_and_joins_without_a_seam(
+    start_server, transcribe, wer, shape, per_call_piper
+):
     text = SHAPES[shape]
     async with start_server() as server:
         chunks, rate = await _spoken(server, text, streamed=shape == "streamed answer")
@@ -171,7 +215,7 @@ async def test_every_answer_shape_keeps_its_words_and_joins_without_a_seam(start
     assert len(chunks[0]) + len(chunks[1]) <= len(whole[0]) + rate * 0.6
 
 
-async def test_the_seam_checks_catch_a_click_and_a_doubled_pause(start_server):
+async def test_the_seam_checks_catch_a_click_and_a_doubled_pause(start_server, per_call_piper):
     """The measures above fail on the joins this work avoids: untrimmed calls and a hard cut."""
     async with start_server() as server:
         head, _ = await _spoken(server, "The living room lights", first_clause=False)
@@ -186,7 +230,7 @@ async def test_the_seam_checks_catch_a_click_and_a_doubled_pause(start_server):
         check_seam(hard_cut, loudest + 1, rate, whole[0], word_cut=True)
 
 
-async def test_wyoming_stream_speaks_the_lead_first(piper_wyoming, transcribe, wer):
+async def test_wyoming_stream_keeps_its_words(piper_wyoming, transcribe, wer):
     _, frontend = piper_wyoming
     text = SHAPES["streamed answer"]
     voice = SynthesizeVoice(name="joe")
@@ -203,13 +247,12 @@ async def test_wyoming_stream_speaks_the_lead_first(piper_wyoming, transcribe, w
 
 @pytest.mark.parametrize("stream_format", ["audio", "sse"])
 async def test_openai_speech_takes_the_same_policy(start_server, transcribe, wer, stream_format):
-    """Both OpenAI stream formats speak the lead on its own: their audio is the engine's split audio."""
+    """Both OpenAI stream formats send the engine's audio; SSE's first delta is its short first piece."""
     import aiohttp
 
     text = SHAPES["one clause"]
     async with start_server() as server:
-        split, rate = await _spoken(server, text)
-        whole, _ = await _spoken(server, text, first_clause=False)
+        pieces, rate = await _spoken(server, text)
         body = {
             "model": "tts-1",
             "input": text,
@@ -223,10 +266,9 @@ async def test_openai_speech_takes_the_same_policy(start_server, transcribe, wer
             raw = await response.read()
     if stream_format == "sse":
         events = [json.loads(line[6:]) for line in raw.decode().splitlines() if line.startswith("data: ")]
-        raw = b"".join(base64.b64decode(e["audio"]) for e in events if e["type"] == "speech.audio.delta")
+        deltas = [base64.b64decode(e["audio"]) for e in events if e["type"] == "speech.audio.delta"]
+        assert len(deltas) >= 2 and len(deltas[0]) / 2 / 24000 < 0.4  # the first piece on its own
+        raw = b"".join(deltas)
     samples, pcm_rate = sf.read(io.BytesIO(raw), format="RAW", subtype="PCM_16", samplerate=24000, channels=1)
     assert wer(text, transcribe(samples.astype(np.float32), pcm_rate)) <= MAX_WER
-    seconds = len(samples) / pcm_rate
-    split_seconds = sum(map(len, split)) / rate
-    whole_seconds = sum(map(len, whole)) / rate
-    assert abs(seconds - split_seconds) < 0.01 < abs(seconds - whole_seconds)
+    assert abs(len(samples) / pcm_rate - sum(map(len, pieces)) / rate) < 0.01
