@@ -89,7 +89,8 @@ def split_voice(model, make_session) -> SplitVoice | None:
     consumed = {name for node in vocoder_nodes for name in node.input if name}
     if consumed - produced - initializers != {latent}:
         return None
-    channels = next((dim for dim in _weight_shape(graph, first.input[1])[1:2]), None)
+    weight = _weight_shape(graph, first.input[1])  # (out, in, kernel): the latent has ``in`` channels
+    channels = weight[1] if len(weight) > 1 else None
     latent_info = onnx.helper.make_tensor_value_info(latent, onnx.TensorProto.FLOAT, [1, channels, "frames"])
     encoder = _subgraph(model, _needed(graph.node, [latent]), inputs=list(graph.input), outputs=[latent_info])
     vocoder = _subgraph(model, vocoder_nodes, inputs=[latent_info], outputs=list(graph.output))
@@ -119,16 +120,9 @@ def _subgraph(model, nodes: list, inputs: list, outputs: list):
     import onnx
 
     used = {name for node in nodes for name in node.input}
-    wanted_inputs = {value.name for value in inputs}
-    graph = onnx.helper.make_graph(
-        nodes,
-        model.graph.name,
-        [value for value in inputs if value.name in used or value.name in wanted_inputs],
-        outputs,
-        initializer=[tensor for tensor in model.graph.initializer if tensor.name in used],
-    )
-    part = onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
-    return part
+    initializers = [tensor for tensor in model.graph.initializer if tensor.name in used]
+    graph = onnx.helper.make_graph(nodes, model.graph.name, inputs, outputs, initializer=initializers)
+    return onnx.helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version)
 
 
 def calibrate(split: SplitVoice, voice) -> None:
@@ -140,7 +134,7 @@ def calibrate(split: SplitVoice, voice) -> None:
     peak = 0.0
     for phonemes in voice.phonemize(CALIBRATION_TEXT):
         latent = split.encode(model_feeds(voice, phonemes, config))
-        audio = split.vocoder.run(None, {split.latent: latent})[0].reshape(-1)
+        audio = split.vocode(latent, 0, latent.shape[2])
         split.hop = len(audio) // latent.shape[2]
         peak = max(peak, float(np.max(np.abs(audio))))
     split.gain = HEADROOM / peak if peak > 1e-4 else 1.0
