@@ -283,7 +283,7 @@ async def main(args: argparse.Namespace) -> int:
         print(
             f"wyoming-piper {metadata.version('wyoming-piper')} vs sesame-voice, voice {VOICE_ID} "
             f"(sesame-voice: 'joe'), {os.cpu_count()} CPUs; sesame-voice's engine hands the provider the first "
-            f"sentence {'whole' if args.whole_sentences else 'as its lead and the rest'} (Piper joins them and "
+            f"sentence {'whole' if args.whole_sentences else 'as its lead and the rest'} (Piper joins word cuts and "
             f"vocodes the first sentence in pieces); ONNX Runtime threads "
             f"{'spin when idle (as wyoming-piper)' if args.onnx_spinning else 'sleep when idle (the default)'}"
         )

@@ -260,7 +260,7 @@ class PiperProvider(Provider):
         rate = model.config.sample_rate
         split = self._split(str(model_path))
         if split is not None:
-            yield from _whole_sentences(job, model, split, config, pause, timed)
+            yield from _split_speech(job, model, split, config, pause, timed)
             return
         after_seam = False
         for sentence in job.sentences:
@@ -340,10 +340,11 @@ def _return_freed_memory() -> None:
         pass
 
 
-def _whole_sentences(job: ProviderJob, model, split: SplitVoice, config, pause: int, timed) -> Iterator[AudioChunk]:
-    """Whole sentences (leads joined again) at the voice's one gain; the first one's audio in growing
-    pieces that join exactly. With word timings asked for, each sentence is one Piper call as Piper
-    makes it (scaled to its own peak), timed by ``timed`` (the model with phoneme durations) if any."""
+def _split_speech(job: ProviderJob, model, split: SplitVoice, config, pause: int, timed) -> Iterator[AudioChunk]:
+    """Sentences at the voice's one gain, word-cut leads joined again (a clause lead stays on its own:
+    a shorter first call); the first one's audio in growing pieces that join exactly. With word
+    timings asked for, each sentence is one Piper call as Piper makes it (scaled to its own peak),
+    timed by ``timed`` (the model with phoneme durations) if any."""
     rate = model.config.sample_rate
     gain = split.gain * config.volume
     raw = replace(config, normalize_audio=False, volume=1.0)
@@ -352,7 +353,7 @@ def _whole_sentences(job: ProviderJob, model, split: SplitVoice, config, pause: 
         return np.concatenate([samples, np.zeros(pause, dtype=np.float32)]) if pause and last else samples
 
     first = True
-    for sentence in whole_sentences(job.sentences):
+    for sentence in whole_sentences(job.sentences, joining=Continued):
         if job.cancelled.is_set():
             return
         if job.request.word_timings:

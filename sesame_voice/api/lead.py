@@ -80,12 +80,13 @@ def _word_cut(sentence: str) -> list[str]:
     return [Continued(" ".join(words[:cut])), " ".join(words[cut:])]
 
 
-def whole_sentences(pieces: Iterable[str]) -> Iterator[str]:
-    """``pieces`` with each ``Lead`` joined to the rest of its sentence again: for a provider that
-    starts speaking inside a sentence (Piper's vocoder in pieces) and so needs no cut."""
+def whole_sentences(pieces: Iterable[str], joining: type[Lead] = Lead) -> Iterator[str]:
+    """``pieces`` with each lead of type ``joining`` joined to the rest of its sentence again: for a
+    provider that starts speaking inside a sentence and needs no cut (Piper joins only ``Continued``
+    word cuts; a cut at a clause break, where the voice pauses anyway, still shortens its first call)."""
     pieces = iter(pieces)
     for piece in pieces:
-        if isinstance(piece, Lead):
+        if isinstance(piece, joining):
             rest = next(pieces, None)
             yield piece if rest is None else f"{piece} {rest}"
         else:
